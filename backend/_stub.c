@@ -1,0 +1,1 @@
+typedef int milc_backend_stub_unused;

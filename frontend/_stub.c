@@ -1,0 +1,1 @@
+typedef int milc_fe_stub_unused;

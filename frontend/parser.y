@@ -1,0 +1,7 @@
+%define api.pure full
+%{
+%}
+%token T_DUMMY
+%%
+start: %empty ;
+%%

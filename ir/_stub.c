@@ -1,0 +1,1 @@
+typedef int milc_ir_stub_unused;

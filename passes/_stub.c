@@ -1,0 +1,1 @@
+typedef int milc_passes_stub_unused;

@@ -1,0 +1,1 @@
+typedef int milc_rt_stub_unused;
