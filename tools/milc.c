@@ -1,1 +1,205 @@
-int main(void) { return 2; }
+/* tools/milc.c -- the milc compiler driver.
+ *
+ *   milc [options] INPUT
+ *
+ * INPUT is a .mil file, a .mlmodelc directory (its model.mil) or `-` (stdin).
+ * The driver only parses flags, calls the libraries and picks the exit code:
+ * 0 success, 1 input errors (diagnostics on stderr), 2 usage errors.
+ * Output files are written to a temporary name and renamed, so a failed run
+ * never leaves a partial file behind.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+
+typedef enum { EMIT_MIL } EmitKind;
+
+typedef struct Options {
+    const char *input;
+    const char *output;        /* NULL = stdout */
+    EmitKind emit;
+    MilSpelling spelling;
+    bool check_only;
+    bool allow_unknown_ops;
+    MilPassOptions pass;
+    bool opt_given;            /* -O or --passes given explicitly */
+} Options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: milc [options] INPUT\n"
+            "\n"
+            "INPUT is a .mil file, a .mlmodelc directory, or - for stdin.\n"
+            "\n"
+            "options:\n"
+            "  -o FILE                 output file (default: stdout; - = stdout)\n"
+            "  --emit=mil              output canonical MIL text (default)\n"
+            "  --spelling=1.0|1.3|same scalar spelling of the output (default: same as input)\n"
+            "  --check                 parse, verify and infer types only; no output\n"
+            "  --allow-unknown-ops     keep unknown ops as opaque ops instead of failing\n"
+            "  -O0 | -O1 | -O2         optimisation level: -O0 type inference only,\n"
+            "                          -O1 (default) + cleanup, -O2 + ANE lowering and fusions\n"
+            "  --passes=a,b,c          run exactly these passes\n"
+            "  --print-after=PASS|all  print the IR after a pass (stderr)\n"
+            "  --verify-each           run the verifier after every pass\n"
+            "  --stats                 ops per kind and time per pass (stderr)\n"
+            "  --target=cpu|ane|ane-m1|ane-m4\n"
+            "  --strict                ANE legality warnings become errors\n"
+            "  --taps=v1,v2            export named intermediates as outputs\n"
+            "  --pack-taps             pack taps into one [1, sum C, 1, S] output\n"
+            "  --help                  this text\n"
+            "  --version               print the version\n");
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "milc: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'milc --help'.\n");
+    return 2;
+}
+
+static bool starts(const char *s, const char *prefix, const char **rest) {
+    size_t n = strlen(prefix);
+    if (strncmp(s, prefix, n) != 0) return false;
+    *rest = s + n;
+    return true;
+}
+
+/* Returns -1 to continue, otherwise an exit code. */
+static int parse_args(int argc, char **argv, Options *o) {
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("milc %s\n", MIL_VERSION_STRING);
+            return 0;
+        } else if (!strcmp(a, "-o")) {
+            if (++i >= argc) return usage_error("%s requires an argument", "-o");
+            o->output = argv[i];
+        } else if (starts(a, "-o", &v) && *v) {
+            o->output = v;
+        } else if (starts(a, "--emit=", &v)) {
+            if (!strcmp(v, "mil")) o->emit = EMIT_MIL;
+            else return usage_error("unknown --emit kind '%s' (expected mil)", v);
+        } else if (starts(a, "--spelling=", &v)) {
+            if (!strcmp(v, "1.0")) o->spelling = MIL_SPELLING_1_0;
+            else if (!strcmp(v, "1.3")) o->spelling = MIL_SPELLING_1_3;
+            else if (!strcmp(v, "same")) o->spelling = MIL_SPELLING_SAME;
+            else return usage_error("unknown spelling '%s' (expected 1.0, 1.3 or same)", v);
+        } else if (!strcmp(a, "--check")) {
+            o->check_only = true;
+        } else if (!strcmp(a, "--allow-unknown-ops")) {
+            o->allow_unknown_ops = true;
+        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
+            o->pass.opt_level = a[2] - '0';
+            o->opt_given = true;
+        } else if (starts(a, "--passes=", &v)) {
+            o->pass.passes = v;
+            o->opt_given = true;
+        } else if (starts(a, "--print-after=", &v)) {
+            o->pass.print_after = v;
+        } else if (!strcmp(a, "--verify-each")) {
+            o->pass.verify_each = true;
+        } else if (!strcmp(a, "--stats")) {
+            o->pass.stats = true;
+        } else if (starts(a, "--target=", &v)) {
+            if (!strcmp(v, "cpu")) o->pass.target = MIL_TARGET_CPU;
+            else if (!strcmp(v, "ane")) o->pass.target = MIL_TARGET_ANE;
+            else if (!strcmp(v, "ane-m1")) o->pass.target = MIL_TARGET_ANE_M1;
+            else if (!strcmp(v, "ane-m4")) o->pass.target = MIL_TARGET_ANE_M4;
+            else return usage_error("unknown target '%s' (expected cpu, ane, ane-m1 or ane-m4)", v);
+        } else if (!strcmp(a, "--strict")) {
+            o->pass.strict = true;
+        } else if (starts(a, "--taps=", &v)) {
+            o->pass.taps = v;
+        } else if (!strcmp(a, "--pack-taps")) {
+            o->pass.pack_taps = true;
+        } else if (a[0] == '-' && a[1] != 0) {
+            return usage_error("unknown option '%s'", a);
+        } else {
+            if (o->input) return usage_error("more than one input file ('%s')", a);
+            o->input = a;
+        }
+    }
+    if (!o->input) return usage_error("%s", "no input file");
+    return -1;
+}
+
+/* Writes text to path atomically (temp file + rename); "-"/NULL = stdout. */
+static int write_output(const char *path, const char *text, size_t len) {
+    if (!path || !strcmp(path, "-")) {
+        if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+            fprintf(stderr, "milc: error: cannot write to stdout: %s\n", strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return 1;
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        fprintf(stderr, "milc: error: cannot open '%s' for writing: %s\n", path, strerror(errno));
+        free(tmp);
+        return 1;
+    }
+    bool ok = fwrite(text, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "milc: error: cannot write '%s': %s\n", path, strerror(errno));
+        remove(tmp);
+        free(tmp);
+        return 1;
+    }
+    free(tmp);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    Options o;
+    memset(&o, 0, sizeof o);
+    mil_pass_options_init(&o.pass);
+    o.pass.out = stderr;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+
+    MilDiag d;
+    mil_diag_init(&d);
+    MilParseOptions po = {.allow_unknown_ops = o.allow_unknown_ops};
+    MilProgram *p = mil_parse_file(o.input, &po, &d);
+    if (p && mil_verify(p, &d) == 0)
+        mil_pass_run(p, &o.pass, &d);
+    mil_diag_print(&d, stderr);
+    if (!p || d.nerrors > 0) {
+        mil_program_free(p);
+        mil_diag_free(&d);
+        return 1;
+    }
+
+    rc = 0;
+    if (!o.check_only) {
+        size_t len = 0;
+        char *text = mil_print(p, o.spelling, &len);
+        if (!text) {
+            fprintf(stderr, "milc: error: out of memory while printing\n");
+            rc = 1;
+        } else {
+            rc = write_output(o.output, text, len);
+            free(text);
+        }
+    }
+    mil_program_free(p);
+    mil_diag_free(&d);
+    return rc;
+}

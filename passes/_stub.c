@@ -1,1 +1,0 @@
-typedef int milc_passes_stub_unused;
