@@ -242,6 +242,9 @@ typedef struct MilAttr {
     const char *name;
     MilConst *val;
     MilLoc loc;
+    /* private: the argument view mil_op_arg() returns for an attribute */
+    MilBinding view_item_;
+    MilArg view_;
 } MilAttr;
 
 struct MilOp {
@@ -254,6 +257,7 @@ struct MilOp {
     MilLoc loc;
     MilOp *prev, *next;
     MilBlock *block;
+    MilFunc *func;           /* owning function (set by mil_op_new) */
     void *aux;
 };
 
@@ -276,6 +280,7 @@ struct MilFunc {
     int nvalues;              /* values created so far (ids are dense) */
     MilProgram *prog;
     MilLoc loc;
+    struct MilNameSet *names; /* private: every SSA name handed out in f */
 };
 
 typedef enum { MIL_SPELLING_SAME = 0, MIL_SPELLING_1_0, MIL_SPELLING_1_3 } MilSpelling;
@@ -309,6 +314,10 @@ void mil_func_add_output(MilFunc *f, MilValue *v);
 /* A name not yet used by any value of f, derived from base ("x", "x_1", ...). */
 const char *mil_func_unique_name(MilFunc *f, const char *base);
 MilValue *mil_func_find_value(MilFunc *f, const char *name); /* linear scan */
+/* Renames v (a parameter or result of f) and reserves the name, so that
+ * mil_func_unique_name() keeps avoiding it.  Prefer this to assigning
+ * v->name directly. */
+void mil_func_rename_value(MilFunc *f, MilValue *v, const char *name);
 
 /* Creates a detached op; append it with mil_block_append / insert_before. */
 MilOp *mil_op_new(MilFunc *f, MilOpKind kind, const char *opname /* NULL = table name */);

@@ -1,1 +1,0 @@
-typedef int milc_ir_stub_unused;
