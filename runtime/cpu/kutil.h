@@ -1,0 +1,112 @@
+/* runtime/cpu/kutil.h -- private helpers shared by the CPU kernels (k_*.c).
+ *
+ * Conventions used by every kernel:
+ *   - an absent optional argument (slot_n == 0) takes the ops.def default,
+ *     which the kernels know themselves (the device may also pass it);
+ *   - a string argument is a MIL_DT_STRING tensor whose data points to an
+ *     array of `const char *` (the IR's MilConst storage), rank 0;
+ *   - sub-byte constants (uint1..uint6, int4) arrive unpacked, one byte per
+ *     element (int4 as int8);
+ *   - fp16/bf16 are read to fp32, computed in fp32 and rounded once on store.
+ */
+#ifndef MILC_RUNTIME_CPU_KUTIL_H
+#define MILC_RUNTIME_CPU_KUTIL_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ir/fp16.h"
+#include "runtime/cpu/kernel.h"
+
+#define KCHUNK 256
+
+/* ------------------------------------------------------------ tensors */
+int64_t k_numel(const MilRtTensor *t);
+size_t k_esize(MilDType dt);          /* bytes per stored element, 0 if unsupported */
+bool k_isfloat(MilDType dt);          /* fp16, bf16, fp32, fp64 */
+bool k_isint(MilDType dt);            /* any integer type (incl. sub-byte unpacked) */
+const char *k_dtname(MilDType dt);
+MilDType k_dtype_from_name(const char *s);  /* MIL_DT_NONE if unknown */
+void k_set_shape(MilRtTensor *o, MilDType dt, int rank, const int64_t *dims);
+void k_contig_strides(int rank, const int64_t *dims, int64_t *strides);
+
+/* Element access (slow paths; i is a flat element index). */
+double k_getf(const MilRtTensor *t, int64_t i);
+int64_t k_geti(const MilRtTensor *t, int64_t i);
+void k_setf(MilRtTensor *t, int64_t i, double v);  /* to ints: truncate + saturate */
+void k_seti(MilRtTensor *t, int64_t i, int64_t v); /* to ints: wrap like numpy astype */
+
+/* Chunk access: n elements starting at element off with element stride st. */
+void k_loadf(const MilRtTensor *t, int64_t off, int64_t st, int64_t n, float *dst);
+void k_storef(MilRtTensor *t, int64_t off, int64_t n, const float *src);
+void k_loadi(const MilRtTensor *t, int64_t off, int64_t st, int64_t n, int64_t *dst);
+void k_storei(MilRtTensor *t, int64_t off, int64_t n, const int64_t *src);
+/* Whole tensor to / from an fp32 buffer (contiguous). */
+void k_tof32(const MilRtTensor *t, float *dst);
+void k_fromf32(MilRtTensor *t, const float *src);
+int64_t k_f2i_sat(double v, MilDType dt);  /* float -> int dtype: trunc, saturate, NaN -> 0 */
+int64_t k_wrap_int(int64_t v, MilDType dt);
+
+/* ---------------------------------------------------------- arguments */
+const char *k_argname(const MilKernelCtx *k, int slot);
+const char *k_opname(const MilKernelCtx *k);
+/* Scalar arguments; absent -> def.  Fail (MIL_K_ERROR) when not a 1-element
+ * tensor of a suitable type; MIL_K_NEED_DATA when the data is not known. */
+int k_arg_int(MilKernelCtx *k, int slot, int64_t def, int64_t *out);
+int k_arg_float(MilKernelCtx *k, int slot, double def, double *out);
+int k_arg_bool(MilKernelCtx *k, int slot, bool def, bool *out);
+int k_arg_str(MilKernelCtx *k, int slot, const char *def, const char **out);
+/* 1-D (or scalar) integer vector; *n = -1 when absent. */
+int k_arg_ints(MilKernelCtx *k, int slot, int64_t *out, int max, int *n);
+int k_arg_bools(MilKernelCtx *k, int slot, bool *out, int max, int *n);
+/* Required input present? */
+const MilRtTensor *k_req(MilKernelCtx *k, int slot);
+int k_norm_axis(MilKernelCtx *k, int64_t axis, int rank, int *out);
+int k_need_float(MilKernelCtx *k, const MilRtTensor *t, const char *what);
+
+/* --------------------------------------------------------- broadcasting */
+int k_bcast_shape(MilKernelCtx *k, const MilRtTensor *const *ts, int n, int *rank, int64_t *dims);
+/* Row iterator over a broadcast: up to 4 operands (operand 0 usually the
+ * output), contiguous inner rows of length `len` with per-operand element
+ * stride `inner[j]` (0 or 1 after collapsing, but any value works). */
+typedef struct KRowIter {
+    int nop, rank;            /* rank of the outer loop (inner dim removed) */
+    int64_t dims[MIL_MAX_RANK];
+    int64_t st[4][MIL_MAX_RANK];
+    int64_t idx[MIL_MAX_RANK];
+    int64_t off[4], inner[4];
+    int64_t len, rows, row;
+} KRowIter;
+/* ops[j] dims are broadcast to (rank, dims). */
+void k_rows_init(KRowIter *it, int rank, const int64_t *dims, int nop, const MilRtTensor *const *ops);
+bool k_rows_next(KRowIter *it); /* fills off[] for the next row; false at the end */
+
+/* ------------------------------------------------------------- misc */
+static inline float k_h2f(uint16_t h) { return mil_h2f(h); }
+static inline uint16_t k_f2h(float f) { return mil_f2h(f); }
+/* Round a float value to what storing it in dt and reading it back gives. */
+float k_roundf_dt(float v, MilDType dt);
+
+/* --------------------------------------------------------- the kernels */
+#define KDECL(n) int n##_shape(MilKernelCtx *k); int n##_run(MilKernelCtx *k);
+#define KDECLS(n) KDECL(n) size_t n##_scratch(const MilKernelCtx *k);
+KDECL(k_binary) KDECL(k_unary) KDECL(k_clip) KDECL(k_prelu) KDECL(k_softplus_p)
+KDECL(k_select) KDECL(k_cast)
+KDECL(k_reduce) KDECL(k_argred) KDECL(k_cumsum) KDECLS(k_topk) KDECLS(k_argsort)
+KDECL(k_softmax) KDECL(k_layer_norm) KDECL(k_batch_norm) KDECL(k_instance_norm)
+KDECL(k_l2_norm) KDECL(k_lrn) KDECL(k_rms_norm)
+KDECLS(k_sdpa) KDECLS(k_sdpa_bwd)
+KDECLS(k_matmul) KDECLS(k_linear) KDECLS(k_conv) KDECLS(k_conv_t) KDECL(k_pool)
+KDECL(k_reshape) KDECL(k_transpose) KDECL(k_expand_dims) KDECL(k_squeeze) KDECL(k_concat)
+KDECL(k_stack) KDECL(k_split) KDECL(k_slice_size) KDECL(k_slice_index) KDECL(k_slice_update)
+KDECL(k_tile) KDECL(k_pad) KDECL(k_flatten2d) KDECL(k_reverse) KDECL(k_d2s) KDECL(k_s2d)
+KDECL(k_pixel_shuffle) KDECL(k_upsample_nn) KDECL(k_crop) KDECL(k_band_part)
+KDECL(k_gather) KDECL(k_gather_axis) KDECL(k_gather_nd) KDECL(k_scatter) KDECL(k_scatter_axis)
+KDECL(k_scatter_nd) KDECL(k_one_hot)
+KDECL(k_const) KDECL(k_fill) KDECL(k_fill_like) KDECL(k_range) KDECL(k_shapeop) KDECL(k_identity)
+KDECL(k_affine_deq) KDECL(k_cx_cast) KDECL(k_lut) KDECL(k_sparse) KDECL(k_blockwise)
+
+#endif
