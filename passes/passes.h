@@ -33,6 +33,10 @@ typedef struct MilPassOptions {
     const char *taps;          /* comma-separated value names to export (forward taps) */
     bool pack_taps;            /* pack taps along channels into one [1, sum C, 1, S] output */
     FILE *out;                 /* where print-after and stats go (tools: stderr) */
+    const char *weights_dir;   /* directory that `@model_path` stands for (to read
+                                  BLOBFILE data when folding); NULL = unknown */
+    char *taps_json;           /* OUT: malloc'd channel map of --taps (JSON), or NULL;
+                                  the caller frees it */
 } MilPassOptions;
 
 void mil_pass_options_init(MilPassOptions *o);   /* -O1, cpu target, out = NULL */
@@ -43,5 +47,39 @@ int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d);
 
 /* Names of all registered passes, NULL-terminated (for --help / --passes). */
 const char *const *mil_pass_names(void);
+
+/* ---------------------------------------------------------------- passes
+ * One file each.  Every pass takes the whole program; >0 changed, 0 no-op,
+ * <0 error (diagnostics in d). */
+typedef int (*MilPassFn)(MilProgram *p, const MilPassOptions *o, MilDiag *d);
+
+int mil_pass_shape(MilProgram *p, const MilPassOptions *o, MilDiag *d);     /* shape.c */
+int mil_pass_fold(MilProgram *p, const MilPassOptions *o, MilDiag *d);      /* cleanup.c */
+int mil_pass_identity(MilProgram *p, const MilPassOptions *o, MilDiag *d);  /* cleanup.c */
+int mil_pass_cse(MilProgram *p, const MilPassOptions *o, MilDiag *d);       /* cleanup.c */
+int mil_pass_dce(MilProgram *p, const MilPassOptions *o, MilDiag *d);       /* cleanup.c */
+int mil_pass_cleanup(MilProgram *p, const MilPassOptions *o, MilDiag *d);   /* cleanup.c: all four */
+int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d);   /* mm2conv.c */
+int mil_pass_rmsnorm(MilProgram *p, const MilPassOptions *o, MilDiag *d);   /* rmsnorm.c */
+int mil_pass_attention(MilProgram *p, const MilPassOptions *o, MilDiag *d); /* attention.c */
+int mil_pass_sdpa_bwd(MilProgram *p, const MilPassOptions *o, MilDiag *d);  /* sdpa_bwd.c */
+int mil_pass_taps(MilProgram *p, const MilPassOptions *o, MilDiag *d);      /* taps.c */
+int mil_pass_legality(MilProgram *p, const MilPassOptions *o, MilDiag *d);  /* legality.c */
+
+/* ------------------------------------------------------- type inference
+ *
+ * Convention for ops built through the builder: give results a NULL type
+ * (mil_op_add_result(op, NULL, name)) and call mil_shape_infer_op(), which
+ * sets every NULL result type from the operands.  For results that already
+ * have a type (parsed text) the inferred type is checked against it: a
+ * mismatch is an error at op->loc.  `?` dims are compatible with anything and
+ * propagate.  Ops whose rule is unknown keep their declared types; a NULL
+ * result type that cannot be inferred is an error.
+ * Returns the number of errors reported into d (d may be NULL: silent). */
+int mil_shape_infer_op(MilProgram *p, MilOp *op, MilDiag *d);
+
+/* The inferred type of result `i` of op, NULL when it cannot be inferred
+ * (error text in err when non-NULL). */
+const MilType *mil_shape_infer_result(MilProgram *p, const MilOp *op, int i, char *err, size_t errlen);
 
 #endif /* MILC_PASSES_H */
