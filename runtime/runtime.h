@@ -349,6 +349,7 @@ struct MilRtDevice {
 
 /* "cpu" (the reference device).  NULL + error for an unknown name. */
 MilRtDevice *mil_rt_device_new(const char *name, MilRtErr *e);
+MilRtDevice *mil_rt_device_cpu_new(void);                /* runtime/cpu/device.c */
 void mil_rt_device_free(MilRtDevice *dev);
 const char *mil_rt_device_name(const MilRtDevice *dev);
 bool mil_rt_device_supports_op(MilRtDevice *dev, const MilRtFunc *f, const MilRtOp *op);

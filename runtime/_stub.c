@@ -1,1 +1,0 @@
-typedef int milc_rt_stub_unused;

@@ -1,0 +1,557 @@
+/* runtime/cpu/device.c -- the CPU reference device: a planner and an
+ * executor around the kernel table mil_cpu_kernels (runtime/cpu/kernel.h).
+ *
+ * prepare(f, input shapes)
+ *   1. Every value gets a MilRtTensor in the plan: inputs take the given
+ *      shapes, constants point at their data, temporaries are shaped by
+ *      calling each op's kernel shape() in order.  A computed result must
+ *      agree with the declared type where that is known (dtype, rank, every
+ *      non-`?` dim), else prepare fails with the op's location.
+ *   2. An op whose arguments all have data at prepare time (constants, or
+ *      results of ops folded before it), and `shape` of a tensor whose shape
+ *      is known, is FOLDED: evaluated once now; its results become plan-owned
+ *      constants and the op is skipped at run time.
+ *   3. An op whose kernel shape() returns MIL_K_NEED_DATA (output shape
+ *      depends on runtime data: reshape by a computed shape, range_1d, fill
+ *      of a computed shape, ...) is DYNAMIC, and so is every op that consumes
+ *      a DYNAMIC result.  At run time the executor calls shape() again (now
+ *      with data), checks the declared type, and stores the results in a
+ *      per-value buffer owned by the plan that only grows (realloc when a run
+ *      needs more than any run before), so steady state does not allocate.
+ *   4. The remaining (static) temporaries are placed in ONE arena by a
+ *      liveness-based offset allocator (ggml-alloc's idea): walking the ops in
+ *      order, an op's results are allocated first (kernels never run in
+ *      place), then every value whose last use is this op is freed; free
+ *      blocks are reused best-fit and coalesced.  Function outputs are never
+ *      freed.  All offsets are 64-byte aligned.
+ *   5. One scratch buffer of the largest kernel scratch() is allocated.
+ * run(inputs)
+ *   sets the inputs' data pointers (inputs are read in place, never copied),
+ *   then calls run() of each non-folded op: one indirect call per op, no
+ *   allocation except growth of DYNAMIC buffers.
+ */
+#include "runtime/cpu/kernel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { W_NONE, W_INPUT, W_CONST, W_ARENA, W_FOLDED, W_DYN };
+enum { S_RUN, S_FOLDED, S_DYNAMIC };
+
+typedef struct Step {
+    const MilRtOp *op;
+    const MilKernel *k;
+    MilKernelCtx ctx;
+    int mode;
+} Step;
+
+typedef struct CpuPlan {
+    MilRtPlan base;
+    int nvalues;
+    MilRtTensor *t;              /* per value */
+    uint8_t *where;              /* per value: W_* */
+    size_t *off;                 /* W_ARENA: arena offset */
+    void **dynbuf;               /* W_DYN: buffer, capacity in dyncap */
+    size_t *dyncap;
+    Step *steps;
+    int nsteps;
+    const MilRtTensor **argp;    /* all ops' argument pointers, flat */
+    const MilRtTensor *const **slotp; /* per op per slot: &argp[...] */
+    int *slotn;                  /* per op per slot: count */
+    MilRtTensor **outp;          /* per op results, flat */
+    uint8_t *arena;
+    void *scratch;
+    size_t scratch_cap;
+    void **folded;               /* malloc'd data of folded results */
+    int nfolded;
+    char kerr[512];
+} CpuPlan;
+
+static bool cpu_supports_op(MilRtDevice *dev, const MilRtFunc *f, const MilRtOp *op) {
+    (void)dev; (void)f;
+    if (op->kind <= MIL_OP_UNKNOWN || op->kind >= MIL_OP_COUNT) return false;
+    const MilKernel *k = &mil_cpu_kernels[op->kind];
+    return k->run != NULL && k->shape != NULL;
+}
+
+/* "model.mil:3:5: error: op 'matmul' (x_3): " */
+static int op_err(MilRtErr *e, const MilRtFunc *f, const MilRtOp *op, const char *fmt, const char *msg) {
+    char where[600];
+    mil_rt_op_where(f, op, where, sizeof where);
+    if (op->name && *op->name)
+        return mil_rt_errf(e, "%sop '%s' ('%s'): %s", where, op->opname, op->name, msg ? msg : fmt);
+    return mil_rt_errf(e, "%sop '%s': %s", where, op->opname, msg ? msg : fmt);
+}
+
+static int kernel_err(MilRtErr *e, const MilRtFunc *f, const MilRtOp *op, int rc, const char *kmsg) {
+    if (rc == MIL_K_UNSUPPORTED && !*kmsg) kmsg = "unsupported by the cpu kernel";
+    if (!*kmsg) kmsg = "kernel failed";
+    return op_err(e, f, op, NULL, kmsg);
+}
+
+/* Computed result vs declared type. */
+static int check_declared(const MilRtFunc *f, const MilRtOp *op, int vid, const MilRtTensor *t, MilRtErr *e) {
+    const MilRtValue *v = &f->values[vid];
+    bool ok = v->dtype == t->dtype && v->rank == t->rank;
+    for (int i = 0; ok && i < v->rank; i++)
+        if (v->dims[i] >= 0 && v->dims[i] != t->dims[i]) ok = false;
+    if (ok) return 0;
+    char a[256], b[256], msg[700];
+    snprintf(msg, sizeof msg, "result '%s' is declared %s but the arguments give %s", v->name,
+             mil_rt_format_type(v->dtype, v->rank, v->dims, a, sizeof a),
+             mil_rt_format_type(t->dtype, t->rank, t->dims, b, sizeof b));
+    return op_err(e, f, op, NULL, msg);
+}
+
+/* Binds ctx of op to the tensors t[] using caller-provided arrays. */
+static void bind_ctx(MilKernelCtx *c, const MilRtOp *op, MilRtTensor *t, const MilRtTensor **argp,
+                     const MilRtTensor *const **slotp, int *slotn, MilRtTensor **outp, char *err,
+                     size_t errsize) {
+    int a = 0;
+    for (int s = 0; s < op->nslots; s++) {
+        const int *ids;
+        int n = mil_rt_op_slot(op, s, &ids);
+        slotn[s] = n;
+        slotp[s] = &argp[a];
+        for (int i = 0; i < n; i++) argp[a++] = &t[ids[i]];
+    }
+    for (int i = 0; i < op->nout; i++) outp[i] = &t[op->outs[i]];
+    memset(c, 0, sizeof *c);
+    c->kind = op->kind;
+    c->nslots = op->nslots;
+    c->slot_n = slotn;
+    c->slot = slotp;
+    c->nout = op->nout;
+    c->out = outp;
+    c->err = err;
+    c->errsize = errsize;
+}
+
+static void reset_outs(MilKernelCtx *c) {
+    for (int i = 0; i < c->nout; i++) {
+        MilRtTensor *o = c->out[i];
+        void *d = o->data;
+        memset(o, 0, sizeof *o);
+        o->data = d;
+    }
+}
+
+/* shape + alloc + run with malloc'd outputs (folding and constexpr eval). */
+static int eval_now(MilKernelCtx *c, const MilKernel *k, const MilRtFunc *f, const MilRtOp *op, MilRtErr *e) {
+    c->err[0] = 0;
+    reset_outs(c);
+    for (int i = 0; i < c->nout; i++) c->out[i]->data = NULL;
+    int rc = k->shape(c);
+    if (rc) return kernel_err(e, f, op, rc, c->err);
+    for (int i = 0; i < c->nout; i++)
+        if (mil_rt_tensor_alloc(c->out[i], e)) goto fail;
+    size_t ss = k->scratch ? k->scratch(c) : 0;
+    void *scratch = NULL;
+    if (ss) {
+        scratch = aligned_alloc(64, (ss + 63) & ~(size_t)63);
+        if (!scratch) { mil_rt_errf(e, "out of memory"); goto fail; }
+    }
+    c->scratch = scratch;
+    c->scratch_size = ss;
+    rc = k->run(c);
+    free(scratch);
+    c->scratch = NULL;
+    if (rc) { kernel_err(e, f, op, rc, c->err); goto fail; }
+    return 0;
+fail:
+    for (int i = 0; i < c->nout; i++) mil_rt_tensor_free(c->out[i]);
+    return -1;
+}
+
+int mil_rt_eval_const_op(const MilRtFunc *f, const MilRtOp *op, MilRtTensor *outs, MilRtErr *e) {
+    if (!cpu_supports_op(NULL, f, op)) return op_err(e, f, op, "is not supported by the cpu device", NULL);
+    int nargs = op->slot_start[op->nslots];
+    MilRtTensor *args = calloc((size_t)nargs + 1, sizeof *args);
+    const MilRtTensor **argp = calloc((size_t)nargs + 1, sizeof *argp);
+    const MilRtTensor *const **slotp = calloc((size_t)op->nslots + 1, sizeof *slotp);
+    int *slotn = calloc((size_t)op->nslots + 1, sizeof *slotn);
+    MilRtTensor **outp = calloc((size_t)op->nout + 1, sizeof *outp);
+    char kerr[512] = "";
+    int rc = -1;
+    if (!args || !argp || !slotp || !slotn || !outp) { mil_rt_errf(e, "out of memory"); goto done; }
+    int a = 0;
+    for (int s = 0; s < op->nslots; s++) {
+        const int *ids;
+        int n = mil_rt_op_slot(op, s, &ids);
+        slotn[s] = n;
+        slotp[s] = &argp[a];
+        for (int i = 0; i < n; i++, a++) {
+            const MilRtValue *v = &f->values[ids[i]];
+            if (v->kind != MIL_RT_CONST) {
+                char msg[300];
+                snprintf(msg, sizeof msg, "argument '%s' is not a constant", v->name);
+                op_err(e, f, op, NULL, msg);
+                goto done;
+            }
+            mil_rt_value_tensor(v, &args[a]);
+            argp[a] = &args[a];
+        }
+    }
+    for (int i = 0; i < op->nout; i++) {
+        memset(&outs[i], 0, sizeof outs[i]);
+        outp[i] = &outs[i];
+    }
+    MilKernelCtx c = {
+        .kind = op->kind, .nslots = op->nslots, .slot_n = slotn, .slot = slotp,
+        .nout = op->nout, .out = outp, .err = kerr, .errsize = sizeof kerr,
+    };
+    rc = eval_now(&c, &mil_cpu_kernels[op->kind], f, op, e);
+done:
+    free(args);
+    free(argp);
+    free(slotp);
+    free(slotn);
+    free(outp);
+    return rc;
+}
+
+/* ------------------------------------------------------ offset allocator */
+
+typedef struct Block { size_t off, size; } Block;
+typedef struct Alloc {
+    Block *free;
+    int n, cap;
+    size_t top;      /* high-water mark */
+} Alloc;
+
+static size_t a_round(size_t n) { n = (n + 63) & ~(size_t)63; return n ? n : 64; }
+
+static int a_alloc(Alloc *a, size_t size, size_t *off) {
+    size = a_round(size);
+    int best = -1;
+    for (int i = 0; i < a->n; i++)
+        if (a->free[i].size >= size && (best < 0 || a->free[i].size < a->free[best].size)) best = i;
+    if (best >= 0) {
+        *off = a->free[best].off;
+        a->free[best].off += size;
+        a->free[best].size -= size;
+        if (a->free[best].size == 0) a->free[best] = a->free[--a->n];
+        return 0;
+    }
+    /* extend: merge with a free block touching the top */
+    for (int i = 0; i < a->n; i++)
+        if (a->free[i].off + a->free[i].size == a->top) {
+            *off = a->free[i].off;
+            a->top = a->free[i].off + size;
+            a->free[i] = a->free[--a->n];
+            return 0;
+        }
+    *off = a->top;
+    a->top += size;
+    return 0;
+}
+
+static int a_free(Alloc *a, size_t off, size_t size) {
+    size = a_round(size);
+    for (int i = 0; i < a->n; i++) {  /* coalesce with neighbours */
+        Block *b = &a->free[i];
+        if (b->off + b->size == off) { off = b->off; size += b->size; *b = a->free[--a->n]; i = -1; }
+        else if (off + size == b->off) { size += b->size; *b = a->free[--a->n]; i = -1; }
+    }
+    if (a->n == a->cap) {
+        int nc = a->cap ? a->cap * 2 : 16;
+        Block *nb = realloc(a->free, sizeof *nb * (size_t)nc);
+        if (!nb) return -1;
+        a->free = nb;
+        a->cap = nc;
+    }
+    a->free[a->n].off = off;
+    a->free[a->n].size = size;
+    a->n++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ plan */
+
+static void cpu_plan_free(MilRtPlan *bp) {
+    CpuPlan *p = (CpuPlan *)bp;
+    if (!p) return;
+    for (int i = 0; i < p->nfolded; i++) free(p->folded[i]);
+    if (p->dynbuf)
+        for (int i = 0; i < p->nvalues; i++) free(p->dynbuf[i]);
+    free(p->folded);
+    free(p->dynbuf);
+    free(p->dyncap);
+    free(p->t);
+    free(p->where);
+    free(p->off);
+    free(p->steps);
+    free(p->argp);
+    free(p->slotp);
+    free(p->slotn);
+    free(p->outp);
+    free(p->arena);
+    free(p->scratch);
+    free(p);
+}
+
+static int add_folded(CpuPlan *p, void *data) {
+    void **nf = realloc(p->folded, sizeof *nf * (size_t)(p->nfolded + 1));
+    if (!nf) return -1;
+    p->folded = nf;
+    p->folded[p->nfolded++] = data;
+    return 0;
+}
+
+static int ensure_scratch(CpuPlan *p, size_t need, MilRtErr *e) {
+    if (need <= p->scratch_cap) return 0;
+    size_t cap = (need + 63) & ~(size_t)63;
+    void *s = aligned_alloc(64, cap);
+    if (!s) return mil_rt_errf(e, "out of memory (scratch of %zu bytes)", need);
+    free(p->scratch);
+    p->scratch = s;
+    p->scratch_cap = cap;
+    for (int i = 0; i < p->nsteps; i++) {  /* every step shares the one buffer */
+        p->steps[i].ctx.scratch = s;
+        p->steps[i].ctx.scratch_size = cap;
+    }
+    return 0;
+}
+
+static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtTensor *inputs, MilRtErr *e) {
+    if (mil_rt_check_inputs(f, inputs, false, e)) return NULL;
+    CpuPlan *p = calloc(1, sizeof *p);
+    if (!p) { mil_rt_errf(e, "out of memory"); return NULL; }
+    p->base.dev = dev;
+    p->base.func = f;
+    int nv = p->nvalues = f->nvalues;
+    size_t nargs = 0, nslots = 0, nouts = 0;
+    for (int i = 0; i < f->nops; i++) {
+        nargs += (size_t)f->ops[i].slot_start[f->ops[i].nslots];
+        nslots += (size_t)f->ops[i].nslots;
+        nouts += (size_t)f->ops[i].nout;
+    }
+    p->t = calloc((size_t)nv + 1, sizeof *p->t);
+    p->where = calloc((size_t)nv + 1, 1);
+    p->off = calloc((size_t)nv + 1, sizeof *p->off);
+    p->dynbuf = calloc((size_t)nv + 1, sizeof *p->dynbuf);
+    p->dyncap = calloc((size_t)nv + 1, sizeof *p->dyncap);
+    p->steps = calloc((size_t)f->nops + 1, sizeof *p->steps);
+    p->argp = calloc(nargs + 1, sizeof *p->argp);
+    p->slotp = calloc(nslots + 1, sizeof *p->slotp);
+    p->slotn = calloc(nslots + 1, sizeof *p->slotn);
+    p->outp = calloc(nouts + 1, sizeof *p->outp);
+    int *last = calloc((size_t)nv + 1, sizeof *last);
+    Alloc al = {0};
+    if (!p->t || !p->where || !p->off || !p->dynbuf || !p->dyncap || !p->steps || !p->argp ||
+        !p->slotp || !p->slotn || !p->outp || !last) {
+        mil_rt_errf(e, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < nv; i++) {
+        const MilRtValue *v = &f->values[i];
+        if (v->kind == MIL_RT_CONST) {
+            mil_rt_value_tensor(v, &p->t[i]);
+            p->where[i] = W_CONST;
+        }
+    }
+    for (int i = 0; i < f->ninputs; i++) {
+        int id = f->inputs[i];
+        p->t[id] = inputs[i];
+        p->t[id].data = NULL;
+        p->where[id] = W_INPUT;
+    }
+
+    /* 1-3: shapes, folding, dynamic ops */
+    size_t a = 0, s = 0, o = 0, scratch = 0;
+    for (int i = 0; i < f->nops; i++) {
+        const MilRtOp *op = &f->ops[i];
+        Step *st = &p->steps[i];
+        st->op = op;
+        if (!cpu_supports_op(dev, f, op)) {
+            op_err(e, f, op, "is not supported by the cpu device", NULL);
+            goto fail;
+        }
+        st->k = &mil_cpu_kernels[op->kind];
+        bind_ctx(&st->ctx, op, p->t, &p->argp[a], &p->slotp[s], &p->slotn[s], &p->outp[o], p->kerr,
+                 sizeof p->kerr);
+        a += (size_t)op->slot_start[op->nslots];
+        s += (size_t)op->nslots;
+        o += (size_t)op->nout;
+        bool dyn = false, alldata = true;
+        for (int j = 0; j < op->slot_start[op->nslots]; j++) {
+            int w = p->where[op->args[j]];
+            if (w == W_DYN) dyn = true;
+            if (w != W_CONST && w != W_FOLDED) alldata = false;
+        }
+        int rc = 0;
+        if (!dyn) {
+            p->kerr[0] = 0;
+            reset_outs(&st->ctx);
+            rc = st->k->shape(&st->ctx);
+            if (rc == MIL_K_NEED_DATA) dyn = true;
+            else if (rc) { kernel_err(e, f, op, rc, p->kerr); goto fail; }
+        }
+        if (dyn) {
+            st->mode = S_DYNAMIC;
+            for (int j = 0; j < op->nout; j++) p->where[op->outs[j]] = W_DYN;
+            p->base.info.ndynamic++;
+            continue;
+        }
+        for (int j = 0; j < op->nout; j++)
+            if (check_declared(f, op, op->outs[j], &p->t[op->outs[j]], e)) goto fail;
+        bool shape_of_static = op->kind == MIL_OP_SHAPE && op->nout == 1;
+        if (alldata || shape_of_static) {
+            st->mode = S_FOLDED;
+            p->base.info.nfolded++;
+            if (shape_of_static) {
+                /* the result is x's dims, computed here: x's data is not needed */
+                const int *ids;
+                mil_rt_op_slot(op, MIL_A_SHAPE_x, &ids);
+                const MilRtTensor *x = &p->t[ids[0]];
+                MilRtTensor *r = &p->t[op->outs[0]];
+                if (mil_rt_tensor_alloc(r, e) || add_folded(p, r->data)) goto fail;
+                if (mil_rt_numel(r) != x->rank) {
+                    op_err(e, f, op, "shape kernel disagrees with the input rank", NULL);
+                    goto fail;
+                }
+                for (int d = 0; d < x->rank; d++) mil_rt_set_f64(r, d, (double)x->dims[d]);
+            } else {
+                if (eval_now(&st->ctx, st->k, f, op, e)) goto fail;
+                for (int j = 0; j < op->nout; j++)
+                    if (add_folded(p, p->t[op->outs[j]].data)) {
+                        mil_rt_errf(e, "out of memory");
+                        goto fail;
+                    }
+            }
+            for (int j = 0; j < op->nout; j++) p->where[op->outs[j]] = W_FOLDED;
+            continue;
+        }
+        st->mode = S_RUN;
+        for (int j = 0; j < op->nout; j++) p->where[op->outs[j]] = W_ARENA;
+        if (st->k->scratch) {
+            size_t ss = st->k->scratch(&st->ctx);
+            if (ss > scratch) scratch = ss;
+        }
+    }
+
+    /* 4: liveness and arena placement */
+    for (int i = 0; i < nv; i++) last[i] = -1;
+    for (int i = 0; i < f->nops; i++) {
+        const MilRtOp *op = &f->ops[i];
+        if (p->steps[i].mode == S_FOLDED) continue;
+        for (int j = 0; j < op->slot_start[op->nslots]; j++) last[op->args[j]] = i;
+    }
+    for (int i = 0; i < f->noutputs; i++) last[f->outputs[i]] = f->nops; /* never freed */
+    for (int i = 0; i < f->nops; i++) {
+        const MilRtOp *op = &f->ops[i];
+        if (p->steps[i].mode == S_FOLDED) continue;
+        p->base.info.nsteps++;
+        if (p->steps[i].mode == S_RUN)
+            for (int j = 0; j < op->nout; j++) {
+                int id = op->outs[j];
+                size_t n = mil_rt_nbytes(&p->t[id]);
+                p->base.info.naive_bytes += a_round(n);
+                if (a_alloc(&al, n, &p->off[id])) { mil_rt_errf(e, "out of memory"); goto fail; }
+                if (last[id] < i) last[id] = i;  /* unused result: free right after the op */
+            }
+        for (int j = 0; j < op->slot_start[op->nslots] + op->nout; j++) {
+            int id = j < op->slot_start[op->nslots] ? op->args[j] : op->outs[j - op->slot_start[op->nslots]];
+            if (p->where[id] == W_ARENA && last[id] == i) {
+                last[id] = -2;  /* freed (a value may appear twice) */
+                if (a_free(&al, p->off[id], mil_rt_nbytes(&p->t[id]))) { mil_rt_errf(e, "out of memory"); goto fail; }
+            }
+        }
+    }
+    p->base.info.arena_bytes = al.top;
+    p->arena = aligned_alloc(64, al.top ? al.top : 64);
+    if (!p->arena) { mil_rt_errf(e, "out of memory (arena of %zu bytes)", al.top); goto fail; }
+    for (int i = 0; i < nv; i++)
+        if (p->where[i] == W_ARENA) p->t[i].data = p->arena + p->off[i];
+
+    /* 5: scratch */
+    p->nsteps = f->nops;
+    if (ensure_scratch(p, scratch, e)) goto fail;
+    p->base.info.scratch_bytes = scratch;
+    free(al.free);
+    free(last);
+    return &p->base;
+fail:
+    free(al.free);
+    free(last);
+    cpu_plan_free(&p->base);
+    return NULL;
+}
+
+/* A DYNAMIC step: shape with data, (re)size the result buffers, run. */
+static int run_dynamic(CpuPlan *p, Step *st, MilRtErr *e) {
+    const MilRtFunc *f = p->base.func;
+    const MilRtOp *op = st->op;
+    p->kerr[0] = 0;
+    for (int j = 0; j < op->nout; j++) {
+        MilRtTensor *r = &p->t[op->outs[j]];
+        memset(r, 0, sizeof *r);
+    }
+    int rc = st->k->shape(&st->ctx);
+    if (rc) return kernel_err(e, f, op, rc == MIL_K_NEED_DATA ? MIL_K_ERROR : rc,
+                              rc == MIL_K_NEED_DATA && !p->kerr[0] ? "shape still unknown at run time" : p->kerr);
+    for (int j = 0; j < op->nout; j++) {
+        int id = op->outs[j];
+        MilRtTensor *r = &p->t[id];
+        if (check_declared(f, op, id, r, e)) return -1;
+        size_t n = a_round(mil_rt_nbytes(r));
+        if (n > p->dyncap[id]) {
+            void *b = aligned_alloc(64, n);
+            if (!b) return mil_rt_errf(e, "out of memory (%zu bytes)", n);
+            free(p->dynbuf[id]);
+            p->dynbuf[id] = b;
+            p->dyncap[id] = n;
+        }
+        r->data = p->dynbuf[id];
+    }
+    if (st->k->scratch) {
+        size_t ss = st->k->scratch(&st->ctx);
+        if (ensure_scratch(p, ss, e)) return -1;
+    }
+    p->kerr[0] = 0;
+    rc = st->k->run(&st->ctx);
+    if (rc) return kernel_err(e, f, op, rc, p->kerr);
+    return 0;
+}
+
+static int cpu_run(MilRtPlan *bp, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    CpuPlan *p = (CpuPlan *)bp;
+    const MilRtFunc *f = p->base.func;
+    for (int i = 0; i < f->ninputs; i++) {
+        MilRtTensor *t = &p->t[f->inputs[i]];
+        if (inputs[i].dtype != t->dtype || !mil_rt_same_shape(&inputs[i], t) || !inputs[i].data) {
+            char a[256], b[256];
+            return mil_rt_errf(e, "input '%s': the plan was prepared for %s, got %s",
+                               f->values[f->inputs[i]].name, mil_rt_format_type(t->dtype, t->rank, t->dims, a, sizeof a),
+                               mil_rt_format_type(inputs[i].dtype, inputs[i].rank, inputs[i].dims, b, sizeof b));
+        }
+        t->data = inputs[i].data;
+    }
+    for (int i = 0; i < f->nops; i++) {
+        Step *st = &p->steps[i];
+        if (st->mode == S_RUN) {
+            int rc = st->k->run(&st->ctx);
+            if (rc) return kernel_err(e, f, st->op, rc, p->kerr);
+        } else if (st->mode == S_DYNAMIC) {
+            if (run_dynamic(p, st, e)) return -1;
+        }
+    }
+    for (int i = 0; i < f->noutputs; i++) outputs[i] = p->t[f->outputs[i]];
+    return 0;
+}
+
+static const MilRtDeviceIface cpu_iface = {
+    .name = "cpu",
+    .supports_op = cpu_supports_op,
+    .prepare = cpu_prepare,
+    .run = cpu_run,
+    .plan_free = cpu_plan_free,
+    .free = NULL,
+};
+
+MilRtDevice *mil_rt_device_cpu_new(void) {
+    MilRtDevice *d = calloc(1, sizeof *d);
+    if (d) d->iface = &cpu_iface;
+    return d;
+}
