@@ -1,1 +1,0 @@
-typedef int milc_backend_stub_unused;
