@@ -1,4 +1,250 @@
-/* passes/mm2conv.c -- (in progress) */
+/* passes/mm2conv.c -- matmul / linear with a constant weight -> 1x1 conv in
+ * the ANE's [1, C, 1, S] layout (docs/ane-notes.md §4, §13.1).
+ *
+ *   linear(x: [.., S, IC], W: [OC, IC], b)            -> conv(cf(x), W[OC, IC, 1, 1], b)
+ *   matmul(x: [.., S, IC], W: [IC, OC] (or W^T))        -> conv(cf(x), W^T[OC, IC, 1, 1])
+ *   matmul(W: [OC, IC], y: [.., IC, S]) (channel-first) -> conv(cf(y), W[OC, IC, 1, 1])
+ *
+ * Layout propagation: cf(v) is v in channel-first [1, C, 1, N] form.  It is
+ * memoised per value (MilValue.aux, cleared at the start), and the result of
+ * every conv converted back to the original layout remembers its
+ * channel-first source, so a chain of linear layers (and the element-wise
+ * ops between them: activations, gates, residual adds, scalings) runs in
+ * [1, C, 1, S] without bouncing.  Conversions back are only used by
+ * consumers that need the original layout (function outputs, other ops); the
+ * rest dies in DCE.  Matmuls with two runtime operands stay matmuls.
+ */
+#include <string.h>
+
 #include "passes/pass_int.h"
 
-int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) { return 0; }
+#define MAX_DEPTH 12
+
+typedef enum { LAST, FIRST } Layout;   /* channels last ([.., N, C]) or first ([.., C, N]) */
+
+static bool leading_ones(const MilType *t, int keep) {
+    for (int i = 0; i < t->rank - keep; i++)
+        if (t->dims[i] != 1) return false;
+    return true;
+}
+
+/* The memoised channel-first form of v (aux), if it fits layout l. */
+static MilValue *memo_l(MilValue *v, Layout l) {
+    MilValue *c = (MilValue *)v->aux;
+    const MilType *t = v->type;
+    if (!c || !ty_known(t) || t->rank < 2) return NULL;
+    int64_t ch = l == LAST ? t->dims[t->rank - 1] : t->dims[t->rank - 2];
+    int64_t n = mil_type_numel(t) / (ch ? ch : 1);
+    const MilType *ct = c->type;
+    if (ct->rank != 4 || ct->dims[1] != ch || ct->dims[3] != n) return NULL;
+    if (l == FIRST && !leading_ones(t, 2)) return NULL;
+    return c;
+}
+
+
+/* Builds cf(v) from v's layout with reshapes/transposes, before op `at`. */
+static MilValue *convert_to_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l) {
+    const MilType *t = v->type;
+    int r = t->rank;
+    int64_t c, n;
+    if (l == LAST) {
+        c = t->dims[r - 1];
+        n = mil_type_numel(t) / (c ? c : 1);
+        MilValue *x = v;
+        if (r != 2) {
+            int64_t d2[2] = {n, c};
+            x = pb_reshape(f, at, x, 2, d2, "flat");
+        }
+        int64_t perm[2] = {1, 0};
+        x = pb_transpose(f, at, x, 2, perm, "cf_t");
+        int64_t d4[4] = {1, c, 1, n};
+        return pb_reshape(f, at, x, 4, d4, "cf");
+    }
+    /* channel-first [.., C, N] with leading ones */
+    c = t->dims[r - 2];
+    n = t->dims[r - 1];
+    int64_t d4[4] = {1, c, 1, n};
+    if (r == 4 && t->dims[2] == 1 && t->dims[0] == 1) return v;
+    return pb_reshape(f, at, v, 4, d4, "cf");
+}
+
+static bool elementwise(const MilOp *op) {
+    const MilOpInfo *info = mil_op_info(op->kind);
+    return info && (info->flags & (OPF_UNARY | OPF_BINARY)) && op->nresults == 1;
+}
+
+/* Is the value a scalar-like constant (numel 1) usable in either layout? */
+static bool scalar_const(const MilOp *op, const char *arg) {
+    const MilType *t = arg_type(op, arg);
+    return arg_is_const(op, arg) && ty_known(t) && mil_type_numel(t) == 1;
+}
+
+static MilValue *get_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l, int depth, bool build);
+
+/* cf of an element-wise op whose tensor operands all have cf forms. */
+static MilValue *cf_elementwise(MilFunc *f, MilOp *at, MilOp *def, Layout l, int depth, bool build) {
+    const char *names[2] = {"x", "y"};
+    int nt = 0;
+    for (int i = 0; i < def->nargs; i++) {
+        const char *nm = def->args[i].name;
+        if (strcmp(nm, "x") && strcmp(nm, "y")) continue;
+        if (scalar_const(def, nm)) continue;
+        MilValue *a = arg_value(def, nm);
+        if (!a || a->type != def->results[0]->type) return NULL;   /* no broadcasting */
+        MilValue *c = get_cf(f, at, a, l, depth + 1, false);
+        if (!c) return NULL;
+        nt++;
+    }
+    if (!nt) return NULL;
+    if (!build) return def->results[0];   /* feasible */
+    MilOp *op = pb_op(f, def->kind, def->loc);
+    for (int i = 0; i < def->nargs; i++) {
+        const MilArg *a = &def->args[i];
+        bool xy = !strcmp(a->name, names[0]) || !strcmp(a->name, names[1]);
+        if (xy && !scalar_const(def, a->name)) {
+            MilValue *c = get_cf(f, at, a->items[0].value, l, depth + 1, true);
+            mil_op_add_arg(op, a->name, c);
+        } else if (a->items[0].value) {
+            mil_op_add_arg(op, a->name, a->items[0].value);
+        } else {
+            mil_op_add_arg_const(op, a->name, a->items[0].cst);
+        }
+    }
+    /* insert right after the latest operand: just before `at` is always valid */
+    return pb_finish(f, op, at, def->results[0]->name);
+}
+
+/* The channel-first form of v (layout l), memoised.  With build=false only
+ * answers whether it exists without new layout ops (memo or element-wise
+ * closure); with build=true always returns one. */
+static MilValue *get_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l, int depth, bool build) {
+    MilValue *m = memo_l(v, l);
+    if (m) return m;
+    if (depth > MAX_DEPTH) return NULL;
+    if (v->def && elementwise(v->def) && ty_known(v->type)) {
+        MilValue *c = cf_elementwise(f, at, v->def, l, depth, build);
+        if (c && build) v->aux = c;
+        if (c) return c;
+    }
+    if (!build) return NULL;
+    MilValue *c = convert_to_cf(f, at, v, l);
+    v->aux = c;
+    return c;
+}
+
+/* Converts the conv result [1, OC, 1, N] back to the shape of `like`. */
+static MilValue *convert_back(MilFunc *f, MilOp *at, MilValue *cf, const MilType *like, Layout l, const char *name) {
+    int r = like->rank;
+    if (l == LAST) {
+        int64_t oc = like->dims[r - 1], n = mil_type_numel(like) / (oc ? oc : 1);
+        int64_t d2[2] = {oc, n}, perm[2] = {1, 0};
+        MilValue *x = pb_reshape(f, at, cf, 2, d2, "sm");
+        x = pb_transpose(f, at, x, 2, perm, "sm_t");
+        if (r != 2) x = pb_reshape(f, at, x, r, like->dims, name);
+        return x;
+    }
+    if (r == 4 && like->dims[2] == 1) return cf;
+    return pb_reshape(f, at, cf, r, like->dims, name);
+}
+
+static MilValue *conv_weight(MilFunc *f, MilOp *at, MilValue *w, const MilConst *wc, bool transpose) {
+    MilValue *wv = w ? w : pb_const(f, at, (MilConst *)wc, "w");
+    const MilType *t = wv->type;
+    int64_t a = t->dims[t->rank - 2], b = t->dims[t->rank - 1];
+    if (t->rank != 2) {
+        int64_t d2[2] = {a, b};
+        wv = pb_reshape(f, at, wv, 2, d2, "w2");
+    }
+    if (transpose) {
+        int64_t perm[2] = {1, 0};
+        wv = pb_transpose(f, at, wv, 2, perm, "wt");
+        int64_t tmp = a;
+        a = b;
+        b = tmp;
+    }
+    int64_t d4[4] = {a, b, 1, 1};
+    return pb_reshape(f, at, wv, 4, d4, "w4");
+}
+
+static MilValue *build_conv(MilFunc *f, MilOp *at, MilValue *x, MilValue *w4, MilValue *bias, const MilConst *bias_c) {
+    int64_t ones[2] = {1, 1}, zeros[4] = {0, 0, 0, 0};
+    MilOp *op = pb_op(f, MIL_OP_CONV, at->loc);
+    if (bias) mil_op_add_arg(op, "bias", bias);
+    else if (bias_c) mil_op_add_arg_const(op, "bias", (MilConst *)bias_c);
+    mil_op_add_arg(op, "dilations", pb_const_i32s(f, at, 2, ones, "dilations"));
+    mil_op_add_arg(op, "groups", pb_const_scalar(f, at, MIL_DT_INT32, 1, "groups"));
+    mil_op_add_arg(op, "pad", pb_const_i32s(f, at, 4, zeros, "pad"));
+    mil_op_add_arg(op, "pad_type", pb_const_str(f, at, "valid", "pad_type"));
+    mil_op_add_arg(op, "strides", pb_const_i32s(f, at, 2, ones, "strides"));
+    mil_op_add_arg(op, "weight", w4);
+    mil_op_add_arg(op, "x", x);
+    return pb_finish(f, op, at, "conv");
+}
+
+static bool const_weight(const MilOp *op, const char *arg, MilValue **v, const MilConst **c) {
+    *v = arg_value(op, arg);
+    *c = mil_op_const_arg(op, arg);
+    if (!*c) return false;
+    const MilType *t = (*c)->type;
+    return ty_known(t) && t->rank >= 2 && leading_ones(t, 2);
+}
+
+static bool lower(MilFunc *f, MilOp *op, MilValue *act, Layout l, MilValue *w4, MilValue *bias, const MilConst *bias_c) {
+    const MilType *rt = op->results[0]->type;
+    if (!ty_known(rt) || !ty_known(act->type)) return false;
+    MilValue *x = get_cf(f, op, act, l, 0, true);
+    MilValue *y = build_conv(f, op, x, w4, bias, bias_c);
+    MilValue *back = convert_back(f, op, y, rt, l, op->results[0]->name);
+    if (!replace_value(f, op->results[0], back)) return false;
+    back->aux = y;
+    return true;
+}
+
+/* linear(x, W, b) -> conv(cf(x), W[OC, IC, 1, 1], b) */
+static bool rule_linear(MilFunc *f, MilOp *op, void *ctx) {
+    MilValue *act = arg_value(op, "x"), *wv;
+    const MilConst *wc;
+    if (!act || !ty_known(act->type) || act->type->rank < 2 || !const_weight(op, "weight", &wv, &wc)) return false;
+    MilValue *w4 = conv_weight(f, op, wv, wc, false);
+    return lower(f, op, act, LAST, w4, arg_value(op, "bias"), arg_value(op, "bias") ? NULL : mil_op_const_arg(op, "bias"));
+}
+
+/* matmul(x, W) -> conv(cf(x), W^T);  matmul(W, y) -> conv(cf(y), W) (channel-first) */
+static bool rule_matmul(MilFunc *f, MilOp *op, void *ctx) {
+    bool tx = arg_bool(op, "transpose_x", false), ty = arg_bool(op, "transpose_y", false);
+    MilValue *x = arg_value(op, "x"), *y = arg_value(op, "y"), *wv;
+    const MilConst *wc;
+    const MilType *rt = op->results[0]->type;
+    if (!ty_known(rt) || rt->rank < 2) return false;
+    if (const_weight(op, "y", &wv, &wc) && x && !mil_value_const(x) && !tx && ty_known(x->type) && x->type->rank >= 2) {
+        /* x [.., N, IC] @ W [IC, OC] (or W^T with transpose_y) */
+        MilValue *w4 = conv_weight(f, op, wv, wc, !ty);
+        return lower(f, op, x, LAST, w4, NULL, NULL);
+    }
+    if (const_weight(op, "x", &wv, &wc) && y && !mil_value_const(y) && !ty && ty_known(y->type) &&
+        y->type->rank >= 2 && leading_ones(y->type, 2)) {
+        /* W [OC, IC] @ y [IC, N]: already channel-first */
+        MilValue *w4 = conv_weight(f, op, wv, wc, tx);
+        return lower(f, op, y, FIRST, w4, NULL, NULL);
+    }
+    return false;
+}
+
+static const MilRule mm2conv_rules[] = {
+    {MIL_OP_LINEAR, rule_linear, "linear-conv1x1"},   /* linear(x, W, b) -> conv(cf(x), W[OC,IC,1,1], b) */
+    {MIL_OP_MATMUL, rule_matmul, "matmul-conv1x1"},   /* matmul(x, W) -> conv(cf(x), W^T[OC,IC,1,1]) */
+};
+
+int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    int n = 0;
+    for (int i = 0; i < p->nfuncs; i++) {
+        MilFunc *f = p->funcs[i];
+        for (int k = 0; k < f->nparams; k++) f->params[k]->aux = NULL;
+        for (MilOp *op = f->body.first; op; op = op->next)
+            for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;
+        n += mil_rewrite_fixpoint(f, mm2conv_rules, 2, NULL);
+        for (MilOp *op = f->body.first; op; op = op->next)
+            for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;
+    }
+    return n > 0;
+}
