@@ -364,6 +364,9 @@ int mil_verify(const MilProgram *p, MilDiag *d);
  * in *len if non-NULL), NULL on OOM. */
 char *mil_print(const MilProgram *p, MilSpelling sp, size_t *len);
 int mil_print_file(const MilProgram *p, MilSpelling sp, FILE *out); /* 0 ok, -1 I/O error */
+/* One type in MIL spelling (SAME is taken as 1.3) into buf, snprintf style:
+ * returns the full length, truncates to size-1 characters.  For messages. */
+int mil_type_format(const MilType *t, MilSpelling sp, char *buf, size_t size);
 
 /* Canonical float text (§2.4) of fp16 bits / fp32 / fp64 values into buf
  * (at least 32 bytes); returns the length. */

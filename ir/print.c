@@ -433,6 +433,20 @@ static const char *version_for(const MilProgram *p, MilSpelling sp) {
     return sp == MIL_SPELLING_1_3 ? "1.3" : "1.0";
 }
 
+int mil_type_format(const MilType *t, MilSpelling sp, char *buf, size_t size) {
+    Buf b = { 0 };
+    b.sp = sp == MIL_SPELLING_1_0 ? MIL_SPELLING_1_0 : MIL_SPELLING_1_3;
+    print_type(&b, t);
+    int n = b.oom ? -1 : (int)b.n;
+    if (buf && size) {
+        size_t k = b.oom ? 0 : (b.n < size ? b.n : size - 1);
+        if (k) memcpy(buf, b.s, k);
+        buf[k] = 0;
+    }
+    free(b.s);
+    return n;
+}
+
 char *mil_print(const MilProgram *p, MilSpelling sp, size_t *len) {
     if (!p) return NULL;
     Buf b = { 0 };
