@@ -15,11 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "runtime/runtime.h"
 
-typedef enum { EMIT_MIL } EmitKind;
+typedef enum { EMIT_MIL, EMIT_TAPS } EmitKind;
 
 typedef struct Options {
     const char *input;
@@ -41,6 +44,8 @@ static void usage(FILE *f) {
             "options:\n"
             "  -o FILE                 output file (default: stdout; - = stdout)\n"
             "  --emit=mil              output canonical MIL text (default)\n"
+            "  --emit=taps             output the forward-tap channel map (JSON) of --taps\n"
+            "  -o NAME.mlmodelc        write a complete bundle: model.mil + weights/weight.bin\n"
             "  --spelling=1.0|1.3|same scalar spelling of the output (default: same as input)\n"
             "  --check                 parse, verify and infer types only; no output\n"
             "  --allow-unknown-ops     keep unknown ops as opaque ops instead of failing\n"
@@ -90,7 +95,8 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->output = v;
         } else if (starts(a, "--emit=", &v)) {
             if (!strcmp(v, "mil")) o->emit = EMIT_MIL;
-            else return usage_error("unknown --emit kind '%s' (expected mil)", v);
+            else if (!strcmp(v, "taps")) o->emit = EMIT_TAPS;
+            else return usage_error("unknown --emit kind '%s' (expected mil or taps)", v);
         } else if (starts(a, "--spelling=", &v)) {
             if (!strcmp(v, "1.0")) o->spelling = MIL_SPELLING_1_0;
             else if (!strcmp(v, "1.3")) o->spelling = MIL_SPELLING_1_3;
@@ -166,6 +172,157 @@ static int write_output(const char *path, const char *text, size_t len) {
     return 0;
 }
 
+/* ---------------------------------------------------------- pass outputs
+ * Text, bundle and taps outputs of the optimiser (the .milb / ane-mil emitters
+ * live apart from these). */
+
+static bool is_bundle_path(const char *out) {
+    if (!out) return false;
+    size_t n = strlen(out);
+    while (n && out[n - 1] == '/') n--;
+    return n > 9 && !strncmp(out + n - 9, ".mlmodelc", 9);
+}
+
+static int emit_mil(MilProgram *p, const Options *o) {
+    size_t len = 0;
+    char *text = mil_print(p, o->spelling, &len);
+    if (!text) {
+        fprintf(stderr, "milc: error: out of memory while printing\n");
+        return 1;
+    }
+    int rc = write_output(o->output, text, len);
+    free(text);
+    return rc;
+}
+
+static int emit_taps(const Options *o) {
+    if (!o->pass.taps_json) {
+        fprintf(stderr, "milc: error: --emit=taps needs --taps (or a `taps` function attribute)\n");
+        return 1;
+    }
+    return write_output(o->output, o->pass.taps_json, strlen(o->pass.taps_json));
+}
+
+/* FILE.taps.json next to a text output, taps.json inside a bundle. */
+static int write_taps_sidecar(const Options *o) {
+    if (!o->output || !strcmp(o->output, "-")) return 0;
+    char path[4096];
+    if (is_bundle_path(o->output)) snprintf(path, sizeof path, "%s/taps.json", o->output);
+    else snprintf(path, sizeof path, "%s.taps.json", o->output);
+    return write_output(path, o->pass.taps_json, strlen(o->pass.taps_json));
+}
+
+/* One weight record already copied: (source path, offset, type) -> new offset. */
+typedef struct BlobMap {
+    const char *path;
+    uint64_t off;
+    const MilType *type;
+    uint64_t new_off;
+} BlobMap;
+
+typedef struct Bundle {
+    MilProgram *p;
+    MilRtBlobWriter *w;
+    MilRtBlobCache *cache;
+    BlobMap *map;
+    int n, cap;
+    int failed;
+} Bundle;
+
+#define BUNDLE_BLOB_PATH "@model_path/weights/weight.bin"
+
+static bool blob_dtype(MilDType dt) {
+    return dt == MIL_DT_FP16 || dt == MIL_DT_FP32 || dt == MIL_DT_INT8 || dt == MIL_DT_UINT8 ||
+           dt == MIL_DT_BF16 || dt == MIL_DT_INT16 || dt == MIL_DT_UINT16 || dt == MIL_DT_INT32;
+}
+
+/* Moves one constant into the bundle's weight file (returns the replacement). */
+static MilConst *bundle_const(Bundle *b, MilConst *c) {
+    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR) return c;
+    MilRtErr e;
+    int64_t n = mil_type_numel(c->type);
+    if (n < 0) return c;
+    if (c->kind == MIL_CONST_BLOB) {
+        for (int i = 0; i < b->n; i++)
+            if (b->map[i].off == c->blob_offset && b->map[i].type == c->type && !strcmp(b->map[i].path, c->blob_path))
+                return mil_const_blob(b->p, c->type, BUNDLE_BLOB_PATH, b->map[i].new_off);
+        MilRtBlobFile *bf = mil_rt_blob_cache_get(b->cache, c->blob_path, &e);
+        const void *data = NULL;
+        void *owned = NULL;
+        uint64_t off;
+        if (!bf || mil_rt_blob_read(bf, c->blob_offset, c->type->dtype, n, &data, &owned, &e) != 0 ||
+            mil_rt_blob_writer_append(b->w, c->type->dtype, data, n, &off, &e) != 0) {
+            fprintf(stderr, "milc: error: %s\n", e.msg);
+            free(owned);
+            b->failed = 1;
+            return c;
+        }
+        free(owned);
+        if (b->n == b->cap) {
+            b->cap = b->cap ? 2 * b->cap : 64;
+            b->map = realloc(b->map, sizeof *b->map * (size_t)b->cap);
+        }
+        b->map[b->n++] = (BlobMap){c->blob_path, c->blob_offset, c->type, off};
+        return mil_const_blob(b->p, c->type, BUNDLE_BLOB_PATH, off);
+    }
+    /* large inline tensors (e.g. created by folding) go to the weight file too */
+    if (c->kind == MIL_CONST_TENSOR && n >= 10 && c->count == n && blob_dtype(c->type->dtype)) {
+        uint64_t off;
+        if (mil_rt_blob_writer_append(b->w, c->type->dtype, c->data, n, &off, &e) != 0) {
+            fprintf(stderr, "milc: error: %s\n", e.msg);
+            b->failed = 1;
+            return c;
+        }
+        return mil_const_blob(b->p, c->type, BUNDLE_BLOB_PATH, off);
+    }
+    return c;
+}
+
+/* -o NAME.mlmodelc: NAME.mlmodelc/model.mil + weights/weight.bin holding every
+ * BLOBFILE constant the output references (and large inline constants). */
+static int write_bundle(MilProgram *p, const Options *o, const char *model_dir) {
+    char path[4096];
+    MilRtErr e;
+    if (mkdir(o->output, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "milc: error: cannot create '%s': %s\n", o->output, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/weights", o->output);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "milc: error: cannot create '%s': %s\n", path, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/weights/weight.bin", o->output);
+    Bundle b = {.p = p};
+    b.w = mil_rt_blob_writer_open(path, &e);
+    if (!b.w) {
+        fprintf(stderr, "milc: error: %s\n", e.msg);
+        return 1;
+    }
+    b.cache = mil_rt_blob_cache_new(model_dir ? model_dir : ".", NULL);
+    for (int fi = 0; fi < p->nfuncs; fi++)
+        for (MilOp *op = p->funcs[fi]->body.first; op; op = op->next) {
+            for (int i = 0; i < op->nattrs; i++) op->attrs[i].val = bundle_const(&b, op->attrs[i].val);
+            for (int i = 0; i < op->nargs; i++)
+                for (int j = 0; j < op->args[i].n; j++)
+                    if (op->args[i].items[j].cst) op->args[i].items[j].cst = bundle_const(&b, op->args[i].items[j].cst);
+        }
+    int rc = mil_rt_blob_writer_close(b.w, &e) != 0 || b.failed;
+    mil_rt_blob_cache_free(b.cache);
+    free(b.map);
+    if (rc) {
+        fprintf(stderr, "milc: error: cannot write '%s'\n", path);
+        return 1;
+    }
+    size_t len = 0;
+    char *text = mil_print(p, o->spelling, &len);
+    if (!text) return 1;
+    snprintf(path, sizeof path, "%s/model.mil", o->output);
+    rc = write_output(path, text, len);
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     Options o;
     memset(&o, 0, sizeof o);
@@ -173,6 +330,14 @@ int main(int argc, char **argv) {
     o.pass.out = stderr;
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
+    /* --check: shape inference (the checks) unless passes were chosen */
+    if (o.check_only && !o.opt_given) o.pass.passes = "shape";
+
+    char mil_path[4096], model_dir[4096];
+    MilRtErr re;
+    if (strcmp(o.input, "-") && mil_rt_model_paths(o.input, mil_path, sizeof mil_path, model_dir,
+                                                   sizeof model_dir, &re) == 0)
+        o.pass.weights_dir = model_dir;
 
     MilDiag d;
     mil_diag_init(&d);
@@ -184,22 +349,23 @@ int main(int argc, char **argv) {
     if (!p || d.nerrors > 0) {
         mil_program_free(p);
         mil_diag_free(&d);
+        free(o.pass.taps_json);
         return 1;
     }
 
     rc = 0;
     if (!o.check_only) {
-        size_t len = 0;
-        char *text = mil_print(p, o.spelling, &len);
-        if (!text) {
-            fprintf(stderr, "milc: error: out of memory while printing\n");
-            rc = 1;
-        } else {
-            rc = write_output(o.output, text, len);
-            free(text);
-        }
+        if (o.emit == EMIT_TAPS)
+            rc = emit_taps(&o);
+        else if (is_bundle_path(o.output))
+            rc = write_bundle(p, &o, o.pass.weights_dir);
+        else
+            rc = emit_mil(p, &o);
+        if (rc == 0 && o.emit != EMIT_TAPS && o.pass.taps_json)
+            rc = write_taps_sidecar(&o);
     }
     mil_program_free(p);
     mil_diag_free(&d);
+    free(o.pass.taps_json);
     return rc;
 }

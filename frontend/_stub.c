@@ -1,1 +1,0 @@
-typedef int milc_fe_stub_unused;
