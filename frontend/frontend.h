@@ -1,0 +1,37 @@
+/* frontend/frontend.h -- the MIL text reader (docs/mil-format.md §2-4).
+ *
+ * Parses `model.mil` text (both the program(1.0) and the program(1.3)
+ * spellings) into a MilProgram built with the ir/ builder API.  Syntax and
+ * the semantic checks that need the source (literal shapes and element kinds,
+ * integer ranges, undefined / duplicate names, unknown ops) are reported into
+ * the MilDiag as `file:line:col: error: message`; the parser keeps going after
+ * a bad statement and stops after MilDiag.max_errors (default 20) errors.
+ * Structural rules of the op table (required arguments, result counts) are
+ * mil_verify()'s job, not the parser's.
+ */
+#ifndef MILC_FRONTEND_H
+#define MILC_FRONTEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ir/ir.h"
+
+typedef struct MilParseOptions {
+    bool allow_unknown_ops; /* keep unknown op names as MIL_OP_UNKNOWN opaque ops;
+                               default: error at the op name's location */
+    bool lenient;           /* accept third-party oddities like tensor<int32, [1]>(1) */
+} MilParseOptions;
+
+/* Parses len bytes of text (need not be NUL-terminated; any bytes allowed).
+ * `file` names the text in diagnostics; the text is registered with
+ * mil_diag_add_source so mil_diag_print can show source lines.  opt may be
+ * NULL (all options off).  Returns NULL if any error was reported; the
+ * program is the caller's (mil_program_free). */
+MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilParseOptions *opt, MilDiag *d);
+
+/* Reads and parses a file.  path "-" reads stdin; a directory (such as a
+ * compiled `X.mlmodelc`) means its `model.mil`. */
+MilProgram *mil_parse_file(const char *path, const MilParseOptions *opt, MilDiag *d);
+
+#endif /* MILC_FRONTEND_H */
