@@ -1,1 +1,455 @@
-int main(void) { return 2; }
+/* tools/mil_run.c -- run a MIL program on a runtime device.
+ *
+ *   mil-run [options] MODEL
+ *
+ * MODEL is a `.mil` file (`@model_path` = its directory) or a `.mlmodelc`
+ * directory (its model.mil; `@model_path` = the directory).  The tool parses,
+ * verifies and lowers the program (frontend + backend), then runs it with the
+ * runtime library.  Exit codes: 0 success, 1 input/model/run errors (a clear
+ * message on stderr), 2 usage errors.
+ *
+ * Inputs come from -i NAME=FILE.npy, or from --random-inputs SEED for every
+ * input not given with -i.  A `.npy` file must have the input's shape; its
+ * dtype must be the input's, except that fp64 files feed fp32/fp16 inputs and
+ * any integer file feeds any integer input (range-checked).  Random inputs
+ * use the function's FlexibleShapeInformation DefaultShapes for `?` dims
+ * (1 when there is none).
+ *
+ * Outputs: -o DIR writes DIR/<output>.npy for each function output (DIR is
+ * created if missing); every file is first written to a temporary name in DIR
+ * and renamed only after all of them were written, so a failed run leaves no
+ * partial output.  --summary (the default when -o is not given) prints one
+ * line per output to stdout.  --time prints each run's wall time to stderr.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "runtime/runtime.h"
+
+typedef struct InputArg {
+    const char *name, *file;
+} InputArg;
+
+typedef struct Options {
+    const char *model, *outdir, *function, *weights, *device;
+    InputArg *inputs;
+    int ninputs;
+    bool random, summary, time;
+    uint64_t seed;
+    long repeat;
+} Options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mil-run [options] MODEL\n"
+            "\n"
+            "Runs a MIL program.  MODEL is a .mil file or a .mlmodelc directory.\n"
+            "\n"
+            "options:\n"
+            "  -i NAME=FILE.npy        value of input NAME (repeatable)\n"
+            "  --random-inputs SEED    deterministic random values for inputs not given with -i\n"
+            "                          (floats uniform in [-1, 1), integers in [0, 8))\n"
+            "  -o DIR                  write DIR/<output>.npy for every output\n"
+            "  --function NAME         function to run (default: main, or the only function)\n"
+            "  --weights DIR           directory of the weight files (default: MODEL's weights/)\n"
+            "  --device NAME           device (default: cpu)\n"
+            "  --repeat N              run N times (default 1); outputs are those of the last run\n"
+            "  --time                  print the wall time of each run to stderr\n"
+            "  --summary               print shape, dtype, min/max/mean of each output to stdout\n"
+            "                          (the default when -o is not given)\n"
+            "  --help                  this text\n"
+            "  --version               version\n"
+            "\n"
+            "exit status: 0 success, 1 error, 2 usage error\n");
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "mil-run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(try mil-run --help)\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, Options *o) {
+    o->repeat = 1;
+    o->device = "cpu";
+    o->inputs = calloc((size_t)argc + 1, sizeof *o->inputs);
+    if (!o->inputs) return usage_error("%s", "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        bool takes = !strcmp(a, "-i") || !strcmp(a, "-o") || !strcmp(a, "--random-inputs") ||
+                     !strcmp(a, "--function") || !strcmp(a, "--weights") || !strcmp(a, "--device") ||
+                     !strcmp(a, "--repeat");
+        char opt[64];
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq && (size_t)(eq - a) < sizeof opt) { /* --opt=value */
+            memcpy(opt, a, (size_t)(eq - a));
+            opt[eq - a] = 0;
+            if (!strcmp(opt, "--random-inputs") || !strcmp(opt, "--function") || !strcmp(opt, "--weights") ||
+                !strcmp(opt, "--device") || !strcmp(opt, "--repeat")) {
+                a = opt;
+                val = eq + 1;
+                takes = true;
+            }
+        }
+        if (takes && !val) {
+            if (i + 1 >= argc) return usage_error("option %s needs a value", a);
+            val = argv[++i];
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("mil-run (milc) %s\n", MIL_VERSION_STRING);
+            exit(0);
+        } else if (!strcmp(a, "-i")) {
+            const char *e = strchr(val, '=');
+            if (!e || e == val || !e[1]) return usage_error("-i wants NAME=FILE.npy, got '%s'", val);
+            char *name = strndup(val, (size_t)(e - val));
+            if (!name) return usage_error("%s", "out of memory");
+            o->inputs[o->ninputs].name = name;
+            o->inputs[o->ninputs].file = e + 1;
+            o->ninputs++;
+        } else if (!strcmp(a, "-o")) {
+            o->outdir = val;
+        } else if (!strcmp(a, "--random-inputs")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(val, &end, 0);
+            if (!*val || *end || errno || val[0] == '-') return usage_error("bad seed '%s'", val);
+            o->random = true;
+            o->seed = s;
+        } else if (!strcmp(a, "--function")) {
+            o->function = val;
+        } else if (!strcmp(a, "--weights")) {
+            o->weights = val;
+        } else if (!strcmp(a, "--device")) {
+            o->device = val;
+        } else if (!strcmp(a, "--repeat")) {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            if (!*val || *end || errno || n < 1) return usage_error("bad repeat count '%s'", val);
+            o->repeat = n;
+        } else if (!strcmp(a, "--time")) {
+            o->time = true;
+        } else if (!strcmp(a, "--summary")) {
+            o->summary = true;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (o->model) {
+            return usage_error("more than one MODEL ('%s')", a);
+        } else {
+            o->model = a;
+        }
+    }
+    if (!o->model) return usage_error("%s", "no MODEL given");
+    if (!o->outdir) o->summary = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------ inputs */
+
+/* FlexibleShapeInformation's DefaultShapes entry for `name`, if any. */
+static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
+    const MilConst *fsi = NULL;
+    for (int i = 0; i < f->nattrs; i++)
+        if (!strcmp(f->attrs[i].name, "FlexibleShapeInformation")) fsi = f->attrs[i].val;
+    if (!fsi || fsi->kind != MIL_CONST_TUPLE) return false;
+    for (int i = 0; i < fsi->nitems; i++) {
+        const MilConst *pair = fsi->items[i];
+        if (pair->kind != MIL_CONST_TUPLE || pair->nitems != 2) continue;
+        const char *key = mil_const_get_str(pair->items[0]);
+        const MilConst *dict = pair->items[1];
+        if (!key || strcmp(key, "DefaultShapes") || dict->kind != MIL_CONST_DICT) continue;
+        for (int k = 0; k + 1 < dict->nitems; k += 2) {
+            const char *n = mil_const_get_str(dict->items[k]);
+            const MilConst *shape = dict->items[k + 1];
+            if (!n || strcmp(n, name) || shape->kind != MIL_CONST_TENSOR || shape->count != rank) continue;
+            for (int d = 0; d < rank; d++) dims[d] = mil_const_get_i64(shape, d);
+            return true;
+        }
+    }
+    return false;
+}
+
+static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
+    MilRtErr e;
+    MilRtTensor raw;
+    if (mil_rt_npy_read(file, &raw, &e)) {
+        fprintf(stderr, "mil-run: input '%s': %s\n", v->name, e.msg);
+        return -1;
+    }
+    char a[256], b[256];
+    bool conv = raw.dtype == v->dtype ||
+                (raw.dtype == MIL_DT_FP64 && mil_rt_dtype_is_float(v->dtype)) ||
+                (mil_rt_dtype_is_int(raw.dtype) && mil_rt_dtype_is_int(v->dtype));
+    if (!conv) {
+        fprintf(stderr, "mil-run: input '%s': %s holds %s data but the input is %s\n", v->name, file,
+                mil_rt_dtype_name(raw.dtype), mil_rt_format_type(v->dtype, v->rank, v->dims, a, sizeof a));
+        mil_rt_tensor_free(&raw);
+        return -1;
+    }
+    bool shape_ok = raw.rank == v->rank;
+    for (int d = 0; shape_ok && d < v->rank; d++)
+        if (v->dims[d] >= 0 && v->dims[d] != raw.dims[d]) shape_ok = false;
+    if (!shape_ok) {
+        fprintf(stderr, "mil-run: input '%s': %s has shape %s but the input is %s\n", v->name, file,
+                mil_rt_format_type(raw.dtype, raw.rank, raw.dims, b, sizeof b),
+                mil_rt_format_type(v->dtype, v->rank, v->dims, a, sizeof a));
+        mil_rt_tensor_free(&raw);
+        return -1;
+    }
+    if (raw.dtype == v->dtype) {
+        *out = raw;
+        return 0;
+    }
+    int rc = mil_rt_tensor_convert(out, v->dtype, &raw, &e);
+    mil_rt_tensor_free(&raw);
+    if (rc) fprintf(stderr, "mil-run: input '%s': %s: %s\n", v->name, file, e.msg);
+    return rc;
+}
+
+/* ------------------------------------------------------------ outputs */
+
+static int mkdirs(const char *dir) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+            *p = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char *dir) {
+    if (mkdirs(dir)) {
+        fprintf(stderr, "mil-run: cannot create output directory %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int n = f->noutputs, done = 0, rc = 0;
+    char **tmp = calloc((size_t)n + 1, sizeof *tmp);
+    if (!tmp) return -1;
+    for (; done < n; done++) {
+        const char *name = f->values[f->outputs[done]].name;
+        size_t len = strlen(dir) + strlen(name) + 32;
+        tmp[done] = malloc(len);
+        if (!tmp[done]) { rc = -1; break; }
+        snprintf(tmp[done], len, "%s/.%s.npy.XXXXXX", dir, name);
+        int fd = mkstemp(tmp[done]);
+        if (fd < 0) {
+            fprintf(stderr, "mil-run: cannot create a file in %s: %s\n", dir, strerror(errno));
+            free(tmp[done]);
+            tmp[done] = NULL;
+            rc = -1;
+            break;
+        }
+        close(fd);
+        MilRtErr e;
+        if (mil_rt_npy_write(tmp[done], &outs[done], &e)) {
+            fprintf(stderr, "mil-run: output '%s': %s\n", name, e.msg);
+            done++;
+            rc = -1;
+            break;
+        }
+    }
+    for (int i = 0; i < done; i++) {
+        if (!tmp[i]) continue;
+        if (rc == 0) {
+            const char *name = f->values[f->outputs[i]].name;
+            size_t len = strlen(dir) + strlen(name) + 8;
+            char *final = malloc(len);
+            if (final) snprintf(final, len, "%s/%s.npy", dir, name);
+            if (!final || rename(tmp[i], final) != 0) {
+                fprintf(stderr, "mil-run: cannot write %s: %s\n", final ? final : name, strerror(errno));
+                rc = -1;
+                unlink(tmp[i]);
+            }
+            free(final);
+        } else {
+            unlink(tmp[i]);
+        }
+        free(tmp[i]);
+    }
+    free(tmp);
+    return rc;
+}
+
+static void summary(const MilRtFunc *f, const MilRtTensor *outs) {
+    for (int i = 0; i < f->noutputs; i++) {
+        const MilRtTensor *t = &outs[i];
+        char ty[256];
+        int64_t n = mil_rt_numel(t);
+        printf("%s: %s", f->values[f->outputs[i]].name, mil_rt_format_type(t->dtype, t->rank, t->dims, ty, sizeof ty));
+        if (t->dtype == MIL_DT_STRING || n == 0) {
+            printf("\n");
+            continue;
+        }
+        double mn = mil_rt_get_f64(t, 0), mx = mn, sum = 0;
+        for (int64_t k = 0; k < n; k++) {
+            double v = mil_rt_get_f64(t, k);
+            if (v < mn || mn != mn) mn = v;
+            if (v > mx || mx != mx) mx = v;
+            sum += v;
+        }
+        printf(" min=%.6g max=%.6g mean=%.6g\n", mn, mx, sum / (double)n);
+    }
+}
+
+static void report(const MilRtErr *e) {
+    if (strstr(e->msg, "error: ")) fprintf(stderr, "%s\n", e->msg);  /* has a location */
+    else fprintf(stderr, "mil-run: %s\n", e->msg);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* --------------------------------------------------------------- main */
+
+int main(int argc, char **argv) {
+    Options o = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc;
+
+    MilRtErr e;
+    char mil_path[4096], model_dir[4096];
+    if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
+        fprintf(stderr, "mil-run: %s\n", e.msg);
+        return 1;
+    }
+    MilRtDevice *dev = mil_rt_device_new(o.device, &e);
+    if (!dev) {
+        fprintf(stderr, "mil-run: %s\n", e.msg);
+        return 2;
+    }
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = mil_parse_file(mil_path, NULL, &d);
+    if (p && d.nerrors == 0) mil_verify(p, &d);
+    if (!p || d.nerrors) {
+        mil_diag_print(&d, stderr);
+        if (!d.nerrors) fprintf(stderr, "mil-run: %s: cannot read the program\n", mil_path);
+        return 1;
+    }
+    /* the function */
+    const MilFunc *mf = NULL;
+    if (o.function) {
+        mf = mil_program_find_func(p, o.function);
+        if (!mf) {
+            fprintf(stderr, "mil-run: %s: no function named '%s'\n", mil_path, o.function);
+            return 1;
+        }
+    } else {
+        mf = mil_program_find_func(p, "main");
+        if (!mf && p->nfuncs == 1) mf = p->funcs[0];
+        if (!mf) {
+            fprintf(stderr, "mil-run: %s: %s; choose one with --function\n", mil_path,
+                    p->nfuncs ? "several functions and none is named 'main'" : "no functions");
+            return 1;
+        }
+    }
+    MilLowerOptions lo = {.model_dir = model_dir, .weights_dir = o.weights, .device = dev,
+                          .function = mf->name, .file = mil_path};
+    MilRtProgram *rp = mil_lower(p, &lo, &d);
+    if (!rp) {
+        mil_diag_print(&d, stderr);
+        return 1;
+    }
+    MilRtFunc *f = mil_rt_program_find_func(rp, mf->name);
+
+    /* inputs */
+    MilRtTensor *in = calloc((size_t)f->ninputs + 1, sizeof *in);
+    MilRtTensor *out = calloc((size_t)f->noutputs + 1, sizeof *out);
+    if (!in || !out) return 1;
+    rc = 1;
+    for (int k = 0; k < o.ninputs; k++) {
+        int j = 0;
+        while (j < f->ninputs && strcmp(f->values[f->inputs[j]].name, o.inputs[k].name)) j++;
+        if (j == f->ninputs) {
+            fprintf(stderr, "mil-run: function '%s' has no input '%s' (inputs:", f->name, o.inputs[k].name);
+            for (int i = 0; i < f->ninputs; i++) fprintf(stderr, " %s", f->values[f->inputs[i]].name);
+            fprintf(stderr, "%s)\n", f->ninputs ? "" : " none");
+            goto done;
+        }
+        if (in[j].data) {
+            fprintf(stderr, "mil-run: input '%s' given twice\n", o.inputs[k].name);
+            goto done;
+        }
+        if (load_input(&f->values[f->inputs[j]], o.inputs[k].file, &in[j])) goto done;
+    }
+    uint64_t state = o.seed;
+    for (int j = 0; j < f->ninputs; j++) {
+        if (in[j].data) continue;
+        const MilRtValue *v = &f->values[f->inputs[j]];
+        if (!o.random) {
+            fprintf(stderr, "mil-run: missing input '%s' (give -i %s=FILE.npy or --random-inputs SEED)\n",
+                    v->name, v->name);
+            goto done;
+        }
+        MilRtTensor t = {.dtype = v->dtype, .rank = v->rank};
+        int64_t dims[MIL_MAX_RANK];
+        bool have = default_shape(mf, v->name, v->rank, dims);
+        for (int k = 0; k < v->rank; k++)
+            t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
+        if (mil_rt_tensor_alloc(&t, &e)) {
+            fprintf(stderr, "mil-run: input '%s': %s\n", v->name, e.msg);
+            goto done;
+        }
+        mil_rt_tensor_fill_random(&t, &state);
+        in[j] = t;
+    }
+
+    /* run */
+    MilRtSession *s = mil_rt_session_new(dev, f, &e);
+    if (!s) {
+        report(&e);
+        goto done;
+    }
+    for (long r = 0; r < o.repeat; r++) {
+        double t0 = now_ms();
+        if (mil_rt_session_run(s, in, out, &e)) {
+            report(&e);
+            mil_rt_session_free(s);
+            goto done;
+        }
+        double t1 = now_ms();
+        if (o.time) fprintf(stderr, "mil-run: run %ld: %.3f ms\n", r + 1, t1 - t0);
+    }
+    if (o.outdir && write_outputs(f, out, o.outdir)) {
+        mil_rt_session_free(s);
+        goto done;
+    }
+    if (o.summary) summary(f, out);
+    mil_rt_session_free(s);
+    rc = 0;
+done:
+    for (int j = 0; j < f->ninputs; j++) mil_rt_tensor_free(&in[j]);
+    free(in);
+    free(out);
+    for (int k = 0; k < o.ninputs; k++) free((void *)o.inputs[k].name);
+    free(o.inputs);
+    mil_rt_program_free(rp);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    mil_rt_device_free(dev);
+    return rc;
+}

@@ -1,0 +1,335 @@
+/* test/runtime/test_rt_device.c -- the runtime program builder and the CPU
+ * device on hand-built programs (no compiler code): execution, buffer
+ * planning with liveness reuse, folding, data-dependent shapes, re-planning
+ * for `?` inputs, declared-type checks, unsupported ops, input checks. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "ir/fp16.h"
+#include "runtime/cpu/kernel.h"
+#include "runtime/runtime.h"
+
+static int nslots(MilOpKind k) {
+    static const int n[MIL_OP_COUNT] = {
+        [MIL_OP_UNKNOWN] = 0
+#define OP(id, name, wire, nres, flags) , [MIL_OP_##id] = 0
+#define ARG(op, name, flags, def) + 1
+#include "ir/ops.def"
+#undef OP
+#undef ARG
+    };
+    return n[k];
+}
+
+/* op(f, kind, "name", line, nout, outs..., nbind, (slot, id)...) */
+static int op(MilRtFunc *f, MilOpKind kind, const char *opname, int line, int nout, ...) {
+    va_list ap;
+    va_start(ap, nout);
+    int outs[8];
+    for (int i = 0; i < nout; i++) outs[i] = va_arg(ap, int);
+    int nb = va_arg(ap, int);
+    int ns = nslots(kind), slot_of[32], id_of[32];
+    for (int i = 0; i < nb; i++) {
+        slot_of[i] = va_arg(ap, int);
+        id_of[i] = va_arg(ap, int);
+    }
+    va_end(ap);
+    int start[65], args[32], n = 0;
+    for (int s = 0; s < ns; s++) {
+        start[s] = n;
+        for (int i = 0; i < nb; i++)
+            if (slot_of[i] == s) args[n++] = id_of[i];
+    }
+    start[ns] = n;
+    return mil_rt_func_add_op(f, kind, opname, NULL, ns, start, args, nout, outs, line, 5);
+}
+
+static int tmpv(MilRtFunc *f, const char *name, MilDType dt, int rank, const int64_t *dims) {
+    return mil_rt_func_add_value(f, name, MIL_RT_TEMP, dt, rank, dims);
+}
+
+static const int64_t d4[1] = {4}, d1024[1] = {1024}, dq[1] = {-1};
+
+/* y = relu(x + c) with c = [1, -2, 3, -4] */
+static MilRtFunc *build_add_relu(MilRtProgram *p) {
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, dq);
+    mil_rt_func_add_input(f, x);
+    float *c = mil_rt_alloc(p, 16);
+    c[0] = 1; c[1] = -2; c[2] = 3; c[3] = -4;
+    int cv = mil_rt_func_add_const(f, "c", MIL_DT_FP32, 1, d4, c);
+    int s = tmpv(f, "s", MIL_DT_FP32, 1, dq);
+    int y = tmpv(f, "y", MIL_DT_FP32, 1, dq);
+    op(f, MIL_OP_ADD, "add", 2, 1, s, 2, MIL_A_ADD_x, x, MIL_A_ADD_y, cv);
+    op(f, MIL_OP_RELU, "relu", 3, 1, y, 1, MIL_A_RELU_x, s);
+    mil_rt_func_add_output(f, y);
+    return f;
+}
+
+Test(rt_device, runs_add_relu) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = build_add_relu(p);
+    MilRtErr e;
+    cr_assert_eq(mil_rt_func_validate(f, &e), 0, "%s", e.msg);
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    cr_assert(dev);
+    cr_assert_str_eq(mil_rt_device_name(dev), "cpu");
+    float xv[4] = {0.5f, 0.5f, -5.0f, 10.0f};
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}, .data = xv}, out;
+    cr_assert_eq(mil_rt_run_once(dev, f, &in, &out, &e), 0, "%s", e.msg);
+    float *y = out.data;
+    cr_assert(y[0] == 1.5f && y[1] == 0 && y[2] == 0 && y[3] == 6.0f, "%g %g %g %g", y[0], y[1], y[2], y[3]);
+    mil_rt_tensor_free(&out);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, session_replans_for_flexible_shapes) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = build_add_relu(p);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new(NULL, &e);
+    MilRtSession *s = mil_rt_session_new(dev, f, &e);
+    float xv[4] = {1, 1, 1, 1};
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}, .data = xv}, out;
+    cr_assert_eq(mil_rt_session_run(s, &in, &out, &e), 0, "%s", e.msg);
+    const MilRtPlan *p1 = mil_rt_session_plan(s);
+    cr_assert_eq(mil_rt_session_run(s, &in, &out, &e), 0);
+    cr_assert_eq(mil_rt_session_plan(s), p1, "same shapes must reuse the plan");
+    /* a shape the constant cannot broadcast with: the kernel says so at prepare */
+    float x3[3] = {1, 2, 3};
+    MilRtTensor in3 = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {3}, .data = x3};
+    cr_assert_eq(mil_rt_session_run(s, &in3, &out, &e), -1);
+    cr_assert(strncmp(e.msg, "t.mil:2:5: error: op 'add': ", 28) == 0, "%s", e.msg);
+    /* broadcasting [1] works and re-plans */
+    float x1[1] = {2};
+    MilRtTensor in1 = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {1}, .data = x1};
+    cr_assert_eq(mil_rt_session_run(s, &in1, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(out.dims[0], 4);
+    cr_assert_eq(((float *)out.data)[3], 0.0f);
+    cr_assert_eq(((float *)out.data)[2], 5.0f);
+    mil_rt_session_free(s);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, input_checks) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = build_add_relu(p);
+    MilRtErr e;
+    float xv[4] = {0};
+    MilRtTensor in = {.dtype = MIL_DT_FP16, .rank = 1, .dims = {4}, .data = xv};
+    cr_assert_eq(mil_rt_check_inputs(f, &in, true, &e), -1);
+    cr_assert_str_eq(e.msg, "input 'x': expected fp32 [?], got fp16 [4]");
+    in.dtype = MIL_DT_FP32;
+    in.rank = 2;
+    in.dims[1] = 1;
+    cr_assert_eq(mil_rt_check_inputs(f, &in, true, &e), -1);
+    cr_assert_str_eq(e.msg, "input 'x': expected fp32 [?], got fp32 [4, 1]");
+    in.rank = 1;
+    in.data = NULL;
+    cr_assert_eq(mil_rt_check_inputs(f, &in, true, &e), -1);
+    cr_assert_str_eq(e.msg, "input 'x': no data");
+    cr_assert_eq(mil_rt_check_inputs(f, &in, false, &e), 0);
+    mil_rt_program_free(p);
+}
+
+/* a chain of n unary ops: ping-pong between two buffers */
+Test(rt_device, liveness_reuses_buffers) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "chain");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d1024);
+    mil_rt_func_add_input(f, x);
+    int prev = x;
+    for (int i = 0; i < 10; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        int t = tmpv(f, name, MIL_DT_FP32, 1, d1024);
+        op(f, i % 2 ? MIL_OP_RELU : MIL_OP_ABS, i % 2 ? "relu" : "abs", i + 1, 1, t, 1, 0, prev);
+        prev = t;
+    }
+    mil_rt_func_add_output(f, prev);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}};
+    MilRtPlan *plan = mil_rt_prepare(dev, f, &in, &e);
+    cr_assert(plan, "%s", e.msg);
+    cr_assert_eq(plan->info.naive_bytes, 10 * 4096);
+    cr_assert_eq(plan->info.arena_bytes, 2 * 4096, "arena %zu", plan->info.arena_bytes);
+    cr_assert_eq(plan->info.nsteps, 10);
+    float *xv = calloc(1024, 4);
+    for (int i = 0; i < 1024; i++) xv[i] = (float)(i - 512);
+    in.data = xv;
+    MilRtTensor out;
+    cr_assert_eq(mil_rt_plan_run(plan, &in, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(((float *)out.data)[0], 512.0f);
+    cr_assert_eq(((float *)out.data)[1023], 511.0f);
+    free(xv);
+    mil_rt_plan_free(plan);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, outputs_are_never_overwritten) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d1024);
+    mil_rt_func_add_input(f, x);
+    int a = tmpv(f, "a", MIL_DT_FP32, 1, d1024), b = tmpv(f, "b", MIL_DT_FP32, 1, d1024);
+    int c = tmpv(f, "c", MIL_DT_FP32, 1, d1024), d = tmpv(f, "d", MIL_DT_FP32, 1, d1024);
+    int u = tmpv(f, "unused", MIL_DT_FP32, 1, d1024);
+    op(f, MIL_OP_SQUARE, "square", 1, 1, a, 1, MIL_A_SQUARE_x, x);
+    op(f, MIL_OP_SQUARE, "square", 2, 1, u, 1, MIL_A_SQUARE_x, x);   /* dead result */
+    op(f, MIL_OP_ABS, "abs", 3, 1, b, 1, MIL_A_ABS_x, a);
+    op(f, MIL_OP_RELU, "relu", 4, 1, c, 1, MIL_A_RELU_x, b);
+    op(f, MIL_OP_SQRT, "sqrt", 5, 1, d, 1, MIL_A_SQRT_x, c);
+    mil_rt_func_add_output(f, a);
+    mil_rt_func_add_output(f, d);
+    mil_rt_func_add_output(f, x);  /* an input may be an output */
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    float *xv = calloc(1024, 4);
+    for (int i = 0; i < 1024; i++) xv[i] = (float)i - 100;
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}, .data = xv}, out[3];
+    MilRtPlan *plan = mil_rt_prepare(dev, f, &in, &e);
+    cr_assert(plan, "%s", e.msg);
+    cr_assert_eq(mil_rt_plan_run(plan, &in, out, &e), 0, "%s", e.msg);
+    /* a, the unused result, b, c, d: a lives to the end, so at least 3 buffers */
+    cr_assert_leq(plan->info.arena_bytes, 3 * 4096);
+    for (int i = 0; i < 1024; i++) {
+        cr_assert_eq(((float *)out[0].data)[i], xv[i] * xv[i], "a[%d]", i);
+        cr_assert_eq(((float *)out[1].data)[i], fabsf(xv[i]), "d[%d]", i);
+    }
+    cr_assert_eq(out[2].data, xv);
+    free(xv);
+    mil_rt_plan_free(plan);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, constant_ops_fold_at_prepare) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
+    mil_rt_func_add_input(f, x);
+    float *c = mil_rt_alloc(p, 16);
+    for (int i = 0; i < 4; i++) c[i] = (float)i;
+    int cv = mil_rt_func_add_const(f, "c", MIL_DT_FP32, 1, d4, c);
+    int cc = tmpv(f, "cc", MIL_DT_FP32, 1, d4), y = tmpv(f, "y", MIL_DT_FP32, 1, d4);
+    op(f, MIL_OP_ADD, "add", 1, 1, cc, 2, MIL_A_ADD_x, cv, MIL_A_ADD_y, cv);
+    op(f, MIL_OP_MUL, "mul", 2, 1, y, 2, MIL_A_MUL_x, x, MIL_A_MUL_y, cc);
+    mil_rt_func_add_output(f, y);
+    mil_rt_func_add_output(f, cc);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    float xv[4] = {1, 1, 1, 1};
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}, .data = xv}, out[2];
+    MilRtPlan *plan = mil_rt_prepare(dev, f, &in, &e);
+    cr_assert(plan, "%s", e.msg);
+    cr_assert_eq(plan->info.nfolded, 1);
+    cr_assert_eq(plan->info.nsteps, 1);
+    cr_assert_eq(mil_rt_plan_run(plan, &in, out, &e), 0, "%s", e.msg);
+    cr_assert_eq(((float *)out[0].data)[3], 6.0f);
+    cr_assert_eq(((float *)out[1].data)[2], 4.0f);
+    mil_rt_plan_free(plan);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, declared_type_mismatch_is_an_error) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
+    mil_rt_func_add_input(f, x);
+    int64_t d5[1] = {5};
+    int y = tmpv(f, "y", MIL_DT_FP32, 1, d5);
+    op(f, MIL_OP_RELU, "relu", 7, 1, y, 1, MIL_A_RELU_x, x);
+    mil_rt_func_add_output(f, y);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}};
+    cr_assert_null(mil_rt_prepare(dev, f, &in, &e));
+    cr_assert_str_eq(e.msg, "t.mil:7:5: error: op 'relu': result 'y' is declared fp32 [5] but the arguments give fp32 [4]");
+    f->values[y].dims[0] = 4;
+    f->values[y].dtype = MIL_DT_FP16;
+    cr_assert_null(mil_rt_prepare(dev, f, &in, &e));
+    cr_assert_str_eq(e.msg, "t.mil:7:5: error: op 'relu': result 'y' is declared fp16 [4] but the arguments give fp32 [4]");
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, unsupported_op_is_rejected_before_running) {
+    MilRtProgram *p = mil_rt_program_new("m.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
+    mil_rt_func_add_input(f, x);
+    int y = tmpv(f, "y", MIL_DT_FP32, 1, d4);
+    int z = tmpv(f, "z", MIL_DT_FP32, 1, d4);
+    op(f, MIL_OP_RELU, "relu", 2, 1, y, 1, MIL_A_RELU_x, x);
+    op(f, MIL_OP_NON_ZERO, "non_zero", 3, 1, z, 1, MIL_A_NON_ZERO_x, y);
+    mil_rt_func_add_output(f, z);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    cr_assert_not(mil_rt_device_supports_op(dev, f, &f->ops[1]));
+    cr_assert_eq(mil_rt_device_check(dev, f, &e), -1);
+    cr_assert_str_eq(e.msg, "m.mil:3:5: error: op 'non_zero' is not supported by the cpu device");
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}};
+    cr_assert_null(mil_rt_prepare(dev, f, &in, &e));
+    cr_assert_str_eq(e.msg, "m.mil:3:5: error: op 'non_zero' is not supported by the cpu device");
+    cr_assert_null(mil_rt_session_new(dev, f, &e));
+    cr_assert_null(mil_rt_device_new("ane", &e));
+    cr_assert_str_eq(e.msg, "unknown device 'ane' (available: cpu)");
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+/* fp16 rule: every op rounds its output to fp16 */
+Test(rt_device, fp16_rounds_after_every_op) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP16, 1, d4);
+    mil_rt_func_add_input(f, x);
+    uint16_t *c = mil_rt_alloc(p, 8);
+    for (int i = 0; i < 4; i++) c[i] = mil_f2h(0x1p-11f);  /* half an fp16 ulp at 1.0 */
+    int cv = mil_rt_func_add_const(f, "eps", MIL_DT_FP16, 1, d4, c);
+    int a = tmpv(f, "a", MIL_DT_FP16, 1, d4), b = tmpv(f, "b", MIL_DT_FP16, 1, d4);
+    op(f, MIL_OP_ADD, "add", 1, 1, a, 2, MIL_A_ADD_x, x, MIL_A_ADD_y, cv);
+    op(f, MIL_OP_ADD, "add", 2, 1, b, 2, MIL_A_ADD_x, a, MIL_A_ADD_y, cv);
+    mil_rt_func_add_output(f, b);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    uint16_t xv[4] = {0x3c00, 0x3c00, 0x3c01, 0x4000};
+    MilRtTensor in = {.dtype = MIL_DT_FP16, .rank = 1, .dims = {4}, .data = xv}, out;
+    cr_assert_eq(mil_rt_run_once(dev, f, &in, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(out.dtype, MIL_DT_FP16);
+    const uint16_t *r = out.data;
+    /* 1 + 2^-11 ties to even (1.0) after each op; fp32 across both ops would give 0x3c01 */
+    cr_assert_eq(r[0], 0x3c00, "%04x", r[0]);
+    /* 0x3c01 (odd) + half ulp ties up to 0x3c02, then again to 0x3c02 */
+    cr_assert_eq(r[2], 0x3c02, "%04x", r[2]);
+    mil_rt_tensor_free(&out);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+Test(rt_device, validate_catches_bad_programs) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
+    mil_rt_func_add_input(f, x);
+    int y = tmpv(f, "y", MIL_DT_FP32, 1, d4), z = tmpv(f, "z", MIL_DT_FP32, 1, d4);
+    op(f, MIL_OP_RELU, "relu", 1, 1, y, 1, MIL_A_RELU_x, z);  /* z used before defined */
+    op(f, MIL_OP_RELU, "relu", 2, 1, z, 1, MIL_A_RELU_x, x);
+    mil_rt_func_add_output(f, y);
+    MilRtErr e;
+    cr_assert_eq(mil_rt_func_validate(f, &e), -1);
+    cr_assert_str_eq(e.msg, "op 0 ('relu'): argument 0 of slot 0 is not defined before use");
+    cr_assert_null(mil_rt_program_find_func(p, "other"));
+    cr_assert_eq(mil_rt_program_find_func(p, "main"), f);
+    cr_assert_eq(mil_rt_func_find_value(f, "z"), z);
+    mil_rt_program_free(p);
+}
