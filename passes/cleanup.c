@@ -213,6 +213,16 @@ static MilValue *fold_op(MilFunc *f, MilOp *op) {
             }
             ok = true;
         }
+    } else if (op->kind == MIL_OP_SELECT) {
+        Arr c = {0};
+        if (load(op, "cond", &c) && load(op, "a", &x) && load(op, "b", &y) && ty_known(c.t) && ty_known(x.t) &&
+            ty_known(y.t)) {
+            out = malloc(sizeof(double) * (size_t)(n ? n : 1));
+            for (int64_t i = 0; i < n; i++)
+                out[i] = c.v[bcast_index(rt, c.t, i)] != 0 ? x.v[bcast_index(rt, x.t, i)] : y.v[bcast_index(rt, y.t, i)];
+            ok = true;
+        }
+        free(c.v);
     } else if (op->kind == MIL_OP_FILL) {
         double val = 0;
         arg_float(op, "value", &val);

@@ -1,0 +1,206 @@
+/* test/passes/test_diff.c -- differential tests of the optimiser: a program
+ * and its optimised form run on the CPU device with the same random inputs
+ * must agree within fp16 tolerance; the op counts show that the lowering and
+ * the fusions happened.
+ *
+ * Programs: the transformer blocks of bench/gen_transformer.py (pre-norm,
+ * RMSNorm, causal attention, SwiGLU) in the `linear` [1, S, D] form and the
+ * ANE [1, C, 1, S] form, a hand-written attention backward, and every real
+ * corpus program that lowers and runs on the CPU device.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+static int count_kind(const MilProgram *p, MilOpKind k) {
+    int n = 0;
+    for (int i = 0; i < p->nfuncs; i++)
+        for (const MilOp *op = p->funcs[i]->body.first; op; op = op->next) n += op->kind == k;
+    return n;
+}
+
+/* matmul / linear whose weight operand is a constant */
+static int count_const_mm(const MilProgram *p) {
+    int n = 0;
+    for (int i = 0; i < p->nfuncs; i++)
+        for (const MilOp *op = p->funcs[i]->body.first; op; op = op->next) {
+            if (op->kind == MIL_OP_LINEAR) n++;
+            if (op->kind == MIL_OP_MATMUL && (mil_op_const_arg(op, "x") || mil_op_const_arg(op, "y"))) n++;
+        }
+    return n;
+}
+
+static void dump_diags(MilDiag *d) {
+    char buf[1024];
+    for (int i = 0; i < d->n; i++) {
+        mil_diag_format(d, i, buf, sizeof buf);
+        cr_log_error("%s", buf);
+    }
+}
+
+typedef struct DiffResult {
+    int ran;               /* 1 = compared, 0 = skipped (cannot run) */
+    double max_abs, max_rel_big;
+    MilProgram *opt;       /* the optimised program (caller frees) */
+} DiffResult;
+
+/* Parses path twice, optimises one copy with o, runs both; fills r.
+ * must_run: failure to lower/run the reference is a test failure. */
+static void diff_model(const char *path, MilPassOptions *o, bool must_run, DiffResult *r) {
+    memset(r, 0, sizeof *r);
+    char mil_path[4096], model_dir[4096];
+    MilRtErr e;
+    cr_assert_eq(mil_rt_model_paths(path, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e), 0, "%s", e.msg);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilParseOptions po = {0};
+    MilProgram *a = mil_parse_file(path, &po, &d);
+    MilProgram *b = mil_parse_file(path, &po, &d);
+    cr_assert(a && b && d.nerrors == 0, "%s does not parse", path);
+    o->verify_each = true;
+    o->weights_dir = model_dir;
+    if (mil_pass_run(b, o, &d) != 0) {
+        dump_diags(&d);
+        cr_assert_fail("%s: passes failed", path);
+    }
+    MilRtDevice *dev = mil_rt_device_cpu_new();
+    MilLowerOptions lo = {.model_dir = model_dir, .device = dev};
+    MilDiag ld;
+    mil_diag_init(&ld);
+    MilRtProgram *ra = mil_lower(a, &lo, &ld);
+    if (!ra) {
+        if (must_run) {
+            dump_diags(&ld);
+            cr_assert_fail("%s: reference does not lower", path);
+        }
+        goto out;
+    }
+    MilRtProgram *rb = mil_lower(b, &lo, &ld);
+    if (!rb) {
+        dump_diags(&ld);
+        cr_assert_fail("%s: optimised program does not lower (the reference does)", path);
+    }
+    for (int fi = 0; fi < ra->nfuncs; fi++) {
+        const MilRtFunc *fa = ra->funcs[fi];
+        const MilRtFunc *fb = mil_rt_program_find_func(rb, fa->name);
+        cr_assert_not_null(fb);
+        MilRtTensor *in = calloc((size_t)fa->ninputs + 1, sizeof *in);
+        uint64_t seed = 0x9e3779b97f4a7c15ull + (uint64_t)fi;
+        bool ok = true;
+        for (int i = 0; i < fa->ninputs; i++) {
+            const MilRtValue *v = &fa->values[fa->inputs[i]];
+            in[i].dtype = v->dtype;
+            in[i].rank = v->rank;
+            for (int k = 0; k < v->rank; k++) in[i].dims[k] = v->dims[k] < 0 ? 2 : v->dims[k];
+            if (mil_rt_tensor_alloc(&in[i], &e) != 0) { ok = false; break; }
+            if (mil_rt_dtype_is_float(v->dtype)) mil_rt_tensor_fill_random(&in[i], &seed);
+        }
+        MilRtDiff *diffs = calloc((size_t)fa->noutputs + 1, sizeof *diffs);
+        if (ok && mil_rt_compare(dev, fa, fb, in, diffs, &e) == 0) {
+            r->ran = 1;
+            for (int i = 0; i < fa->noutputs; i++) {
+                cr_expect(!diffs[i].shape_mismatch, "%s: output %s shapes differ", path, diffs[i].name);
+                if (diffs[i].max_abs > r->max_abs) r->max_abs = diffs[i].max_abs;
+                if (diffs[i].nmse > r->max_rel_big) r->max_rel_big = diffs[i].nmse;
+            }
+        } else if (must_run) {
+            cr_assert_fail("%s: does not run: %s", path, e.msg);
+        } else {
+            cr_log_warn("%s: skipped (%s)", path, e.msg);
+        }
+        for (int i = 0; i < fa->ninputs; i++) mil_rt_tensor_free(&in[i]);
+        free(in);
+        free(diffs);
+    }
+    mil_rt_program_free(rb);
+    mil_rt_program_free(ra);
+out:
+    mil_rt_device_free(dev);
+    mil_diag_free(&ld);
+    mil_diag_free(&d);
+    mil_program_free(a);
+    r->opt = b;
+}
+
+static char *gen(const char *form, const char *extra) {
+    char *dir = tu_tmpdir();
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "python3 %s --form %s %s --out %s/m.mlmodelc", tu_src("bench/gen_transformer.py"), form,
+             extra, dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0, "generator failed: %s", cmd);
+    return dir;
+}
+
+static void transformer_case(const char *form, MilTarget target) {
+    char *dir = gen(form, "--layers 2 --dim 64 --seq 32 --heads 4 --ffn 128");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/m.mlmodelc", dir);
+    MilPassOptions o;
+    mil_pass_options_init(&o);
+    o.opt_level = 2;
+    o.target = target;
+    DiffResult r;
+    diff_model(path, &o, true, &r);
+    cr_assert(r.ran);
+    cr_log_info("%s/%d: max abs diff %g, nmse %g", form, target, r.max_abs, r.max_rel_big);
+    cr_expect_lt(r.max_rel_big, 1e-4, "nmse %g too large", r.max_rel_big);
+    cr_expect_lt(r.max_abs, 0.05, "max abs diff %g too large", r.max_abs);
+    cr_expect_eq(count_const_mm(r.opt), 0, "matmul/linear with constant weights left");
+    cr_expect_eq(count_kind(r.opt, MIL_OP_RMS_NORM), 4, "one rms_norm per norm (2 layers x 2)");
+    if (target == MIL_TARGET_CPU)
+        cr_expect_eq(count_kind(r.opt, MIL_OP_SCALED_DOT_PRODUCT_ATTENTION), 2, "attention fused per layer");
+    else
+        cr_expect_eq(count_kind(r.opt, MIL_OP_SCALED_DOT_PRODUCT_ATTENTION), 0, "no SDPA on the ANE");
+    cr_expect_eq(count_kind(r.opt, MIL_OP_CONV), 14, "7 projections per layer as conv");
+    mil_program_free(r.opt);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(diff, transformer_linear_cpu, .timeout = 120) { transformer_case("linear", MIL_TARGET_CPU); }
+Test(diff, transformer_ane_form_cpu, .timeout = 120) { transformer_case("ane", MIL_TARGET_CPU); }
+Test(diff, transformer_ane_form_ane, .timeout = 120) { transformer_case("ane", MIL_TARGET_ANE); }
+Test(diff, transformer_linear_ane, .timeout = 120) { transformer_case("linear", MIL_TARGET_ANE_M4); }
+
+/* Every corpus program that lowers runs equal after -O2 (cpu and ane targets). */
+Test(diff, corpus_O2, .timeout = 600) {
+    const char *dir = tu_corpus_dir();
+    if (!dir) return;
+    DIR *dp = opendir(dir);
+    cr_assert_not_null(dp);
+    struct dirent *de;
+    int ran = 0, total = 0;
+    while ((de = readdir(dp))) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".mil")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        for (int t = 0; t < 2; t++) {
+            MilPassOptions o;
+            mil_pass_options_init(&o);
+            o.opt_level = 2;
+            o.target = t ? MIL_TARGET_ANE : MIL_TARGET_CPU;
+            DiffResult r;
+            diff_model(path, &o, false, &r);
+            total++;
+            if (r.ran) {
+                ran++;
+                cr_expect_lt(r.max_rel_big, 1e-3, "%s (target %d): nmse %g", de->d_name, t, r.max_rel_big);
+            }
+            mil_program_free(r.opt);
+        }
+    }
+    closedir(dp);
+    cr_log_info("corpus: %d of %d runs compared", ran, total);
+    cr_expect_gt(ran, 0, "no corpus program could run");
+}
