@@ -26,4 +26,32 @@ const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     K(SCALED_TANH, k_unary), K(SIGMOID_HARD, k_unary), K(THRESHOLDED_RELU, k_unary),
     K(CLIP, k_clip), K(PRELU, k_prelu), K(SOFTPLUS_PARAMETRIC, k_softplus_p),
     K(SELECT, k_select), K(CAST, k_cast),
+    /* reductions, sorting */
+    K(REDUCE_SUM, k_reduce), K(REDUCE_MEAN, k_reduce), K(REDUCE_MAX, k_reduce), K(REDUCE_MIN, k_reduce),
+    K(REDUCE_PROD, k_reduce), K(REDUCE_SUM_SQUARE, k_reduce), K(REDUCE_L1_NORM, k_reduce),
+    K(REDUCE_L2_NORM, k_reduce), K(REDUCE_LOG_SUM, k_reduce), K(REDUCE_LOG_SUM_EXP, k_reduce),
+    K(REDUCE_ARGMAX, k_argred), K(REDUCE_ARGMIN, k_argred), K(CUMSUM, k_cumsum),
+    KS(TOPK, k_topk), KS(ARGSORT, k_argsort),
+    /* normalisation, attention */
+    K(SOFTMAX, k_softmax), K(LAYER_NORM, k_layer_norm), K(BATCH_NORM, k_batch_norm),
+    K(INSTANCE_NORM, k_instance_norm), K(L2_NORM, k_l2_norm), K(LOCAL_RESPONSE_NORM, k_lrn),
+    K(RMS_NORM, k_rms_norm), KS(SCALED_DOT_PRODUCT_ATTENTION, k_sdpa), KS(SDPA_BACKWARD, k_sdpa_bwd),
+    K(BAND_PART, k_band_part),
+    /* linear algebra, convolution, pooling */
+    KS(MATMUL, k_matmul), KS(LINEAR, k_linear), KS(CONV, k_conv), KS(CONV_TRANSPOSE, k_conv_t),
+    K(AVG_POOL, k_pool), K(MAX_POOL, k_pool),
+    /* shape and data movement */
+    K(RESHAPE, k_reshape), K(TRANSPOSE, k_transpose), K(EXPAND_DIMS, k_expand_dims), K(SQUEEZE, k_squeeze),
+    K(CONCAT, k_concat), K(STACK, k_stack), K(SPLIT, k_split), K(SLICE_BY_SIZE, k_slice_size),
+    K(SLICE_BY_INDEX, k_slice_index), K(SLICE_UPDATE, k_slice_update), K(TILE, k_tile), K(PAD, k_pad),
+    K(FLATTEN2D, k_flatten2d), K(REVERSE, k_reverse), K(DEPTH_TO_SPACE, k_d2s), K(SPACE_TO_DEPTH, k_s2d),
+    K(PIXEL_SHUFFLE, k_pixel_shuffle), K(UPSAMPLE_NEAREST_NEIGHBOR, k_upsample_nn), K(CROP, k_crop),
+    K(GATHER, k_gather), K(GATHER_ALONG_AXIS, k_gather_axis), K(GATHER_ND, k_gather_nd),
+    KS(SCATTER, k_scatter), KS(SCATTER_ALONG_AXIS, k_scatter_axis), KS(SCATTER_ND, k_scatter_nd),
+    K(ONE_HOT, k_one_hot),
+    K(CONST, k_const), K(FILL, k_fill), K(FILL_LIKE, k_fill_like), K(RANGE_1D, k_range), K(SHAPE, k_shapeop),
+    K(IDENTITY, k_identity),
+    /* constexpr */
+    K(CONSTEXPR_AFFINE_DEQUANTIZE, k_affine_deq), K(CONSTEXPR_CAST, k_cx_cast), K(CONSTEXPR_LUT_TO_DENSE, k_lut),
+    K(CONSTEXPR_SPARSE_TO_DENSE, k_sparse), K(CONSTEXPR_BLOCKWISE_SHIFT_SCALE, k_blockwise),
 };

@@ -104,8 +104,8 @@ KDECL(k_reshape) KDECL(k_transpose) KDECL(k_expand_dims) KDECL(k_squeeze) KDECL(
 KDECL(k_stack) KDECL(k_split) KDECL(k_slice_size) KDECL(k_slice_index) KDECL(k_slice_update)
 KDECL(k_tile) KDECL(k_pad) KDECL(k_flatten2d) KDECL(k_reverse) KDECL(k_d2s) KDECL(k_s2d)
 KDECL(k_pixel_shuffle) KDECL(k_upsample_nn) KDECL(k_crop) KDECL(k_band_part)
-KDECL(k_gather) KDECL(k_gather_axis) KDECL(k_gather_nd) KDECL(k_scatter) KDECL(k_scatter_axis)
-KDECL(k_scatter_nd) KDECL(k_one_hot)
+KDECL(k_gather) KDECL(k_gather_axis) KDECL(k_gather_nd) KDECLS(k_scatter) KDECLS(k_scatter_axis)
+KDECLS(k_scatter_nd) KDECL(k_one_hot)
 KDECL(k_const) KDECL(k_fill) KDECL(k_fill_like) KDECL(k_range) KDECL(k_shapeop) KDECL(k_identity)
 KDECL(k_affine_deq) KDECL(k_cx_cast) KDECL(k_lut) KDECL(k_sparse) KDECL(k_blockwise)
 

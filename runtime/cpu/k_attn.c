@@ -1,0 +1,339 @@
+/* runtime/cpu/k_attn.c -- scaled_dot_product_attention and its backward
+ * (milc extension sdpa_backward).  Per batch matrix: scores = Q K^T * scale
+ * (+ additive mask, or -inf where a bool mask is false), P = softmax(scores),
+ * out = P V; all in fp32 with sgemm, batch dimensions broadcast. */
+#include <cblas.h>
+
+#include "runtime/cpu/kutil.h"
+
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static const float *as_f32(const MilRtTensor *t, char **sp) {
+    if (t->dtype == MIL_DT_FP32) return t->data;
+    float *d = (float *)*sp;
+    k_tof32(t, d);
+    *sp += al64((size_t)k_numel(t) * sizeof(float));
+    return d;
+}
+static size_t f32_need(const MilRtTensor *t) {
+    return t->dtype == MIL_DT_FP32 ? 0 : al64((size_t)k_numel(t) * sizeof(float));
+}
+static float *take(char **sp, int64_t n) {
+    float *p = (float *)*sp;
+    *sp += al64((size_t)n * sizeof(float));
+    return p;
+}
+
+typedef struct {
+    int nb;                               /* batch rank */
+    int64_t bd[MIL_MAX_RANK], nbatch;     /* broadcast batch dims */
+    int64_t L, S, E, EV;
+    double scale;
+} AttnP;
+
+/* batch stride (in elements) of t for batch axis a, t's last two dims being the matrix */
+static int64_t bstride(const MilRtTensor *t, const AttnP *p, int a, int64_t *st_out) {
+    (void)st_out;
+    int ta = a - (p->nb - (t->rank - 2));
+    if (ta < 0 || t->dims[ta] == 1) return 0;
+    int64_t s = t->dims[t->rank - 1] * t->dims[t->rank - 2];
+    for (int i = ta + 1; i < t->rank - 2; i++) s *= t->dims[i];
+    return s;
+}
+
+static int64_t boff(const MilRtTensor *t, const AttnP *p, int64_t b) {
+    int64_t off = 0;
+    for (int a = p->nb - 1; a >= 0; a--) {
+        off += (b % p->bd[a]) * bstride(t, p, a, NULL);
+        b /= p->bd[a];
+    }
+    return off;
+}
+
+static int bcast_batch(MilKernelCtx *k, AttnP *p, const MilRtTensor *const *ts, int n) {
+    p->nb = 0;
+    for (int i = 0; i < n; i++) if (ts[i] && ts[i]->rank - 2 > p->nb) p->nb = ts[i]->rank - 2;
+    p->nbatch = 1;
+    for (int a = 0; a < p->nb; a++) {
+        int64_t d = 1;
+        for (int i = 0; i < n; i++) {
+            if (!ts[i]) continue;
+            int ta = a - (p->nb - (ts[i]->rank - 2));
+            if (ta < 0) continue;
+            int64_t e = ts[i]->dims[ta];
+            if (e == d || e == 1) continue;
+            if (d != 1) return mil_k_fail(k, "%s: batch dimensions are not broadcast-compatible", k_opname(k));
+            d = e;
+        }
+        p->bd[a] = d;
+        p->nbatch *= d;
+    }
+    return 0;
+}
+
+/* mask [*, L or 1, S or 1] broadcast to [batch, L, S]: element offset */
+typedef struct {
+    const MilRtTensor *m;
+    int64_t bst[MIL_MAX_RANK], ls, ss;
+} MaskV;
+
+static int mask_view(MilKernelCtx *k, const MilRtTensor *m, const AttnP *p, MaskV *v) {
+    v->m = m;
+    if (!m) return 0;
+    if (m->dtype != MIL_DT_BOOL && !k_isfloat(m->dtype))
+        return mil_k_fail(k, "%s: attn_mask must be bool or float, got %s", k_opname(k), k_dtname(m->dtype));
+    int r = m->rank;
+    if (r < 1 || r > p->nb + 2) return mil_k_fail(k, "%s: attn_mask rank %d not broadcastable", k_opname(k), r);
+    int64_t st[MIL_MAX_RANK];
+    k_contig_strides(r, m->dims, st);
+    int64_t full[MIL_MAX_RANK + 2];
+    for (int a = 0; a < p->nb; a++) full[a] = p->bd[a];
+    full[p->nb] = p->L;
+    full[p->nb + 1] = p->S;
+    int64_t fst[MIL_MAX_RANK + 2];
+    for (int a = 0; a < p->nb + 2; a++) {
+        int ma = a - (p->nb + 2 - r);
+        if (ma < 0) { fst[a] = 0; continue; }
+        if (m->dims[ma] != full[a] && m->dims[ma] != 1)
+            return mil_k_fail(k, "%s: attn_mask shape is not broadcastable to [..., %lld, %lld]", k_opname(k),
+                              (long long)p->L, (long long)p->S);
+        fst[a] = m->dims[ma] == 1 ? 0 : st[ma];
+    }
+    for (int a = 0; a < p->nb; a++) v->bst[a] = fst[a];
+    v->ls = fst[p->nb];
+    v->ss = fst[p->nb + 1];
+    return 0;
+}
+
+static int64_t mask_boff(const MaskV *v, const AttnP *p, int64_t b) {
+    int64_t off = 0;
+    for (int a = p->nb - 1; a >= 0; a--) { off += (b % p->bd[a]) * v->bst[a]; b /= p->bd[a]; }
+    return off;
+}
+
+/* scores (L x S) += mask, then row softmax in place */
+static void mask_softmax(float *P, const MaskV *mv, int64_t moff, const AttnP *p) {
+    for (int64_t i = 0; i < p->L; i++) {
+        float *row = P + i * p->S;
+        if (mv->m) {
+            for (int64_t j = 0; j < p->S; j++) {
+                int64_t o = moff + i * mv->ls + j * mv->ss;
+                if (mv->m->dtype == MIL_DT_BOOL) {
+                    if (!((const uint8_t *)mv->m->data)[o]) row[j] = -INFINITY;
+                } else {
+                    row[j] += (float)k_getf(mv->m, o);
+                }
+            }
+        }
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < p->S; j++) if (row[j] > mx) mx = row[j];
+        double sum = 0;
+        for (int64_t j = 0; j < p->S; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < p->S; j++) row[j] *= inv;
+    }
+}
+
+/* ============================================================== forward */
+
+#define SD(x) MIL_A_SCALED_DOT_PRODUCT_ATTENTION_##x
+static int sdpa_params(MilKernelCtx *k, AttnP *p, MaskV *mv) {
+    const MilRtTensor *q = k_req(k, SD(query)), *kk = q ? k_req(k, SD(key)) : NULL, *v = kk ? k_req(k, SD(value)) : NULL;
+    if (!v) return MIL_K_ERROR;
+    int rc;
+    if ((rc = k_need_float(k, q, "query")) || (rc = k_need_float(k, kk, "key")) || (rc = k_need_float(k, v, "value")))
+        return rc;
+    if (q->rank < 3 || kk->rank < 3 || v->rank < 3)
+        return mil_k_fail(k, "scaled_dot_product_attention: query, key and value must have rank >= 3");
+    p->L = q->dims[q->rank - 2];
+    p->E = q->dims[q->rank - 1];
+    p->S = kk->dims[kk->rank - 2];
+    p->EV = v->dims[v->rank - 1];
+    if (kk->dims[kk->rank - 1] != p->E)
+        return mil_k_fail(k, "scaled_dot_product_attention: query and key embedding sizes differ (%lld vs %lld)",
+                          (long long)p->E, (long long)kk->dims[kk->rank - 1]);
+    if (v->dims[v->rank - 2] != p->S)
+        return mil_k_fail(k, "scaled_dot_product_attention: key and value sequence lengths differ (%lld vs %lld)",
+                          (long long)p->S, (long long)v->dims[v->rank - 2]);
+    const MilRtTensor *ts[3] = {q, kk, v};
+    if ((rc = bcast_batch(k, p, ts, 3))) return rc;
+    p->scale = p->E > 0 ? 1.0 / sqrt((double)p->E) : 1.0;
+    return mask_view(k, mil_k_in(k, SD(attn_mask)), p, mv);
+}
+
+int k_sdpa_shape(MilKernelCtx *k) {
+    AttnP p;
+    MaskV mv;
+    int rc = sdpa_params(k, &p, &mv);
+    if (rc) return rc;
+    int64_t d[MIL_MAX_RANK];
+    for (int a = 0; a < p.nb; a++) d[a] = p.bd[a];
+    d[p.nb] = p.L;
+    d[p.nb + 1] = p.EV;
+    k_set_shape(k->out[0], mil_k_in(k, SD(query))->dtype, p.nb + 2, d);
+    return 0;
+}
+
+static size_t sdpa_scratch_p(const MilKernelCtx *k, const AttnP *p) {
+    return f32_need(mil_k_in(k, SD(query))) + f32_need(mil_k_in(k, SD(key))) + f32_need(mil_k_in(k, SD(value))) +
+           al64((size_t)(p->L * p->S) * sizeof(float)) + al64((size_t)(p->L * p->EV) * sizeof(float));
+}
+
+size_t k_sdpa_scratch(const MilKernelCtx *k) {
+    AttnP p;
+    MaskV mv;
+    if (sdpa_params((MilKernelCtx *)k, &p, &mv)) return 0;
+    return sdpa_scratch_p(k, &p);
+}
+
+int k_sdpa_run(MilKernelCtx *k) {
+    AttnP p;
+    MaskV mv;
+    int rc = sdpa_params(k, &p, &mv);
+    if (rc) return rc;
+    if (k->scratch_size < sdpa_scratch_p(k, &p)) return mil_k_fail(k, "scaled_dot_product_attention: scratch too small");
+    const MilRtTensor *q = mil_k_in(k, SD(query)), *kt = mil_k_in(k, SD(key)), *v = mil_k_in(k, SD(value));
+    char *sp = k->scratch;
+    const float *Q = as_f32(q, &sp), *K = as_f32(kt, &sp), *V = as_f32(v, &sp);
+    float *P = take(&sp, p.L * p.S), *O = take(&sp, p.L * p.EV);
+    int64_t L = p.L, S = p.S, E = p.E, EV = p.EV;
+    for (int64_t b = 0; b < p.nbatch; b++) {
+        if (L * EV == 0) continue;
+        if (S == 0 || E == 0) memset(P, 0, (size_t)(L * S) * sizeof(float));
+        if (S > 0 && E > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)E, (float)p.scale,
+                        Q + boff(q, &p, b), (int)E, K + boff(kt, &p, b), (int)E, 0.0f, P, (int)S);
+        mask_softmax(P, &mv, mv.m ? mask_boff(&mv, &p, b) : 0, &p);
+        if (S == 0) memset(O, 0, (size_t)(L * EV) * sizeof(float));
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L, (int)EV, (int)S, 1.0f, P, (int)S,
+                        V + boff(v, &p, b), (int)EV, 0.0f, O, (int)EV);
+        k_storef(k->out[0], b * L * EV, L * EV, O);
+    }
+    return 0;
+}
+#undef SD
+
+/* ============================================================= backward */
+
+#define SB(x) MIL_A_SDPA_BACKWARD_##x
+static int bwd_params(MilKernelCtx *k, AttnP *p, MaskV *mv) {
+    const MilRtTensor *q = k_req(k, SB(query)), *kk = q ? k_req(k, SB(key)) : NULL, *v = kk ? k_req(k, SB(value)) : NULL,
+                      *dO = v ? k_req(k, SB(d_out)) : NULL, *pr = mil_k_in(k, SB(probs));
+    if (!dO) return MIL_K_ERROR;
+    int rc;
+    if ((rc = k_need_float(k, q, "query")) || (rc = k_need_float(k, kk, "key")) || (rc = k_need_float(k, v, "value")) ||
+        (rc = k_need_float(k, dO, "d_out")))
+        return rc;
+    if (q->rank < 3 || kk->rank < 3 || v->rank < 3 || dO->rank < 3)
+        return mil_k_fail(k, "sdpa_backward: query, key, value and d_out must have rank >= 3");
+    if (k->nout != 3) return mil_k_fail(k, "sdpa_backward: expected 3 results, got %d", k->nout);
+    p->L = q->dims[q->rank - 2];
+    p->E = q->dims[q->rank - 1];
+    p->S = kk->dims[kk->rank - 2];
+    p->EV = v->dims[v->rank - 1];
+    if (kk->dims[kk->rank - 1] != p->E) return mil_k_fail(k, "sdpa_backward: query and key embedding sizes differ");
+    if (v->dims[v->rank - 2] != p->S) return mil_k_fail(k, "sdpa_backward: key and value sequence lengths differ");
+    if (dO->dims[dO->rank - 2] != p->L || dO->dims[dO->rank - 1] != p->EV)
+        return mil_k_fail(k, "sdpa_backward: d_out must be [..., %lld, %lld]", (long long)p->L, (long long)p->EV);
+    if (pr) {
+        if ((rc = k_need_float(k, pr, "probs"))) return rc;
+        if (pr->rank < 2 || pr->dims[pr->rank - 2] != p->L || pr->dims[pr->rank - 1] != p->S)
+            return mil_k_fail(k, "sdpa_backward: probs must be [..., %lld, %lld]", (long long)p->L, (long long)p->S);
+    }
+    const MilRtTensor *ts[5] = {q, kk, v, dO, pr};
+    if ((rc = bcast_batch(k, p, ts, 5))) return rc;
+    /* d_out must cover the whole broadcast batch */
+    for (int a = 0; a < p->nb; a++) {
+        int ta = a - (p->nb - (dO->rank - 2));
+        if (ta < 0 || dO->dims[ta] != p->bd[a])
+            return mil_k_fail(k, "sdpa_backward: d_out must have the full broadcast batch shape");
+    }
+    double sc = p->E > 0 ? 1.0 / sqrt((double)p->E) : 1.0;
+    if ((rc = k_arg_float(k, SB(scale), sc, &p->scale))) return rc;
+    return mask_view(k, mil_k_in(k, SB(attn_mask)), p, mv);
+}
+
+int k_sdpa_bwd_shape(MilKernelCtx *k) {
+    AttnP p;
+    MaskV mv;
+    int rc = bwd_params(k, &p, &mv);
+    if (rc) return rc;
+    const MilRtTensor *q = mil_k_in(k, SB(query)), *kk = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value));
+    k_set_shape(k->out[0], q->dtype, q->rank, q->dims);
+    k_set_shape(k->out[1], kk->dtype, kk->rank, kk->dims);
+    k_set_shape(k->out[2], v->dtype, v->rank, v->dims);
+    return 0;
+}
+
+static size_t bwd_scratch_p(const MilKernelCtx *k, const AttnP *p) {
+    const MilRtTensor *q = mil_k_in(k, SB(query)), *kk = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value));
+    return f32_need(q) + f32_need(kk) + f32_need(v) + f32_need(mil_k_in(k, SB(d_out))) +
+           2 * al64((size_t)(p->L * p->S) * sizeof(float)) + al64((size_t)k_numel(q) * sizeof(float)) +
+           al64((size_t)k_numel(kk) * sizeof(float)) + al64((size_t)k_numel(v) * sizeof(float));
+}
+
+size_t k_sdpa_bwd_scratch(const MilKernelCtx *k) {
+    AttnP p;
+    MaskV mv;
+    if (bwd_params((MilKernelCtx *)k, &p, &mv)) return 0;
+    return bwd_scratch_p(k, &p);
+}
+
+int k_sdpa_bwd_run(MilKernelCtx *k) {
+    AttnP p;
+    MaskV mv;
+    int rc = bwd_params(k, &p, &mv);
+    if (rc) return rc;
+    if (k->scratch_size < bwd_scratch_p(k, &p)) return mil_k_fail(k, "sdpa_backward: scratch too small");
+    const MilRtTensor *q = mil_k_in(k, SB(query)), *kt = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value)),
+                      *dOt = mil_k_in(k, SB(d_out)), *pr = mil_k_in(k, SB(probs));
+    char *sp = k->scratch;
+    const float *Q = as_f32(q, &sp), *K = as_f32(kt, &sp), *V = as_f32(v, &sp), *dO = as_f32(dOt, &sp);
+    int64_t L = p.L, S = p.S, E = p.E, EV = p.EV;
+    float *P = take(&sp, L * S), *dS = take(&sp, L * S);
+    float *dQ = take(&sp, k_numel(q)), *dK = take(&sp, k_numel(kt)), *dV = take(&sp, k_numel(v));
+    memset(dQ, 0, (size_t)k_numel(q) * sizeof(float));
+    memset(dK, 0, (size_t)k_numel(kt) * sizeof(float));
+    memset(dV, 0, (size_t)k_numel(v) * sizeof(float));
+    float sc = (float)p.scale;
+    for (int64_t b = 0; b < p.nbatch && L * S > 0; b++) {
+        int64_t qo = boff(q, &p, b), ko = boff(kt, &p, b), vo = boff(v, &p, b), oo = b * L * EV;
+        if (pr) {
+            k_loadf(pr, boff(pr, &p, b), 1, L * S, P);
+        } else {
+            if (E > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)E, sc, Q + qo, (int)E,
+                            K + ko, (int)E, 0.0f, P, (int)S);
+            else memset(P, 0, (size_t)(L * S) * sizeof(float));
+            mask_softmax(P, &mv, mv.m ? mask_boff(&mv, &p, b) : 0, &p);
+        }
+        /* dV += P^T dO */
+        if (EV > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)EV, (int)L, 1.0f, P, (int)S, dO + oo,
+                        (int)EV, 1.0f, dV + vo, (int)EV);
+        /* dP = dO V^T */
+        if (EV > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)EV, 1.0f, dO + oo, (int)EV,
+                        V + vo, (int)EV, 0.0f, dS, (int)S);
+        else memset(dS, 0, (size_t)(L * S) * sizeof(float));
+        /* dS = P * (dP - rowsum(dP * P)) */
+        for (int64_t i = 0; i < L; i++) {
+            double dot = 0;
+            for (int64_t j = 0; j < S; j++) dot += (double)dS[i * S + j] * P[i * S + j];
+            for (int64_t j = 0; j < S; j++) dS[i * S + j] = P[i * S + j] * (dS[i * S + j] - (float)dot);
+        }
+        if (E > 0) {
+            /* dQ += scale dS K ; dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L, (int)E, (int)S, sc, dS, (int)S, K + ko,
+                        (int)E, 1.0f, dQ + qo, (int)E);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)E, (int)L, sc, dS, (int)S, Q + qo,
+                        (int)E, 1.0f, dK + ko, (int)E);
+        }
+    }
+    k_fromf32(k->out[0], dQ);
+    k_fromf32(k->out[1], dK);
+    k_fromf32(k->out[2], dV);
+    return 0;
+}
+#undef SB

@@ -1,0 +1,409 @@
+/* runtime/cpu/k_norm.c -- softmax and normalisations: layer_norm, rms_norm,
+ * batch_norm, instance_norm, l2_norm, local_response_norm.  Statistics are
+ * accumulated in double; outputs are computed in fp32. */
+#include "runtime/cpu/kutil.h"
+
+/* ================================================================ softmax */
+
+static int softmax_axis(MilKernelCtx *k, const MilRtTensor *x, int *axis) {
+    int64_t ax;
+    int rc = k_arg_int(k, MIL_A_SOFTMAX_axis, -1, &ax);
+    if (rc) return rc;
+    if (x->rank == 0) return mil_k_fail(k, "softmax: x must have rank >= 1");
+    return k_norm_axis(k, ax, x->rank, axis);
+}
+
+int k_softmax_shape(MilKernelCtx *k) {
+    const MilRtTensor *x = k_req(k, MIL_A_SOFTMAX_x);
+    if (!x) return MIL_K_ERROR;
+    int axis, rc;
+    if ((rc = k_need_float(k, x, "x")) || (rc = softmax_axis(k, x, &axis))) return rc;
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+int k_softmax_run(MilKernelCtx *k) {
+    const MilRtTensor *x = mil_k_in(k, MIL_A_SOFTMAX_x);
+    MilRtTensor *o = k->out[0];
+    int axis;
+    softmax_axis(k, x, &axis);
+    int64_t outer = 1, inner = 1, n = x->dims[axis];
+    for (int i = 0; i < axis; i++) outer *= x->dims[i];
+    for (int i = axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    float buf[KCHUNK];
+    for (int64_t a = 0; a < outer; a++)
+        for (int64_t b = 0; b < inner; b++) {
+            int64_t base = a * n * inner + b;
+            float mx = -INFINITY;
+            for (int64_t s = 0; s < n; s += KCHUNK) {
+                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+                k_loadf(x, base + s * inner, inner, c, buf);
+                for (int64_t i = 0; i < c; i++) if (buf[i] > mx) mx = buf[i];
+            }
+            if (mx == -INFINITY) mx = 0;
+            double sum = 0;
+            for (int64_t s = 0; s < n; s += KCHUNK) {
+                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+                k_loadf(x, base + s * inner, inner, c, buf);
+                for (int64_t i = 0; i < c; i++) sum += expf(buf[i] - mx);
+            }
+            float inv = (float)(1.0 / sum);
+            for (int64_t s = 0; s < n; s += KCHUNK) {
+                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+                k_loadf(x, base + s * inner, inner, c, buf);
+                for (int64_t i = 0; i < c; i++) {
+                    float e = expf(buf[i] - mx) * inv;
+                    int64_t off = base + (s + i) * inner;
+                    k_storef(o, off, 1, &e);
+                }
+            }
+        }
+    return 0;
+}
+
+/* ============================================ normalisation over an axis set */
+
+enum { NM_LN, NM_RMS, NM_L2, NM_IN };
+
+typedef struct {
+    int mode;
+    bool red[MIL_MAX_RANK];
+    double eps;
+    const MilRtTensor *gamma, *beta;
+    int64_t C; /* NM_IN: channels (gamma/beta index = kept index % C) */
+} NormP;
+
+static int64_t odo(int n, const int64_t *d, const int64_t *s, int64_t j) {
+    int64_t off = 0;
+    for (int a = n - 1; a >= 0; a--) { off += (j % d[a]) * s[a]; j /= d[a]; }
+    return off;
+}
+
+static void norm_run(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
+    int64_t st[MIL_MAX_RANK], kd[MIL_MAX_RANK], ks[MIL_MAX_RANK], rd[MIL_MAX_RANK], rs[MIL_MAX_RANK];
+    int nk = 0, nr = 0;
+    int64_t nout = 1, nred = 1;
+    k_contig_strides(x->rank, x->dims, st);
+    for (int i = 0; i < x->rank; i++) {
+        if (p->red[i]) { rd[nr] = x->dims[i]; rs[nr++] = st[i]; nred *= x->dims[i]; }
+        else { kd[nk] = x->dims[i]; ks[nk++] = st[i]; nout *= x->dims[i]; }
+    }
+    for (int64_t oi = 0; oi < nout; oi++) {
+        int64_t base = odo(nk, kd, ks, oi);
+        double s1 = 0, s2 = 0;
+        for (int64_t j = 0; j < nred; j++) {
+            double v = k_getf(x, base + odo(nr, rd, rs, j));
+            s1 += v;
+        }
+        double mean = nred ? s1 / (double)nred : 0;
+        for (int64_t j = 0; j < nred; j++) {
+            double v = k_getf(x, base + odo(nr, rd, rs, j));
+            if (p->mode == NM_LN || p->mode == NM_IN) v -= mean;
+            s2 += v * v;
+        }
+        float scale;
+        switch (p->mode) {
+        case NM_L2: scale = (float)(1.0 / sqrt(s2 + p->eps)); break;
+        default: scale = (float)(1.0 / sqrt((nred ? s2 / (double)nred : 0) + p->eps)); break;
+        }
+        float fmean = (p->mode == NM_LN || p->mode == NM_IN) ? (float)mean : 0.0f;
+        float gc = 1.0f, bc = 0.0f;
+        if (p->mode == NM_IN) {
+            int64_t c = oi % p->C;
+            if (p->gamma) gc = (float)k_getf(p->gamma, c);
+            if (p->beta) bc = (float)k_getf(p->beta, c);
+        }
+        for (int64_t j = 0; j < nred; j++) {
+            int64_t off = base + odo(nr, rd, rs, j);
+            float v = (float)k_getf(x, off);
+            float y = (v - fmean) * scale;
+            if (p->mode == NM_LN || p->mode == NM_RMS) {
+                if (p->gamma) y *= (float)k_getf(p->gamma, j);
+                if (p->beta) y += (float)k_getf(p->beta, j);
+            } else if (p->mode == NM_IN) {
+                y = y * gc + bc;
+            }
+            k_storef(o, off, 1, &y);
+        }
+    }
+}
+
+/* gamma/beta of layer_norm / rms_norm: shape x.shape[axes] (ascending axes) */
+static int check_affine(MilKernelCtx *k, int slot, const MilRtTensor *x, const bool *red, const MilRtTensor **out) {
+    const MilRtTensor *g = mil_k_in(k, slot);
+    *out = g;
+    if (!g) return 0;
+    if (!k_isfloat(g->dtype))
+        return mil_k_fail(k, "%s: '%s' must be a float tensor", k_opname(k), k_argname(k, slot));
+    int64_t want[MIL_MAX_RANK];
+    int n = 0;
+    int64_t cnt = 1;
+    for (int i = 0; i < x->rank; i++) if (red[i]) { want[n++] = x->dims[i]; cnt *= x->dims[i]; }
+    bool ok = k_numel(g) == cnt;
+    if (ok && g->rank == n)
+        for (int i = 0; i < n; i++) if (g->dims[i] != want[i]) ok = false;
+    if (!ok) return mil_k_fail(k, "%s: '%s' must have the shape of x over the normalised axes", k_opname(k),
+                               k_argname(k, slot));
+    if (!g->data) return MIL_K_NEED_DATA;
+    return 0;
+}
+
+static int axes_set(MilKernelCtx *k, int slot, const MilRtTensor *x, bool all_default, bool *red) {
+    int64_t axes[MIL_MAX_RANK];
+    int n, rc;
+    if ((rc = k_arg_ints(k, slot, axes, MIL_MAX_RANK, &n))) return rc;
+    for (int i = 0; i < MIL_MAX_RANK; i++) red[i] = n < 0 && all_default && i < x->rank;
+    for (int i = 0; i < n; i++) {
+        int a;
+        if ((rc = k_norm_axis(k, axes[i], x->rank, &a))) return rc;
+        if (red[a]) return mil_k_fail(k, "%s: axis %d repeated in axes", k_opname(k), a);
+        red[a] = true;
+    }
+    return 0;
+}
+
+static int ln_params(MilKernelCtx *k, NormP *p) {
+    const MilRtTensor *x = k_req(k, MIL_A_LAYER_NORM_x);
+    if (!x) return MIL_K_ERROR;
+    int rc;
+    p->mode = NM_LN;
+    if ((rc = k_need_float(k, x, "x"))) return rc;
+    if ((rc = axes_set(k, MIL_A_LAYER_NORM_axes, x, true, p->red))) return rc;
+    if ((rc = k_arg_float(k, MIL_A_LAYER_NORM_epsilon, 0x1.4f8b58p-17, &p->eps))) return rc;
+    if ((rc = check_affine(k, MIL_A_LAYER_NORM_gamma, x, p->red, &p->gamma))) return rc;
+    return check_affine(k, MIL_A_LAYER_NORM_beta, x, p->red, &p->beta);
+}
+
+int k_layer_norm_shape(MilKernelCtx *k) {
+    NormP p;
+    int rc = ln_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_LAYER_NORM_x);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+int k_layer_norm_run(MilKernelCtx *k) {
+    NormP p;
+    int rc = ln_params(k, &p);
+    if (rc) return rc;
+    norm_run(mil_k_in(k, MIL_A_LAYER_NORM_x), k->out[0], &p);
+    return 0;
+}
+
+static int rms_params(MilKernelCtx *k, NormP *p) {
+    const MilRtTensor *x = k_req(k, MIL_A_RMS_NORM_x);
+    if (!x || !k_req(k, MIL_A_RMS_NORM_axes)) return MIL_K_ERROR;
+    int rc;
+    p->mode = NM_RMS;
+    p->beta = NULL;
+    if ((rc = k_need_float(k, x, "x"))) return rc;
+    if ((rc = axes_set(k, MIL_A_RMS_NORM_axes, x, false, p->red))) return rc;
+    if ((rc = k_arg_float(k, MIL_A_RMS_NORM_epsilon, 0x1.4f8b58p-17, &p->eps))) return rc;
+    return check_affine(k, MIL_A_RMS_NORM_gamma, x, p->red, &p->gamma);
+}
+
+int k_rms_norm_shape(MilKernelCtx *k) {
+    NormP p;
+    int rc = rms_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_RMS_NORM_x);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+int k_rms_norm_run(MilKernelCtx *k) {
+    NormP p;
+    int rc = rms_params(k, &p);
+    if (rc) return rc;
+    norm_run(mil_k_in(k, MIL_A_RMS_NORM_x), k->out[0], &p);
+    return 0;
+}
+
+static int l2_params(MilKernelCtx *k, NormP *p) {
+    const MilRtTensor *x = k_req(k, MIL_A_L2_NORM_x);
+    if (!x) return MIL_K_ERROR;
+    int rc;
+    p->mode = NM_L2;
+    p->gamma = p->beta = NULL;
+    if ((rc = k_need_float(k, x, "x"))) return rc;
+    if ((rc = axes_set(k, MIL_A_L2_NORM_axes, x, false, p->red))) return rc;
+    if (!mil_k_in(k, MIL_A_L2_NORM_axes)) {
+        if (x->rank < 3) return mil_k_fail(k, "l2_norm: x must have rank >= 3 (or give axes)");
+        for (int i = x->rank - 3; i < x->rank; i++) p->red[i] = true;
+    }
+    return k_arg_float(k, MIL_A_L2_NORM_epsilon, 0x1.0c6f7ap-20, &p->eps);
+}
+
+int k_l2_norm_shape(MilKernelCtx *k) {
+    NormP p;
+    int rc = l2_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_L2_NORM_x);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+int k_l2_norm_run(MilKernelCtx *k) {
+    NormP p;
+    int rc = l2_params(k, &p);
+    if (rc) return rc;
+    norm_run(mil_k_in(k, MIL_A_L2_NORM_x), k->out[0], &p);
+    return 0;
+}
+
+/* per-channel [C] parameter */
+static int chan_vec(MilKernelCtx *k, int slot, int64_t C, bool req, const MilRtTensor **out) {
+    const MilRtTensor *t = mil_k_in(k, slot);
+    *out = t;
+    if (!t) return req ? mil_k_fail(k, "%s: missing required argument '%s'", k_opname(k), k_argname(k, slot)) : 0;
+    if (!k_isfloat(t->dtype))
+        return mil_k_fail(k, "%s: '%s' must be a float tensor", k_opname(k), k_argname(k, slot));
+    if (k_numel(t) != C || t->rank > 1)
+        return mil_k_fail(k, "%s: '%s' must have shape [%lld]", k_opname(k), k_argname(k, slot), (long long)C);
+    if (!t->data) return MIL_K_NEED_DATA;
+    return 0;
+}
+
+static int in_params(MilKernelCtx *k, NormP *p) {
+    const MilRtTensor *x = k_req(k, MIL_A_INSTANCE_NORM_x);
+    if (!x) return MIL_K_ERROR;
+    int rc;
+    p->mode = NM_IN;
+    if ((rc = k_need_float(k, x, "x"))) return rc;
+    if (x->rank < 3) return mil_k_fail(k, "instance_norm: x must have rank >= 3 ([N, C, *D])");
+    p->C = x->dims[1];
+    for (int i = 0; i < MIL_MAX_RANK; i++) p->red[i] = i >= 2 && i < x->rank;
+    if ((rc = k_arg_float(k, MIL_A_INSTANCE_NORM_epsilon, 0x1.4f8b58p-17, &p->eps))) return rc;
+    if ((rc = chan_vec(k, MIL_A_INSTANCE_NORM_gamma, p->C, false, &p->gamma))) return rc;
+    return chan_vec(k, MIL_A_INSTANCE_NORM_beta, p->C, false, &p->beta);
+}
+
+int k_instance_norm_shape(MilKernelCtx *k) {
+    NormP p;
+    int rc = in_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_INSTANCE_NORM_x);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+int k_instance_norm_run(MilKernelCtx *k) {
+    NormP p;
+    int rc = in_params(k, &p);
+    if (rc) return rc;
+    norm_run(mil_k_in(k, MIL_A_INSTANCE_NORM_x), k->out[0], &p);
+    return 0;
+}
+
+/* ============================================================= batch_norm */
+
+typedef struct {
+    const MilRtTensor *mean, *var, *gamma, *beta;
+    double eps;
+} BnP;
+
+static int bn_params(MilKernelCtx *k, BnP *p) {
+    const MilRtTensor *x = k_req(k, MIL_A_BATCH_NORM_x);
+    if (!x) return MIL_K_ERROR;
+    int rc;
+    if ((rc = k_need_float(k, x, "x"))) return rc;
+    if (x->rank < 2) return mil_k_fail(k, "batch_norm: x must have rank >= 2 ([N, C, *D])");
+    int64_t C = x->dims[1];
+    if ((rc = chan_vec(k, MIL_A_BATCH_NORM_mean, C, true, &p->mean))) return rc;
+    if ((rc = chan_vec(k, MIL_A_BATCH_NORM_variance, C, true, &p->var))) return rc;
+    if ((rc = chan_vec(k, MIL_A_BATCH_NORM_gamma, C, false, &p->gamma))) return rc;
+    if ((rc = chan_vec(k, MIL_A_BATCH_NORM_beta, C, false, &p->beta))) return rc;
+    return k_arg_float(k, MIL_A_BATCH_NORM_epsilon, 0x1.4f8b58p-17, &p->eps);
+}
+
+int k_batch_norm_shape(MilKernelCtx *k) {
+    BnP p;
+    int rc = bn_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_BATCH_NORM_x);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+int k_batch_norm_run(MilKernelCtx *k) {
+    BnP p;
+    int rc = bn_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_BATCH_NORM_x);
+    MilRtTensor *o = k->out[0];
+    int64_t N = x->dims[0], C = x->dims[1], S = 1;
+    for (int i = 2; i < x->rank; i++) S *= x->dims[i];
+    float buf[KCHUNK];
+    for (int64_t c = 0; c < C; c++) {
+        double sc = 1.0 / sqrt(k_getf(p.var, c) + p.eps);
+        if (p.gamma) sc *= k_getf(p.gamma, c);
+        double sh = -k_getf(p.mean, c) * sc + (p.beta ? k_getf(p.beta, c) : 0.0);
+        float fs = (float)sc, fh = (float)sh;
+        for (int64_t n = 0; n < N; n++) {
+            int64_t base = (n * C + c) * S;
+            for (int64_t s = 0; s < S; s += KCHUNK) {
+                int64_t cn = S - s < KCHUNK ? S - s : KCHUNK;
+                k_loadf(x, base + s, 1, cn, buf);
+                for (int64_t i = 0; i < cn; i++) buf[i] = buf[i] * fs + fh;
+                k_storef(o, base + s, cn, buf);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ==================================================== local_response_norm */
+
+typedef struct {
+    int64_t size;
+    double alpha, beta, kk;
+} LrnP;
+
+static int lrn_params(MilKernelCtx *k, LrnP *p) {
+    const MilRtTensor *x = k_req(k, MIL_A_LOCAL_RESPONSE_NORM_x);
+    if (!x || !k_req(k, MIL_A_LOCAL_RESPONSE_NORM_size)) return MIL_K_ERROR;
+    int rc;
+    if ((rc = k_need_float(k, x, "x"))) return rc;
+    if (x->rank < 3) return mil_k_fail(k, "local_response_norm: x must have rank >= 3 ([N, C, *D])");
+    if ((rc = k_arg_int(k, MIL_A_LOCAL_RESPONSE_NORM_size, 1, &p->size))) return rc;
+    if (p->size < 1) return mil_k_fail(k, "local_response_norm: size must be >= 1");
+    if ((rc = k_arg_float(k, MIL_A_LOCAL_RESPONSE_NORM_alpha, 0x1.a36e2ep-14, &p->alpha))) return rc;
+    if ((rc = k_arg_float(k, MIL_A_LOCAL_RESPONSE_NORM_beta, 0x1.8p-1, &p->beta))) return rc;
+    return k_arg_float(k, MIL_A_LOCAL_RESPONSE_NORM_k, 1.0, &p->kk);
+}
+
+int k_lrn_shape(MilKernelCtx *k) {
+    LrnP p;
+    int rc = lrn_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_LOCAL_RESPONSE_NORM_x);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+/* window over channels: [c - floor((size-1)/2), c + ceil((size-1)/2)] */
+int k_lrn_run(MilKernelCtx *k) {
+    LrnP p;
+    int rc = lrn_params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, MIL_A_LOCAL_RESPONSE_NORM_x);
+    MilRtTensor *o = k->out[0];
+    int64_t N = x->dims[0], C = x->dims[1], S = 1;
+    for (int i = 2; i < x->rank; i++) S *= x->dims[i];
+    int64_t lo = (p.size - 1) / 2, hi = p.size / 2;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t s = 0; s < S; s++) {
+                double ss = 0;
+                for (int64_t j = c - lo; j <= c + hi; j++) {
+                    if (j < 0 || j >= C) continue;
+                    double v = k_getf(x, (n * C + j) * S + s);
+                    ss += v * v;
+                }
+                int64_t off = (n * C + c) * S + s;
+                float y = (float)(k_getf(x, off) / pow(p.kk + p.alpha / (double)p.size * ss, p.beta));
+                k_storef(o, off, 1, &y);
+            }
+    return 0;
+}
