@@ -238,56 +238,56 @@ static int mkdirs(const char *dir) {
     return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
+/* Writes every output to a temporary file in dir, then renames them all;
+ * on any failure every file this call created is removed again. */
 static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char *dir) {
     if (mkdirs(dir)) {
         fprintf(stderr, "mil-run: cannot create output directory %s: %s\n", dir, strerror(errno));
         return -1;
     }
-    int n = f->noutputs, done = 0, rc = 0;
-    char **tmp = calloc((size_t)n + 1, sizeof *tmp);
-    if (!tmp) return -1;
-    for (; done < n; done++) {
-        const char *name = f->values[f->outputs[done]].name;
+    int n = f->noutputs, rc = 0, written = 0, renamed = 0;
+    char **tmp = calloc((size_t)n + 1, sizeof *tmp), **fin = calloc((size_t)n + 1, sizeof *fin);
+    if (!tmp || !fin) { free(tmp); free(fin); return -1; }
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *name = f->values[f->outputs[i]].name;
         size_t len = strlen(dir) + strlen(name) + 32;
-        tmp[done] = malloc(len);
-        if (!tmp[done]) { rc = -1; break; }
-        snprintf(tmp[done], len, "%s/.%s.npy.XXXXXX", dir, name);
-        int fd = mkstemp(tmp[done]);
+        tmp[i] = malloc(len);
+        fin[i] = malloc(len);
+        if (!tmp[i] || !fin[i]) { rc = -1; break; }
+        snprintf(tmp[i], len, "%s/.%s.npy.XXXXXX", dir, name);
+        snprintf(fin[i], len, "%s/%s.npy", dir, name);
+        int fd = mkstemp(tmp[i]);
         if (fd < 0) {
             fprintf(stderr, "mil-run: cannot create a file in %s: %s\n", dir, strerror(errno));
-            free(tmp[done]);
-            tmp[done] = NULL;
             rc = -1;
             break;
         }
         close(fd);
+        written = i + 1;
         MilRtErr e;
-        if (mil_rt_npy_write(tmp[done], &outs[done], &e)) {
+        if (mil_rt_npy_write(tmp[i], &outs[i], &e)) {
             fprintf(stderr, "mil-run: output '%s': %s\n", name, e.msg);
-            done++;
+            rc = -1;
+        }
+        struct stat st;
+        if (rc == 0 && stat(fin[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "mil-run: cannot write %s: it is a directory\n", fin[i]);
+            rc = -1;
+        }
+    }
+    for (; rc == 0 && renamed < n; renamed++)
+        if (rename(tmp[renamed], fin[renamed]) != 0) {
+            fprintf(stderr, "mil-run: cannot write %s: %s\n", fin[renamed], strerror(errno));
             rc = -1;
             break;
         }
+    if (rc) {
+        for (int i = 0; i < renamed; i++) unlink(fin[i]);
+        for (int i = renamed; i < written; i++) unlink(tmp[i]);
     }
-    for (int i = 0; i < done; i++) {
-        if (!tmp[i]) continue;
-        if (rc == 0) {
-            const char *name = f->values[f->outputs[i]].name;
-            size_t len = strlen(dir) + strlen(name) + 8;
-            char *final = malloc(len);
-            if (final) snprintf(final, len, "%s/%s.npy", dir, name);
-            if (!final || rename(tmp[i], final) != 0) {
-                fprintf(stderr, "mil-run: cannot write %s: %s\n", final ? final : name, strerror(errno));
-                rc = -1;
-                unlink(tmp[i]);
-            }
-            free(final);
-        } else {
-            unlink(tmp[i]);
-        }
-        free(tmp[i]);
-    }
+    for (int i = 0; i < n; i++) { free(tmp[i]); free(fin[i]); }
     free(tmp);
+    free(fin);
     return rc;
 }
 
