@@ -81,37 +81,46 @@ static bool scalar_const(const MilOp *op, const char *arg) {
 
 static MilValue *get_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l, int depth, bool build);
 
-/* cf of an element-wise op whose tensor operands all have cf forms. */
+/* cf of an element-wise op whose tensor operands have the op's shape; at
+ * least one must already have a cf form (memo or closure), the others are
+ * converted.  rms_norm over the channel axis is treated the same way. */
 static MilValue *cf_elementwise(MilFunc *f, MilOp *at, MilOp *def, Layout l, int depth, bool build) {
-    const char *names[2] = {"x", "y"};
-    int nt = 0;
+    int feasible = 0, nt = 0;
     for (int i = 0; i < def->nargs; i++) {
         const char *nm = def->args[i].name;
         if (strcmp(nm, "x") && strcmp(nm, "y")) continue;
         if (scalar_const(def, nm)) continue;
         MilValue *a = arg_value(def, nm);
         if (!a || a->type != def->results[0]->type) return NULL;   /* no broadcasting */
-        MilValue *c = get_cf(f, at, a, l, depth + 1, false);
-        if (!c) return NULL;
         nt++;
+        if (get_cf(f, at, a, l, depth + 1, false)) feasible++;
     }
-    if (!nt) return NULL;
+    if (!nt || !feasible) return NULL;
     if (!build) return def->results[0];   /* feasible */
     MilOp *op = pb_op(f, def->kind, def->loc);
     for (int i = 0; i < def->nargs; i++) {
         const MilArg *a = &def->args[i];
-        bool xy = !strcmp(a->name, names[0]) || !strcmp(a->name, names[1]);
+        bool xy = !strcmp(a->name, "x") || !strcmp(a->name, "y");
         if (xy && !scalar_const(def, a->name)) {
-            MilValue *c = get_cf(f, at, a->items[0].value, l, depth + 1, true);
-            mil_op_add_arg(op, a->name, c);
+            mil_op_add_arg(op, a->name, get_cf(f, at, a->items[0].value, l, depth + 1, true));
+        } else if (def->kind == MIL_OP_RMS_NORM && !strcmp(a->name, "axes")) {
+            int64_t one = 1;
+            mil_op_add_arg(op, "axes", pb_const_i32s(f, at, 1, &one, "axes"));
         } else if (a->items[0].value) {
             mil_op_add_arg(op, a->name, a->items[0].value);
         } else {
             mil_op_add_arg_const(op, a->name, a->items[0].cst);
         }
     }
-    /* insert right after the latest operand: just before `at` is always valid */
+    /* inserted just before `at`, which follows every operand */
     return pb_finish(f, op, at, def->results[0]->name);
+}
+
+static bool rms_last_axis(const MilOp *op) {
+    int64_t ax[MIL_MAX_RANK];
+    const MilType *t = op->results[0]->type;
+    return op->kind == MIL_OP_RMS_NORM && ty_known(t) && arg_ints(op, "axes", ax, MIL_MAX_RANK) == 1 &&
+           (ax[0] == -1 || ax[0] == t->rank - 1);
 }
 
 /* The channel-first form of v (layout l), memoised.  With build=false only
@@ -121,7 +130,7 @@ static MilValue *get_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l, int depth,
     MilValue *m = memo_l(v, l);
     if (m) return m;
     if (depth > MAX_DEPTH) return NULL;
-    if (v->def && elementwise(v->def) && ty_known(v->type)) {
+    if (v->def && (elementwise(v->def) || (l == LAST && rms_last_axis(v->def))) && ty_known(v->type)) {
         MilValue *c = cf_elementwise(f, at, v->def, l, depth, build);
         if (c && build) v->aux = c;
         if (c) return c;
@@ -243,6 +252,19 @@ int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
         for (MilOp *op = f->body.first; op; op = op->next)
             for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;
         n += mil_rewrite_fixpoint(f, mm2conv_rules, 2, NULL);
+        /* outputs computed element-wise from converted values: compute them in
+           [1, C, 1, S] too and convert once at the end */
+        if (n) {
+            for (int k = 0; k < f->body.nouts; k++) {
+                MilValue *v = f->body.outs[k];
+                if (!v->def || !ty_known(v->type) || v->type->rank < 2 || !elementwise(v->def)) continue;
+                if (!get_cf(f, NULL, v, LAST, 0, false) || memo_l(v, LAST)) continue;
+                MilValue *c = get_cf(f, NULL, v, LAST, 0, true);
+                MilValue *back = convert_back(f, NULL, c, v->type, LAST, v->name);
+                replace_value(f, v, back);
+            }
+            mil_dce_func(f);
+        }
         for (MilOp *op = f->body.first; op; op = op->next)
             for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;
     }

@@ -149,6 +149,7 @@ static void transformer_case(const char *form, MilTarget target) {
     mil_pass_options_init(&o);
     o.opt_level = 2;
     o.target = target;
+    o.passes = getenv("MILC_DIFF_PASSES");   /* for bisecting a failure */
     DiffResult r;
     diff_model(path, &o, true, &r);
     cr_assert(r.ran);
@@ -203,4 +204,47 @@ Test(diff, corpus_O2, .timeout = 600) {
     closedir(dp);
     cr_log_info("corpus: %d of %d runs compared", ran, total);
     cr_expect_gt(ran, 0, "no corpus program could run");
+}
+
+/* Every program in test/passes/data runs equal after -O2 (cpu and ane). */
+Test(diff, data_files, .timeout = 120) {
+    const char *dir = tu_src("test/passes/data");
+    DIR *dp = opendir(dir);
+    cr_assert_not_null(dp);
+    struct dirent *de;
+    int ran = 0;
+    while ((de = readdir(dp))) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".mil")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        for (int t = 0; t < 2; t++) {
+            MilPassOptions o;
+            mil_pass_options_init(&o);
+            o.opt_level = 2;
+            o.target = t ? MIL_TARGET_ANE : MIL_TARGET_CPU;
+            o.passes = getenv("MILC_DIFF_PASSES");
+            DiffResult r;
+            diff_model(path, &o, true, &r);
+            ran += r.ran;
+            cr_log_info("%s target %d: max abs %g nmse %g", de->d_name, t, r.max_abs, r.max_rel_big);
+            cr_expect_lt(r.max_rel_big, 1e-4, "%s (target %d): nmse %g", de->d_name, t, r.max_rel_big);
+            mil_program_free(r.opt);
+        }
+    }
+    closedir(dp);
+    cr_expect_gt(ran, 0);
+}
+
+/* The hand-written attention backward fuses into one sdpa_backward. */
+Test(diff, attention_backward_fuses, .timeout = 60) {
+    MilPassOptions o;
+    mil_pass_options_init(&o);
+    o.opt_level = 2;
+    DiffResult r;
+    diff_model(tu_src("test/passes/data/attn_bwd.mil"), &o, true, &r);
+    cr_expect(r.ran);
+    cr_expect_eq(count_kind(r.opt, MIL_OP_SDPA_BACKWARD), 1);
+    cr_expect_lt(r.max_rel_big, 1e-4, "dQ/dK/dV differ: nmse %g", r.max_rel_big);
+    mil_program_free(r.opt);
 }
