@@ -344,6 +344,13 @@ void fe_stmt_reset(FeState *ps) {
     fe_lit_reset(ps);
 }
 
+void fe_stmt_error(FeState *ps) {
+    /* Define the results of the broken statement, so later uses don't cascade. */
+    if (!ps->in_nested)
+        for (int i = 0; i < ps->nres; i++) sym_add(ps, ps->res[i].name, NULL, ps->res[i].loc);
+    fe_stmt_reset(ps);
+}
+
 void fe_paren_results(FeState *ps, FeLoc l, char open) {
     if (open == '(')
         fe_error(ps, l, "results must not be parenthesised: write 'T a, T b = op(...)', not '(T a, T b) = op(...)'");

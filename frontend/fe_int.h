@@ -154,6 +154,7 @@ void fe_op_begin(FeState *ps, FeTok name, FeLoc l, FeTok opset, bool has_opset);
 void fe_result(FeState *ps, FeType t, FeTok name, FeLoc l);
 void fe_stmt_end(FeState *ps);
 void fe_stmt_reset(FeState *ps);
+void fe_stmt_error(FeState *ps);
 void fe_paren_results(FeState *ps, FeLoc l, char open);
 void fe_nested_begin(FeState *ps, FeLoc l);
 void fe_nested_end(FeState *ps);

@@ -125,7 +125,7 @@ stmt
     | op_call nested_opt ';'                      { fe_stmt_end(ps); }
     | '(' results ')' '=' op_call nested_opt ';'  { fe_paren_results(ps, @1, '('); }
     | '[' results ']' '=' op_call nested_opt ';'  { fe_paren_results(ps, @1, '['); }
-    | error ';'                                   { fe_stmt_reset(ps); }
+    | error ';'                                   { fe_stmt_error(ps); }
     ;
 
 results
@@ -334,8 +334,8 @@ static const char *sym_desc(yysymbol_kind_t k) {
     const char *n = yysymbol_name(k);
     static char buf[64];
     size_t len = strlen(n);
-    if (len >= 2 && n[0] == '"') snprintf(buf, sizeof buf, "'%.*s'", (int)(len - 2), n + 1);
-    else snprintf(buf, sizeof buf, "%s", n);
+    if (len >= 2 && (n[0] == '"' || n[0] == '\'')) n++, len -= 2;
+    snprintf(buf, sizeof buf, "'%.*s'", (int)len, n);
     return buf;
 }
 
