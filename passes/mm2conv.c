@@ -198,11 +198,23 @@ static bool const_weight(const MilOp *op, const char *arg, MilValue **v, const M
     return ty_known(t) && t->rank >= 2 && leading_ones(t, 2);
 }
 
+/* ANE targets: conv with bias= is rejected on the in-memory route
+ * (docs/ane-notes.md §7.2), so the bias becomes a separate add. */
+static bool split_bias;
+
 static bool lower(MilFunc *f, MilOp *op, MilValue *act, Layout l, MilValue *w4, MilValue *bias, const MilConst *bias_c) {
     const MilType *rt = op->results[0]->type;
     if (!ty_known(rt) || !ty_known(act->type)) return false;
     MilValue *x = get_cf(f, op, act, l, 0, true);
-    MilValue *y = build_conv(f, op, x, w4, bias, bias_c);
+    MilValue *y;
+    if (split_bias && (bias || bias_c)) {
+        MilValue *b = bias ? bias : pb_const(f, op, (MilConst *)bias_c, "bias");
+        y = build_conv(f, op, x, w4, NULL, NULL);
+        int64_t d4[4] = {1, y->type->dims[1], 1, 1};
+        y = pb_binary(f, op, MIL_OP_ADD, y, pb_reshape(f, op, b, 4, d4, "bias4"), "conv_bias");
+    } else {
+        y = build_conv(f, op, x, w4, bias, bias_c);
+    }
     MilValue *back = convert_back(f, op, y, rt, l, op->results[0]->name);
     if (!replace_value(f, op->results[0], back)) return false;
     back->aux = y;
@@ -246,6 +258,7 @@ static const MilRule mm2conv_rules[] = {
 
 int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
     int n = 0;
+    split_bias = o && o->target != MIL_TARGET_CPU;
     for (int i = 0; i < p->nfuncs; i++) {
         MilFunc *f = p->funcs[i];
         for (int k = 0; k < f->nparams; k++) f->params[k]->aux = NULL;
