@@ -325,30 +325,45 @@ static double now_ms(void) {
 
 /* --------------------------------------------------------------- main */
 
+static void free_options(Options *o) {
+    for (int k = 0; k < o->ninputs; k++) free((void *)o->inputs[k].name);
+    free(o->inputs);
+}
+
 int main(int argc, char **argv) {
     Options o = {0};
     int rc = parse_args(argc, argv, &o);
-    if (rc) return rc;
-
+    if (rc) {
+        free_options(&o);
+        return rc;
+    }
     MilRtErr e;
+    MilRtDevice *dev = NULL;
+    MilProgram *p = NULL;
+    MilRtProgram *rp = NULL;
+    MilRtFunc *f = NULL;
+    MilRtTensor *in = NULL, *out = NULL;
+    MilRtSession *s = NULL;
+    MilDiag d;
+    mil_diag_init(&d);
+    rc = 1;
     char mil_path[4096], model_dir[4096];
     if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
         fprintf(stderr, "mil-run: %s\n", e.msg);
-        return 1;
+        goto done;
     }
-    MilRtDevice *dev = mil_rt_device_new(o.device, &e);
+    dev = mil_rt_device_new(o.device, &e);
     if (!dev) {
         fprintf(stderr, "mil-run: %s\n", e.msg);
-        return 2;
+        rc = 2;
+        goto done;
     }
-    MilDiag d;
-    mil_diag_init(&d);
-    MilProgram *p = mil_parse_file(mil_path, NULL, &d);
+    p = mil_parse_file(mil_path, NULL, &d);
     if (p && d.nerrors == 0) mil_verify(p, &d);
     if (!p || d.nerrors) {
         mil_diag_print(&d, stderr);
         if (!d.nerrors) fprintf(stderr, "mil-run: %s: cannot read the program\n", mil_path);
-        return 1;
+        goto done;
     }
     /* the function */
     const MilFunc *mf = NULL;
@@ -356,7 +371,7 @@ int main(int argc, char **argv) {
         mf = mil_program_find_func(p, o.function);
         if (!mf) {
             fprintf(stderr, "mil-run: %s: no function named '%s'\n", mil_path, o.function);
-            return 1;
+            goto done;
         }
     } else {
         mf = mil_program_find_func(p, "main");
@@ -364,23 +379,22 @@ int main(int argc, char **argv) {
         if (!mf) {
             fprintf(stderr, "mil-run: %s: %s; choose one with --function\n", mil_path,
                     p->nfuncs ? "several functions and none is named 'main'" : "no functions");
-            return 1;
+            goto done;
         }
     }
     MilLowerOptions lo = {.model_dir = model_dir, .weights_dir = o.weights, .device = dev,
                           .function = mf->name, .file = mil_path};
-    MilRtProgram *rp = mil_lower(p, &lo, &d);
+    rp = mil_lower(p, &lo, &d);
     if (!rp) {
         mil_diag_print(&d, stderr);
-        return 1;
+        goto done;
     }
-    MilRtFunc *f = mil_rt_program_find_func(rp, mf->name);
+    f = mil_rt_program_find_func(rp, mf->name);
 
     /* inputs */
-    MilRtTensor *in = calloc((size_t)f->ninputs + 1, sizeof *in);
-    MilRtTensor *out = calloc((size_t)f->noutputs + 1, sizeof *out);
-    if (!in || !out) return 1;
-    rc = 1;
+    in = calloc((size_t)f->ninputs + 1, sizeof *in);
+    out = calloc((size_t)f->noutputs + 1, sizeof *out);
+    if (!in || !out) goto done;
     for (int k = 0; k < o.ninputs; k++) {
         int j = 0;
         while (j < f->ninputs && strcmp(f->values[f->inputs[j]].name, o.inputs[k].name)) j++;
@@ -419,7 +433,7 @@ int main(int argc, char **argv) {
     }
 
     /* run */
-    MilRtSession *s = mil_rt_session_new(dev, f, &e);
+    s = mil_rt_session_new(dev, f, &e);
     if (!s) {
         report(&e);
         goto done;
@@ -428,25 +442,21 @@ int main(int argc, char **argv) {
         double t0 = now_ms();
         if (mil_rt_session_run(s, in, out, &e)) {
             report(&e);
-            mil_rt_session_free(s);
             goto done;
         }
         double t1 = now_ms();
         if (o.time) fprintf(stderr, "mil-run: run %ld: %.3f ms\n", r + 1, t1 - t0);
     }
-    if (o.outdir && write_outputs(f, out, o.outdir)) {
-        mil_rt_session_free(s);
-        goto done;
-    }
+    if (o.outdir && write_outputs(f, out, o.outdir)) goto done;
     if (o.summary) summary(f, out);
-    mil_rt_session_free(s);
     rc = 0;
 done:
-    for (int j = 0; j < f->ninputs; j++) mil_rt_tensor_free(&in[j]);
+    mil_rt_session_free(s);
+    if (in)
+        for (int j = 0; j < f->ninputs; j++) mil_rt_tensor_free(&in[j]);
     free(in);
     free(out);
-    for (int k = 0; k < o.ninputs; k++) free((void *)o.inputs[k].name);
-    free(o.inputs);
+    free_options(&o);
     mil_rt_program_free(rp);
     mil_program_free(p);
     mil_diag_free(&d);
