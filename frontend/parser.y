@@ -321,7 +321,7 @@ static void mil_yyerror(FeLoc *l, void *scanner, FeState *ps, const char *msg) {
 }
 
 /* A token kind as the user reads it: 'func', ';', identifier, ... */
-static const char *sym_desc(yysymbol_kind_t k) {
+static const char *sym_desc(yysymbol_kind_t k, char *buf, size_t size) {
     switch (k) {
     case YYSYMBOL_YYEOF: return "end of input";
     case YYSYMBOL_IDENT: return "identifier";
@@ -332,10 +332,9 @@ static const char *sym_desc(yysymbol_kind_t k) {
     default: break;
     }
     const char *n = yysymbol_name(k);
-    static char buf[64];
     size_t len = strlen(n);
     if (len >= 2 && (n[0] == '"' || n[0] == '\'')) n++, len -= 2;
-    snprintf(buf, sizeof buf, "'%.*s'", (int)len, n);
+    snprintf(buf, size, "'%.*s'", (int)len, n);
     return buf;
 }
 
@@ -365,9 +364,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, FeState
     int k = snprintf(msg, sizeof msg, "unexpected %s", found);
     if (n > 0 && k > 0 && (size_t)k < sizeof msg) {
         k += snprintf(msg + k, sizeof msg - (size_t)k, ", expected ");
-        for (int i = 0; i < n && k > 0 && (size_t)k < sizeof msg; i++)
+        for (int i = 0; i < n && k > 0 && (size_t)k < sizeof msg; i++) {
+            char nb[64];
             k += snprintf(msg + k, sizeof msg - (size_t)k, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
-                          sym_desc(exp[i]));
+                          sym_desc(exp[i], nb, sizeof nb));
+        }
     }
     fe_error(ps, *yypcontext_location(ctx), "%s", msg);
     return 0;
