@@ -47,4 +47,77 @@ typedef struct MilLowerOptions {
  *   - everything else becomes a MilRtOp with its declared result types. */
 MilRtProgram *mil_lower(const MilProgram *p, const MilLowerOptions *opt, MilDiag *d);
 
+
+/* ================================================================ .milb
+ * (issue 5.)  Compact parameterized binary programs; format in ir/milbin.h,
+ * runtime loader in runtime/milb_load.c (mil_rt_milb_load).
+ *
+ *   mil_milb_write        IR -> .milb bytes + the MILBlob v2 weight file it
+ *                         references (every BLOBFILE constant copied,
+ *                         deduplicated, and inline tensors above inline_max
+ *                         bytes moved there).  Deterministic.
+ *   mil_milb_write_files  writes PATH (prog.milb) and, next to it,
+ *                         prog.weights.bin (recorded as
+ *                         "@model_path/prog.weights.bin"); no weight file when
+ *                         the program has no constant tensors to store.
+ *   mil_milb_disassemble  .milb bytes -> MilProgram (validated by the runtime
+ *                         parser); printing it gives canonical MIL, and writing
+ *                         it again gives the same bytes.
+ *   mil_emit_ane_mil      --emit=ane-mil: DIR/model.mil for Apple's compiler
+ *                         (extension ops expanded) + DIR/weights/weight.bin. */
+#include <stdio.h>
+
+#include "ir/milbin.h"
+
+#define MILB_INLINE_MAX_DEFAULT 64
+
+typedef struct MilbWriteOptions {
+    const char *model_dir;     /* what the input's `@model_path` means; NULL = "." */
+    const char *weights_dir;   /* override for the input's weight files */
+    const char *weight_path;   /* BLOBFILE path recorded for the new weight file;
+                                  NULL = "@model_path/weights.bin" */
+    size_t inline_max;         /* inline tensors above this many bytes go to the
+                                  weight file; 0 = MILB_INLINE_MAX_DEFAULT */
+} MilbWriteOptions;
+
+typedef struct MilbStats {
+    size_t total;              /* .milb bytes */
+    size_t header;             /* fixed header + section table + checksum */
+    size_t sections[MILB_SEC_MAX + 1];
+    int nfuncs, nops, nstrings, ntypes, nconsts, nweights, nblobs;
+    size_t weight_bytes;       /* size of the weight file (0 = none) */
+    uint64_t content_hash;
+} MilbStats;
+
+typedef struct MilbOutput {
+    uint8_t *milb;             /* malloc'd */
+    size_t milb_len;
+    uint8_t *weights;          /* malloc'd weight file image; NULL when there are no weights */
+    size_t weights_len;
+    MilbStats stats;
+} MilbOutput;
+
+int mil_milb_write(const MilProgram *p, const MilbWriteOptions *opt, MilbOutput *out, MilDiag *d);
+void mil_milb_output_free(MilbOutput *o);
+/* "dir/prog.milb" -> "prog.weights.bin" */
+int mil_milb_weights_name(const char *milb_path, char *out, size_t size);
+int mil_milb_write_files(const MilProgram *p, const char *path, const MilbWriteOptions *opt, MilbStats *stats,
+                         MilDiag *d);
+void mil_milb_print_stats(const MilbStats *s, const char *path, FILE *out);
+
+/* Errors (the loader's "bad binary format (...)" messages) go into d. */
+MilProgram *mil_milb_disassemble(const void *buf, size_t len, const char *file, MilDiag *d);
+/* Is path a .milb file (by name)? */
+bool mil_milb_is_path(const char *path);
+
+typedef struct MilAneOptions {
+    MilSpelling spelling;      /* SAME = 1.3 if any function is ios18, else 1.0 */
+    const char *model_dir;     /* the input's `@model_path`; NULL = "." */
+    const char *weights_dir;
+} MilAneOptions;
+
+/* Writes DIR/model.mil and DIR/weights/weight.bin.  p is rewritten in place
+ * (extension ops expanded, constants moved to the weight file). */
+int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, MilDiag *d);
+
 #endif /* MILC_BACKEND_H */

@@ -408,4 +408,31 @@ int mil_rt_compare_tensors(const MilRtTensor *a, const MilRtTensor *b, MilRtDiff
 int mil_rt_compare(MilRtDevice *dev, const MilRtFunc *a, const MilRtFunc *b,
                    const MilRtTensor *inputs, MilRtDiff *diffs, MilRtErr *e);
 
+
+/* ============================================================ .milb loader
+ * (issue 5; runtime/milb_load.c.)  Loads a compiled binary program (format:
+ * ir/milbin.h) without any compiler code.  Every field is validated before
+ * use; errors read "prog.milb: bad binary format (CODE: function 'main' op 3
+ * 'matmul': argument slot 9 out of range (the op has 4))".  Weight references
+ * resolve like BLOBFILE paths with `@model_path` = the .milb's directory (or
+ * model_dir) and are checked against the XXH3-64 recorded in the program. */
+#include "ir/milbin.h"
+
+typedef struct MilRtMilbOptions {
+    const char *model_dir;       /* what `@model_path` means; NULL = the file's directory */
+    const char *weights_dir;     /* override for "@model_path/weights/NAME" and "@model_path/NAME" */
+    const char *function;        /* load only this function; NULL = all */
+} MilRtMilbOptions;
+
+/* bytes -> validated view (free with mil_rt_milb_view_free, also after errors). */
+int mil_rt_milb_parse(const void *buf, size_t len, const char *file, MilbView *view, MilRtErr *e);
+void mil_rt_milb_view_free(MilbView *view);
+/* bytes -> runtime program (rules of mil_lower: CONST values, defaults,
+ * constexpr ops evaluated).  file names the program in messages. */
+MilRtProgram *mil_rt_milb_load_mem(const void *buf, size_t len, const char *file, const MilRtMilbOptions *opt,
+                                   MilRtErr *e);
+MilRtProgram *mil_rt_milb_load(const char *path, const MilRtMilbOptions *opt, MilRtErr *e);
+/* Whole file into a malloc'd buffer. */
+int mil_rt_milb_read_file(const char *path, void **buf, size_t *len, MilRtErr *e);
+
 #endif /* MILC_RUNTIME_H */

@@ -17,12 +17,13 @@
 
 #include <sys/stat.h>
 
+#include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 
-typedef enum { EMIT_MIL, EMIT_TAPS } EmitKind;
+typedef enum { EMIT_MIL, EMIT_TAPS, EMIT_MILB, EMIT_ANE_MIL } EmitKind;
 
 typedef struct Options {
     const char *input;
@@ -39,12 +40,14 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: milc [options] INPUT\n"
             "\n"
-            "INPUT is a .mil file, a .mlmodelc directory, or - for stdin.\n"
+            "INPUT is a .mil file, a .mlmodelc directory, a .milb binary program, or - for stdin.\n"
             "\n"
             "options:\n"
             "  -o FILE                 output file (default: stdout; - = stdout)\n"
             "  --emit=mil              output canonical MIL text (default)\n"
             "  --emit=taps             output the forward-tap channel map (JSON) of --taps\n"
+            "  --emit=milb             binary program: -o PROG.milb (+ PROG.weights.bin next to it)\n"
+            "  --emit=ane-mil          -o DIR: model.mil for Apple's compiler + weights/weight.bin\n"
             "  -o NAME.mlmodelc        write a complete bundle: model.mil + weights/weight.bin\n"
             "  --spelling=1.0|1.3|same scalar spelling of the output (default: same as input)\n"
             "  --check                 parse, verify and infer types only; no output\n"
@@ -96,7 +99,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (starts(a, "--emit=", &v)) {
             if (!strcmp(v, "mil")) o->emit = EMIT_MIL;
             else if (!strcmp(v, "taps")) o->emit = EMIT_TAPS;
-            else return usage_error("unknown --emit kind '%s' (expected mil or taps)", v);
+            else if (!strcmp(v, "milb")) o->emit = EMIT_MILB;
+            else if (!strcmp(v, "ane-mil")) o->emit = EMIT_ANE_MIL;
+            else return usage_error("unknown --emit kind '%s' (expected mil, taps, milb or ane-mil)", v);
         } else if (starts(a, "--spelling=", &v)) {
             if (!strcmp(v, "1.0")) o->spelling = MIL_SPELLING_1_0;
             else if (!strcmp(v, "1.3")) o->spelling = MIL_SPELLING_1_3;
@@ -323,6 +328,47 @@ static int write_bundle(MilProgram *p, const Options *o, const char *model_dir) 
     return rc;
 }
 
+/* ------------------------------------------------- binary outputs (issue 5)
+ * --emit=milb / --emit=ane-mil and .milb inputs; the formats live in
+ * backend/ (milb_write.c, milb_read.c, ane_emit.c). */
+
+static MilProgram *load_milb_input(const char *path, MilDiag *d) {
+    void *buf;
+    size_t len;
+    MilRtErr e;
+    if (mil_rt_milb_read_file(path, &buf, &len, &e)) {
+        mil_error(d, (MilLoc){0}, "%s", e.msg);
+        return NULL;
+    }
+    MilProgram *p = mil_milb_disassemble(buf, len, path, d);
+    free(buf);
+    return p;
+}
+
+static int emit_binary(MilProgram *p, const Options *o, const char *model_dir) {
+    int rc;
+    MilDiag dd, *d = &dd;
+    if (!o->output || !strcmp(o->output, "-")) {
+        (void)d;
+        fprintf(stderr, "milc: error: --emit=%s needs -o %s\n", o->emit == EMIT_MILB ? "milb" : "ane-mil",
+                o->emit == EMIT_MILB ? "PROG.milb" : "DIR");
+        return 1;
+    }
+    mil_diag_init(d);
+    if (o->emit == EMIT_MILB) {
+        MilbWriteOptions wo = {.model_dir = model_dir ? model_dir : "."};
+        MilbStats st;
+        rc = mil_milb_write_files(p, o->output, &wo, &st, d);
+        if (!rc && o->pass.stats) mil_milb_print_stats(&st, o->output, stderr);
+    } else {
+        MilAneOptions ao = {.spelling = o->spelling, .model_dir = model_dir ? model_dir : "."};
+        rc = mil_emit_ane_mil(p, o->output, &ao, d);
+    }
+    mil_diag_print(d, stderr);
+    mil_diag_free(d);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     Options o;
     memset(&o, 0, sizeof o);
@@ -342,7 +388,7 @@ int main(int argc, char **argv) {
     MilDiag d;
     mil_diag_init(&d);
     MilParseOptions po = {.allow_unknown_ops = o.allow_unknown_ops};
-    MilProgram *p = mil_parse_file(o.input, &po, &d);
+    MilProgram *p = mil_milb_is_path(o.input) ? load_milb_input(o.input, &d) : mil_parse_file(o.input, &po, &d);
     if (p && mil_verify(p, &d) == 0)
         mil_pass_run(p, &o.pass, &d);
     mil_diag_print(&d, stderr);
@@ -357,11 +403,13 @@ int main(int argc, char **argv) {
     if (!o.check_only) {
         if (o.emit == EMIT_TAPS)
             rc = emit_taps(&o);
+        else if (o.emit == EMIT_MILB || o.emit == EMIT_ANE_MIL)
+            rc = emit_binary(p, &o, o.pass.weights_dir);
         else if (is_bundle_path(o.output))
             rc = write_bundle(p, &o, o.pass.weights_dir);
         else
             rc = emit_mil(p, &o);
-        if (rc == 0 && o.emit != EMIT_TAPS && o.pass.taps_json)
+        if (rc == 0 && o.emit == EMIT_MIL && o.pass.taps_json)
             rc = write_taps_sidecar(&o);
     }
     mil_program_free(p);

@@ -1,0 +1,1070 @@
+/* runtime/milb_load.c -- the .milb loader (format: ir/milbin.h).
+ *
+ * Two stages, both without compiler code:
+ *   mil_rt_milb_parse   bytes -> MilbView.  Validates everything before use:
+ *                       size, magic, version, then the XXH3 checksum of the
+ *                       whole file, then sentinel, samples, flags, the section
+ *                       table, and every field of every section (bounds, counts
+ *                       against the bytes left, codes, ranks, references
+ *                       between sections, argument slots against ir/ops.def,
+ *                       SSA order), and finally the content hash.
+ *   mil_rt_milb_load    MilbView -> MilRtProgram with the rules of
+ *                       backend/lower.c (CONST values, "<op>.<arg>" names for
+ *                       inline constants, ops.def defaults materialised,
+ *                       constexpr ops evaluated), weight references resolved
+ *                       next to the .milb and checked by xxhash.
+ * Errors: "prog.milb: bad binary format (CODE: op 3 'matmul': argument slot 9
+ * out of range)". */
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+/* ------------------------------------------------------------------ memory */
+
+typedef struct MemBlock {
+    struct MemBlock *next;
+    size_t size;
+} MemBlock;
+
+/* Zeroed allocation owned by the view (one malloc per allocation; the view's
+ * blocks may later be adopted by a program). */
+static void *vmem(MilbView *v, size_t n) {
+    if (n > ((size_t)1 << 40)) return NULL;
+    MemBlock *b = calloc(1, sizeof(MemBlock) + 16 + (n ? n : 1));
+    if (!b) return NULL;
+    b->next = v->mem_;
+    b->size = n;
+    v->mem_ = b;
+    return (char *)b + sizeof(MemBlock) + 16 - (sizeof(MemBlock) % 16);
+}
+
+void mil_rt_milb_view_free(MilbView *v) {
+    if (!v) return;
+    MemBlock *b = v->mem_;
+    while (b) {
+        MemBlock *n = b->next;
+        free(b);
+        b = n;
+    }
+    memset(v, 0, sizeof *v);
+}
+
+/* ------------------------------------------------------------------ parser */
+
+typedef struct Parser {
+    MilbView *v;
+    const char *file;
+    MilRtErr *e;
+    const char *sec;       /* current section name */
+    bool failed;
+} Parser;
+
+static int bad(Parser *P, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(Parser *P, const char *fmt, ...) {
+    if (P->failed) return -1;
+    P->failed = true;
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (P->sec)
+        return mil_rt_errf(P->e, "%s: bad binary format (%s: %s)", P->file, P->sec, msg);
+    return mil_rt_errf(P->e, "%s: bad binary format (%s)", P->file, msg);
+}
+
+#define TRUNC(P, c, what) ((c)->bad ? bad((P), "%s truncated or malformed", (what)) : 0)
+
+/* varint that must be < limit (an index or count); returns -1 on error. */
+static int64_t get_index(Parser *P, MilbCursor *c, uint64_t limit, const char *what) {
+    uint64_t x;
+    if (!milb_get_varint(c, &x)) return bad(P, "%s truncated or malformed", what);
+    if (x >= limit) return bad(P, "%s %llu out of range (limit %llu)", what, (unsigned long long)x,
+                               (unsigned long long)limit);
+    return (int64_t)x;
+}
+/* A count that cannot exceed the bytes left (each item takes >= min bytes). */
+static int64_t get_count(Parser *P, MilbCursor *c, size_t min, const char *what) {
+    uint64_t x;
+    if (!milb_get_varint(c, &x)) return bad(P, "%s truncated or malformed", what);
+    if (x > milb_left(c) / (min ? min : 1) || x > INT32_MAX)
+        return bad(P, "%s %llu exceeds the %zu bytes left", what, (unsigned long long)x, milb_left(c));
+    return (int64_t)x;
+}
+
+static int parse_strings(Parser *P, MilbCursor *c) {
+    MilbView *v = P->v;
+    int64_t n = get_count(P, c, 1, "string count");
+    if (n < 0) return -1;
+    const char **s = vmem(v, sizeof *s * (size_t)(n + 1));
+    if (!s) return bad(P, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        int64_t len = get_count(P, c, 1, "string length");
+        const uint8_t *b;
+        if (len < 0) return -1;
+        if (!milb_get_bytes(c, (size_t)len, &b)) return bad(P, "string %lld truncated", (long long)i);
+        if (memchr(b, 0, (size_t)len)) return bad(P, "string %lld contains a NUL byte", (long long)i);
+        char *d = vmem(v, (size_t)len + 1);
+        if (!d) return bad(P, "out of memory");
+        memcpy(d, b, (size_t)len);
+        s[i] = d;
+    }
+    v->nstrings = (int)n;
+    v->strings = s;
+    return 0;
+}
+
+static int parse_types(Parser *P, MilbCursor *c) {
+    MilbView *v = P->v;
+    int64_t n = get_count(P, c, 2, "type count");
+    if (n < 0) return -1;
+    MilbType *t = vmem(v, sizeof *t * (size_t)(n + 1));
+    if (!t) return bad(P, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        MilbType *ty = &t[i];
+        uint8_t kb;
+        if (!milb_get_byte(c, &kb)) return bad(P, "type %lld: kind truncated", (long long)i);
+        ty->kind = kb & 15;
+        if ((kb >> 4) != 0) return bad(P, "type %lld: unknown layout %d", (long long)i, kb >> 4);
+        if (ty->kind > MILB_TY_MAX) return bad(P, "type %lld: unknown kind %d", (long long)i, ty->kind);
+        ty->elem = ty->val = -1;
+        switch (ty->kind) {
+        case MILB_TY_TENSOR: {
+            uint64_t code, rank;
+            if (!milb_get_varint(c, &code)) return bad(P, "type %lld: dtype truncated", (long long)i);
+            ty->dtype = milb_dtype_from_code(code);
+            if (ty->dtype == MIL_DT_NONE)
+                return bad(P, "type %lld: unknown dtype code %llu", (long long)i, (unsigned long long)code);
+            if (!milb_get_varint(c, &rank)) return bad(P, "type %lld: rank truncated", (long long)i);
+            if (rank > MIL_MAX_RANK)
+                return bad(P, "type %lld: rank %llu above the limit of %d", (long long)i, (unsigned long long)rank,
+                           MIL_MAX_RANK);
+            ty->rank = (int)rank;
+            int64_t *dims = vmem(v, sizeof *dims * (rank ? rank : 1));
+            if (!dims) return bad(P, "out of memory");
+            for (uint64_t k = 0; k < rank; k++) {
+                uint64_t d;
+                if (!milb_get_varint(c, &d)) return bad(P, "type %lld: dim %llu truncated", (long long)i,
+                                                        (unsigned long long)k);
+                if (d > (uint64_t)MILB_MAX_DIM)
+                    return bad(P, "type %lld: dim %llu too large", (long long)i, (unsigned long long)k);
+                dims[k] = (int64_t)d - 1;
+            }
+            ty->dims = dims;
+            break;
+        }
+        case MILB_TY_LIST: {
+            uint64_t l;
+            if ((ty->elem = (int)get_index(P, c, (uint64_t)i, "list element type")) < 0) return -1;
+            if (!milb_get_varint(c, &l)) return bad(P, "type %lld: list length truncated", (long long)i);
+            ty->len = milb_unzigzag(l);
+            if (ty->len < -1 || ty->len > INT32_MAX) return bad(P, "type %lld: bad list length", (long long)i);
+            break;
+        }
+        case MILB_TY_DICT:
+            if ((ty->elem = (int)get_index(P, c, (uint64_t)i, "dict key type")) < 0) return -1;
+            if ((ty->val = (int)get_index(P, c, (uint64_t)i, "dict value type")) < 0) return -1;
+            break;
+        case MILB_TY_TUPLE: {
+            int64_t nt = get_count(P, c, 1, "tuple size");
+            if (nt < 0) return -1;
+            uint32_t *ts = vmem(v, sizeof *ts * (size_t)(nt + 1));
+            if (!ts) return bad(P, "out of memory");
+            for (int64_t k = 0; k < nt; k++) {
+                int64_t x = get_index(P, c, (uint64_t)i, "tuple element type");
+                if (x < 0) return -1;
+                ts[k] = (uint32_t)x;
+            }
+            ty->ntypes = (int)nt;
+            ty->types = ts;
+            break;
+        }
+        case MILB_TY_STATE:
+            if ((ty->elem = (int)get_index(P, c, (uint64_t)i, "state type")) < 0) return -1;
+            if (t[ty->elem].kind != MILB_TY_TENSOR) return bad(P, "type %lld: state of a non-tensor", (long long)i);
+            break;
+        }
+    }
+    v->ntypes = (int)n;
+    v->types = t;
+    return 0;
+}
+
+static int parse_weights(Parser *P, MilbCursor *c) {
+    MilbView *v = P->v;
+    int64_t n = get_count(P, c, 10, "weight count");
+    if (n < 0) return -1;
+    MilbWeight *w = vmem(v, sizeof *w * (size_t)(n + 1));
+    if (!w) return bad(P, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        int64_t s = get_index(P, c, (uint64_t)v->nstrings, "weight path string");
+        uint64_t off;
+        const uint8_t *h;
+        if (s < 0) return -1;
+        if (!milb_get_varint(c, &off)) return bad(P, "weight %lld: offset truncated", (long long)i);
+        if (off % 64 || off < 64 || off > ((uint64_t)1 << 56))
+            return bad(P, "weight %lld: offset %llu is not a valid blob offset", (long long)i,
+                       (unsigned long long)off);
+        if (!milb_get_bytes(c, 8, &h)) return bad(P, "weight %lld: hash truncated", (long long)i);
+        if (!v->strings[s][0]) return bad(P, "weight %lld: empty path", (long long)i);
+        w[i].path = (int)s;
+        w[i].offset = off;
+        w[i].hash = milb_get_u64(h);
+    }
+    v->nweights = (int)n;
+    v->weights = w;
+    return 0;
+}
+
+static int64_t type_numel(const MilbType *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dims[i] < 0) return -1;
+        if (t->dims[i] && n > INT64_MAX / 64 / t->dims[i]) return -2;
+        n *= t->dims[i];
+    }
+    return n;
+}
+
+static bool int_in_range(MilDType dt, int64_t x) {
+    switch (dt) {
+    case MIL_DT_BOOL: return x == 0 || x == 1;
+    case MIL_DT_INT8: return x >= -128 && x <= 127;
+    case MIL_DT_INT16: return x >= -32768 && x <= 32767;
+    case MIL_DT_INT32: return x >= INT32_MIN && x <= INT32_MAX;
+    case MIL_DT_INT64: case MIL_DT_UINT64: return true;
+    case MIL_DT_INT4: return x >= -8 && x <= 7;
+    case MIL_DT_UINT8: return x >= 0 && x <= 255;
+    case MIL_DT_UINT16: return x >= 0 && x <= 65535;
+    case MIL_DT_UINT32: return x >= 0 && x <= (int64_t)UINT32_MAX;
+    case MIL_DT_UINT4: return x >= 0 && x <= 15;
+    case MIL_DT_UINT2: return x >= 0 && x <= 3;
+    case MIL_DT_UINT1: return x >= 0 && x <= 1;
+    case MIL_DT_UINT6: return x >= 0 && x <= 63;
+    case MIL_DT_UINT3: return x >= 0 && x <= 7;
+    default: return false;
+    }
+}
+
+static size_t storage_size(MilDType dt) {
+    switch (dt) {
+    case MIL_DT_FP16: case MIL_DT_BF16: case MIL_DT_INT16: case MIL_DT_UINT16: return 2;
+    case MIL_DT_FP32: case MIL_DT_INT32: case MIL_DT_UINT32: return 4;
+    case MIL_DT_FP64: case MIL_DT_INT64: case MIL_DT_UINT64: return 8;
+    case MIL_DT_STRING: return sizeof(const char *);
+    default: return 1;
+    }
+}
+
+static void store_int(void *dst, MilDType dt, int64_t i, int64_t x) {
+    switch (storage_size(dt)) {
+    case 1: ((int8_t *)dst)[i] = (int8_t)(uint8_t)x; break;
+    case 2: { uint16_t u = (uint16_t)x; memcpy((char *)dst + 2 * i, &u, 2); break; }
+    case 4: { uint32_t u = (uint32_t)x; memcpy((char *)dst + 4 * i, &u, 4); break; }
+    default: { uint64_t u = (uint64_t)x; memcpy((char *)dst + 8 * i, &u, 8); break; }
+    }
+}
+
+static int parse_consts(Parser *P, MilbCursor *c) {
+    MilbView *v = P->v;
+    int64_t n = get_count(P, c, 2, "constant count");
+    if (n < 0) return -1;
+    MilbConst *k = vmem(v, sizeof *k * (size_t)(n + 1));
+    if (!k) return bad(P, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        MilbConst *cs = &k[i];
+        uint8_t kind;
+        if (!milb_get_byte(c, &kind)) return bad(P, "constant %lld: kind truncated", (long long)i);
+        if (kind > MILB_C_MAX) return bad(P, "constant %lld: unknown kind %d", (long long)i, kind);
+        cs->kind = kind;
+        int64_t ti = get_index(P, c, (uint64_t)v->ntypes, "constant type");
+        if (ti < 0) return -1;
+        cs->type = (int)ti;
+        const MilbType *ty = &v->types[ti];
+        cs->weight = -1;
+        switch (kind) {
+        case MILB_C_TENSOR: {
+            if (ty->kind != MILB_TY_TENSOR) return bad(P, "constant %lld: tensor data with a non-tensor type", (long long)i);
+            MilDType dt = ty->dtype;
+            int fb = milb_float_bytes(dt);
+            int64_t cnt = get_count(P, c, fb ? (size_t)fb : 1, "constant element count");
+            if (cnt < 0) return -1;
+            int64_t want = type_numel(ty);
+            if (want != cnt)
+                return bad(P, "constant %lld: %lld elements but its type holds %lld", (long long)i,
+                           (long long)cnt, (long long)want);
+            size_t es = storage_size(dt);
+            void *data = vmem(v, es * (size_t)cnt);
+            if (!data) return bad(P, "out of memory");
+            if (fb) {
+                const uint8_t *b;
+                if (!milb_get_bytes(c, (size_t)fb * (size_t)cnt, &b))
+                    return bad(P, "constant %lld: data truncated", (long long)i);
+                for (int64_t j = 0; j < cnt; j++) {
+                    const uint8_t *q = b + (size_t)fb * (size_t)j;
+                    if (fb == 1) ((uint8_t *)data)[j] = q[0];
+                    else if (fb == 2) { uint16_t u = (uint16_t)(q[0] | q[1] << 8); memcpy((char *)data + 2 * j, &u, 2); }
+                    else if (fb == 4) { uint32_t u = milb_get_u32(q); memcpy((char *)data + 4 * j, &u, 4); }
+                    else { uint64_t u = milb_get_u64(q); memcpy((char *)data + 8 * j, &u, 8); }
+                }
+            } else if (dt == MIL_DT_STRING) {
+                const char **sp = data;
+                for (int64_t j = 0; j < cnt; j++) {
+                    int64_t s = get_index(P, c, (uint64_t)v->nstrings, "string element");
+                    if (s < 0) return -1;
+                    sp[j] = v->strings[s];
+                }
+            } else {
+                for (int64_t j = 0; j < cnt; j++) {
+                    uint64_t u;
+                    if (!milb_get_varint(c, &u)) return bad(P, "constant %lld: element %lld truncated", (long long)i, (long long)j);
+                    int64_t x = milb_unzigzag(u);
+                    if (!int_in_range(dt, x))
+                        return bad(P, "constant %lld: element %lld (%lld) out of range for its dtype", (long long)i,
+                                   (long long)j, (long long)x);
+                    store_int(data, dt, j, x);
+                }
+            }
+            cs->count = cnt;
+            cs->data = data;
+            break;
+        }
+        case MILB_C_BLOB: {
+            if (ty->kind != MILB_TY_TENSOR) return bad(P, "constant %lld: weight with a non-tensor type", (long long)i);
+            int64_t w = get_index(P, c, (uint64_t)v->nweights, "constant weight reference");
+            if (w < 0) return -1;
+            int64_t want = type_numel(ty);
+            if (want < 0) return bad(P, "constant %lld: weight with an unknown or huge shape", (long long)i);
+            cs->weight = (int)w;
+            cs->count = want;
+            break;
+        }
+        case MILB_C_LIST: case MILB_C_TUPLE: case MILB_C_DICT: {
+            int tk = kind == MILB_C_LIST ? MILB_TY_LIST : kind == MILB_C_TUPLE ? MILB_TY_TUPLE : MILB_TY_DICT;
+            if (ty->kind != tk) return bad(P, "constant %lld: aggregate kind does not match its type", (long long)i);
+            int64_t ni = get_count(P, c, 1, "aggregate size");
+            if (ni < 0) return -1;
+            if (kind == MILB_C_DICT && ni % 2) return bad(P, "constant %lld: odd dict item count", (long long)i);
+            uint32_t *it = vmem(v, sizeof *it * (size_t)(ni + 1));
+            if (!it) return bad(P, "out of memory");
+            for (int64_t j = 0; j < ni; j++) {
+                int64_t x = get_index(P, c, (uint64_t)i, "aggregate item");
+                if (x < 0) return -1;
+                it[j] = (uint32_t)x;
+            }
+            cs->nitems = (int)ni;
+            cs->items = it;
+            break;
+        }
+        case MILB_C_EMPTY:
+            break;
+        }
+    }
+    v->nconsts = (int)n;
+    v->consts = k;
+    return 0;
+}
+
+static int parse_attrs(Parser *P, MilbCursor *c, int *nout, const MilbAttr **out) {
+    MilbView *v = P->v;
+    int64_t n = get_count(P, c, 2, "attribute count");
+    if (n < 0) return -1;
+    MilbAttr *a = vmem(v, sizeof *a * (size_t)(n + 1));
+    if (!a) return bad(P, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        int64_t s = get_index(P, c, (uint64_t)v->nstrings, "attribute name");
+        if (s < 0) return -1;
+        int64_t k = get_index(P, c, (uint64_t)v->nconsts, "attribute constant");
+        if (k < 0) return -1;
+        for (int64_t j = 0; j < i; j++)
+            if (a[j].name == s) return bad(P, "attribute '%s' given twice", v->strings[s]);
+        a[i].name = (int)s;
+        a[i].cst = (int)k;
+    }
+    *nout = (int)n;
+    *out = a;
+    return 0;
+}
+
+static int parse_funcs(Parser *P, MilbCursor *c, MilbFunc **fout) {
+    MilbView *v = P->v;
+    int64_t s = get_index(P, c, (uint64_t)v->nstrings, "program version string");
+    if (s < 0) return -1;
+    v->version_str = (int)s;
+    uint8_t pf;
+    if (!milb_get_byte(c, &pf)) return bad(P, "program flags truncated");
+    if (pf & ~MILB_PF_TRAILING_NEWLINE) return bad(P, "unknown program flags 0x%02x", pf);
+    v->prog_flags = pf;
+    if (parse_attrs(P, c, &v->nattrs, &v->attrs)) return -1;
+    int64_t nf = get_count(P, c, 5, "function count");
+    if (nf < 0) return -1;
+    MilbFunc *f = vmem(v, sizeof *f * (size_t)(nf + 1));
+    if (!f) return bad(P, "out of memory");
+    for (int64_t i = 0; i < nf; i++) {
+        MilbFunc *fn = &f[i];
+        int64_t x = get_index(P, c, (uint64_t)v->nstrings, "function name");
+        if (x < 0) return -1;
+        fn->name = (int)x;
+        for (int64_t j = 0; j < i; j++)
+            if (f[j].name == fn->name) return bad(P, "function '%s' defined twice", v->strings[x]);
+        x = get_index(P, c, (uint64_t)v->nstrings + 1, "function opset");
+        if (x < 0) return -1;
+        fn->opset = (int)x - 1;
+        if (parse_attrs(P, c, &fn->nattrs, &fn->attrs)) return -1;
+        int64_t np = get_count(P, c, 2, "parameter count");
+        if (np < 0) return -1;
+        uint32_t *pn = vmem(v, sizeof *pn * (size_t)(np + 1)), *pt = vmem(v, sizeof *pt * (size_t)(np + 1));
+        if (!pn || !pt) return bad(P, "out of memory");
+        for (int64_t j = 0; j < np; j++) {
+            if ((x = get_index(P, c, (uint64_t)v->nstrings, "parameter name")) < 0) return -1;
+            pn[j] = (uint32_t)x;
+            if ((x = get_index(P, c, (uint64_t)v->ntypes, "parameter type")) < 0) return -1;
+            pt[j] = (uint32_t)x;
+        }
+        fn->nparams = (int)np;
+        fn->param_names = pn;
+        fn->param_types = pt;
+        int64_t nops = get_index(P, c, (uint64_t)INT32_MAX, "op count"); /* bounded by CODE below */
+        if (nops < 0) return -1;
+        fn->nops = (int)nops;
+        int64_t no = get_count(P, c, 1, "output count");
+        if (no < 0) return -1;
+        uint32_t *o = vmem(v, sizeof *o * (size_t)(no + 1));
+        if (!o) return bad(P, "out of memory");
+        for (int64_t j = 0; j < no; j++) {
+            uint64_t u;
+            if (!milb_get_varint(c, &u) || u > INT32_MAX) return bad(P, "function %lld: output %lld malformed", (long long)i, (long long)j);
+            o[j] = (uint32_t)u;   /* checked against the values after CODE */
+        }
+        fn->nouts = (int)no;
+        fn->outs = o;
+    }
+    v->nfuncs = (int)nf;
+    *fout = f;
+    v->funcs = f;
+    return 0;
+}
+
+/* Is value number val of fn a constant (defined by a const or constexpr op)? */
+static bool value_is_const(const MilbFunc *fn, const MilbOp *ops, int nops_done, uint32_t val) {
+    if (val < (uint32_t)fn->nparams) return false;
+    for (int i = nops_done - 1; i >= 0; i--) {
+        const MilbOp *op = &ops[i];
+        if (val >= (uint32_t)op->first_result && val < (uint32_t)(op->first_result + op->nresults)) {
+            const MilbOpRow *row = milb_op_row(op->kind);
+            return op->kind == MIL_OP_CONST || (row && (row->flags & OPF_CONSTEXPR));
+        }
+    }
+    return false;
+}
+
+static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
+    MilbView *v = P->v;
+    int64_t total = 0;
+    for (int fi = 0; fi < v->nfuncs; fi++) total += funcs[fi].nops;
+    if ((uint64_t)total > milb_left(c) / 4) return bad(P, "%lld ops cannot fit in %zu bytes", (long long)total, milb_left(c));
+    for (int fi = 0; fi < v->nfuncs; fi++) {
+        MilbFunc *fn = &funcs[fi];
+        MilbOp *ops = vmem(v, sizeof *ops * (size_t)(fn->nops + 1));
+        if (!ops) return bad(P, "out of memory");
+        int64_t nvalues = fn->nparams;
+        for (int oi = 0; oi < fn->nops; oi++) {
+            MilbOp *op = &ops[oi];
+            char where[160];
+            uint64_t wire;
+            snprintf(where, sizeof where, "function '%s' op %d", v->strings[fn->name], oi);
+            if (!milb_get_varint(c, &wire)) return bad(P, "%s: opcode truncated", where);
+            op->opname = op->opset = op->name = -1;
+            const MilbOpRow *row = NULL;
+            if (wire == 0) {
+                op->kind = MIL_OP_UNKNOWN;
+                int64_t x = get_index(P, c, (uint64_t)v->nstrings, "unknown op spelling");
+                if (x < 0) return -1;
+                op->opname = (int)x;
+            } else {
+                op->kind = milb_op_from_wire(wire);
+                if (op->kind == MIL_OP_UNKNOWN) return bad(P, "%s: unknown opcode 0x%04llx", where, (unsigned long long)wire);
+                row = milb_op_row(op->kind);
+                snprintf(where, sizeof where, "function '%s' op %d '%s'", v->strings[fn->name], oi, row->name);
+            }
+            uint8_t fl;
+            if (!milb_get_byte(c, &fl)) return bad(P, "%s: flags truncated", where);
+            if (fl & ~MILB_OP_ALL || ((fl & MILB_OP_NAME0) && (fl & MILB_OP_NAME)))
+                return bad(P, "%s: bad flags 0x%02x", where, fl);
+            if (fl & MILB_OP_OPSET) {
+                int64_t x = get_index(P, c, (uint64_t)v->nstrings, "op opset");
+                if (x < 0) return -1;
+                op->opset = (int)x;
+            }
+            if (fl & MILB_OP_NAME) {
+                int64_t x = get_index(P, c, (uint64_t)v->nstrings, "op name");
+                if (x < 0) return -1;
+                op->name = (int)x;
+            }
+            int64_t nr = get_count(P, c, 2, "result count");
+            if (nr < 0) return -1;
+            if (row && row->nresults >= 0 && nr != row->nresults)
+                return bad(P, "%s: %lld results, ops table says %d", where, (long long)nr, row->nresults);
+            if ((fl & MILB_OP_NAME0) && nr == 0) return bad(P, "%s: name flag without results", where);
+            uint32_t *rn = vmem(v, sizeof *rn * (size_t)(nr + 1)), *rt = vmem(v, sizeof *rt * (size_t)(nr + 1));
+            if (!rn || !rt) return bad(P, "out of memory");
+            for (int64_t j = 0; j < nr; j++) {
+                int64_t x = get_index(P, c, (uint64_t)v->nstrings, "result name");
+                if (x < 0) return -1;
+                rn[j] = (uint32_t)x;
+                if ((x = get_index(P, c, (uint64_t)v->ntypes, "result type")) < 0) return -1;
+                rt[j] = (uint32_t)x;
+            }
+            if (fl & MILB_OP_NAME0) op->name = (int)rn[0];
+            op->nresults = (int)nr;
+            op->res_names = rn;
+            op->res_types = rt;
+            op->first_result = (int)nvalues;
+            int nslots = row ? row->nargs : 0;
+            int64_t na = get_count(P, c, 2, "argument count");
+            if (na < 0) return -1;
+            MilbArg *args = vmem(v, sizeof *args * (size_t)(na + 1));
+            if (!args) return bad(P, "out of memory");
+            for (int64_t j = 0; j < na; j++) {
+                MilbArg *a = &args[j];
+                uint64_t key, nv;
+                if (!milb_get_varint(c, &key)) return bad(P, "%s: argument %lld key truncated", where, (long long)j);
+                a->slot = a->name = -1;
+                if (key < (uint64_t)nslots) {
+                    a->slot = (int)key;
+                    if (j && args[j - 1].slot >= a->slot)
+                        return bad(P, "%s: argument slot %d out of order or repeated", where, a->slot);
+                } else if (row) {
+                    return bad(P, "%s: argument slot %llu out of range (the op has %d)", where,
+                               (unsigned long long)key, nslots);
+                } else {
+                    if (key - (uint64_t)nslots >= (uint64_t)v->nstrings)
+                        return bad(P, "%s: argument name %llu out of range", where, (unsigned long long)key);
+                    a->name = (int)(key - (uint64_t)nslots);
+                    for (int64_t q = 0; q < j; q++)
+                        if (args[q].name == a->name) return bad(P, "%s: argument '%s' repeated", where, v->strings[a->name]);
+                }
+                if (!milb_get_varint(c, &nv)) return bad(P, "%s: argument %lld count truncated", where, (long long)j);
+                a->variadic = nv & 1;
+                nv >>= 1;
+                if (nv > milb_left(c) || nv > MILB_MAX_ARG_ITEMS || (!a->variadic && nv != 1))
+                    return bad(P, "%s: argument %lld has a bad binding count", where, (long long)j);
+                const MilbArgRow *ar = a->slot >= 0 ? &row->args[a->slot] : NULL;
+                if (ar && a->variadic && !(ar->flags & A_VARIADIC))
+                    return bad(P, "%s: argument '%s' is not variadic", where, ar->name);
+                uint32_t *items = vmem(v, sizeof *items * (size_t)(nv + 1));
+                if (!items) return bad(P, "out of memory");
+                for (uint64_t q = 0; q < nv; q++) {
+                    uint64_t b;
+                    if (!milb_get_varint(c, &b)) return bad(P, "%s: binding truncated", where);
+                    if (b & 1) {
+                        if ((b >> 1) >= (uint64_t)v->nconsts) return bad(P, "%s: constant %llu out of range", where, (unsigned long long)(b >> 1));
+                    } else {
+                        if ((b >> 1) >= (uint64_t)nvalues)
+                            return bad(P, "%s: argument uses value %llu before it is defined", where, (unsigned long long)(b >> 1));
+                        if (ar && (ar->flags & A_CONST) && !value_is_const(fn, ops, oi, (uint32_t)(b >> 1)))
+                            return bad(P, "%s: argument '%s' must be a constant", where, ar->name);
+                    }
+                    if (b > UINT32_MAX) return bad(P, "%s: binding out of range", where);
+                    items[q] = (uint32_t)b;
+                }
+                a->n = (int)nv;
+                a->items = items;
+            }
+            op->nargs = (int)na;
+            op->args = args;
+            if (fl & MILB_OP_ATTRS) {
+                if (parse_attrs(P, c, &op->nattrs, &op->attrs)) return -1;
+                for (int j = 0; j < op->nattrs; j++)
+                    if (!strcmp(v->strings[op->attrs[j].name], "name") && op->name >= 0)
+                        return bad(P, "%s: 'name' attribute given twice", where);
+            }
+            /* required arguments (possibly given as attributes for A_ATTR) */
+            for (int s = 0; row && s < nslots; s++) {
+                if (!(row->args[s].flags & A_REQ)) continue;
+                bool found = false;
+                for (int j = 0; j < op->nargs && !found; j++) found = op->args[j].slot == s;
+                for (int j = 0; j < op->nattrs && !found; j++)
+                    found = (row->args[s].flags & A_ATTR) && !strcmp(v->strings[op->attrs[j].name], row->args[s].name);
+                if (!found) return bad(P, "%s: missing required argument '%s'", where, row->args[s].name);
+            }
+            if (op->kind == MIL_OP_CONST) {
+                bool val = false;
+                for (int j = 0; j < op->nattrs; j++) val |= !strcmp(v->strings[op->attrs[j].name], "val");
+                if (!val) return bad(P, "%s: const op without 'val'", where);
+            }
+            nvalues += nr;
+            if (nvalues > INT32_MAX / 2) return bad(P, "%s: too many values", where);
+        }
+        fn->ops = ops;
+        fn->nvalues = (int)nvalues;
+        for (int j = 0; j < fn->nouts; j++)
+            if (fn->outs[j] >= (uint32_t)nvalues)
+                return bad(P, "function '%s': output %d names value %u, which is not defined", v->strings[fn->name], j,
+                           fn->outs[j]);
+    }
+    return 0;
+}
+
+int mil_rt_milb_parse(const void *buf, size_t len, const char *file, MilbView *v, MilRtErr *e) {
+    memset(v, 0, sizeof *v);
+    Parser P = {.v = v, .file = file ? file : "<milb>", .e = e};
+    const uint8_t *b = buf;
+    if (!b || len < MILB_MIN_SIZE) return bad(&P, "truncated: %zu bytes, a header needs %d", len, MILB_MIN_SIZE);
+    if (memcmp(b, MILB_MAGIC, 4)) return bad(&P, "not a .milb file: bad magic");
+    if (b[4] != MILB_VERSION) return bad(&P, "version mismatch: file has %d.%d, loader reads %d.%d", b[4] >> 4, b[4] & 15,
+                                         MILB_VERSION >> 4, MILB_VERSION & 15);
+    uint64_t sum = milb_get_u64(b + len - MILB_CHECKSUM_SIZE);
+    uint64_t got = XXH3_64bits(b, len - MILB_CHECKSUM_SIZE);
+    if (sum != got) {
+        if (memcmp(b + 6, MILB_SENTINEL, 6)) return bad(&P, "corrupted: newline or byte conversion");
+        return bad(&P, "checksum mismatch: file is truncated or corrupted");
+    }
+    v->checksum = sum;
+    if (memcmp(b + 6, MILB_SENTINEL, 6)) return bad(&P, "corrupted: newline or byte conversion");
+    if (b[5] != MILB_FORMAT) return bad(&P, "format mismatch");
+    if (milb_get_u32(b + 12) != MILB_SAMPLE_INT) return bad(&P, "integer format mismatch");
+    float f = MILB_SAMPLE_FLOAT;
+    uint32_t fb;
+    memcpy(&fb, &f, 4);
+    if (milb_get_u32(b + 16) != fb) return bad(&P, "float format mismatch");
+    v->version = b[4];
+    v->format = b[5];
+    v->flags = b[20];
+    if (v->flags & ~MILB_F_WEIGHTS) return bad(&P, "unknown header flags 0x%02x", v->flags);
+    int ns = b[21];
+    if (ns < 1 || ns > MILB_SEC_MAX) return bad(&P, "section count %d out of range", ns);
+    MilbCursor c = {b + MILB_HEADER_SIZE, b + len - MILB_CHECKSUM_SIZE, false};
+    size_t off;
+    int prev = 0;
+    uint64_t lens[MILB_SEC_MAX];
+    for (int i = 0; i < ns; i++) {
+        uint8_t id;
+        uint64_t l;
+        if (!milb_get_byte(&c, &id) || !milb_get_varint(&c, &l)) return bad(&P, "section table truncated");
+        if (id <= prev || id > MILB_SEC_MAX) return bad(&P, "section table: bad or out-of-order section id %d", id);
+        prev = id;
+        v->sections[i].id = id;
+        lens[i] = l;
+    }
+    off = (size_t)(c.p - b);
+    uint64_t rest = milb_left(&c);
+    for (int i = 0; i < ns; i++) {
+        if (lens[i] > rest) return bad(&P, "section table: %s length %llu exceeds the file", milb_section_name(v->sections[i].id),
+                                      (unsigned long long)lens[i]);
+        rest -= lens[i];
+        v->sections[i].offset = off;
+        v->sections[i].size = (size_t)lens[i];
+        off += (size_t)lens[i];
+    }
+    if (rest) return bad(&P, "section table: %llu stray bytes after the sections", (unsigned long long)rest);
+    v->nsections = ns;
+    const MilbSectionInfo *sec[MILB_SEC_MAX + 1] = {0};
+    for (int i = 0; i < ns; i++) sec[v->sections[i].id] = &v->sections[i];
+    if (!sec[MILB_SEC_FUNCS] || !sec[MILB_SEC_CODE] || !sec[MILB_SEC_HASH])
+        return bad(&P, "missing %s section", !sec[MILB_SEC_FUNCS] ? "FUNCS" : !sec[MILB_SEC_CODE] ? "CODE" : "HASH");
+    MilbFunc *funcs = NULL;
+    for (int id = 1; id <= MILB_SEC_MAX; id++) {
+        if (!sec[id]) continue;
+        MilbCursor sc = {b + sec[id]->offset, b + sec[id]->offset + sec[id]->size, false};
+        P.sec = milb_section_name(id);
+        int rc = 0;
+        switch (id) {
+        case MILB_SEC_STRINGS: rc = parse_strings(&P, &sc); break;
+        case MILB_SEC_TYPES: rc = parse_types(&P, &sc); break;
+        case MILB_SEC_WEIGHTS: rc = parse_weights(&P, &sc); break;
+        case MILB_SEC_CONSTS: rc = parse_consts(&P, &sc); break;
+        case MILB_SEC_FUNCS: rc = parse_funcs(&P, &sc, &funcs); break;
+        case MILB_SEC_CODE: rc = parse_code(&P, &sc, funcs); break;
+        case MILB_SEC_HASH: {
+            const uint8_t *h;
+            if (!milb_get_bytes(&sc, 8, &h)) { rc = bad(&P, "content hash truncated"); break; }
+            v->content_hash = milb_get_u64(h);
+            size_t start = v->sections[0].offset;
+            uint64_t want = XXH3_64bits(b + start, sec[MILB_SEC_HASH]->offset - start);
+            if (want != v->content_hash) rc = bad(&P, "content hash mismatch");
+            break;
+        }
+        }
+        if (rc) { mil_rt_milb_view_free(v); return -1; }
+        if (milb_left(&sc) || sc.bad) {
+            bad(&P, "%zu unread bytes at the end of the section", milb_left(&sc));
+            mil_rt_milb_view_free(v);
+            return -1;
+        }
+    }
+    P.sec = NULL;
+    if (!!(v->flags & MILB_F_WEIGHTS) != (v->nweights > 0)) {
+        bad(&P, "header flags disagree with the WEIGHTS section");
+        mil_rt_milb_view_free(v);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the program */
+
+typedef struct Loader {
+    const MilbView *v;
+    const char *file;
+    MilRtProgram *rp;
+    MilRtBlobCache *cache;
+    MilRtErr *e;
+    const void **wdata;     /* per weight: verified? (data of the last dtype) */
+    bool *wok;
+    /* per function */
+    MilRtFunc *rf;
+    int *map;               /* value number -> runtime id */
+    struct { const char *lit; int id; } defs[64];
+    int ndefs;
+} Loader;
+
+static int lerr(Loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int lerr(Loader *L, const char *fmt, ...) {
+    char msg[800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return mil_rt_errf(L->e, "%s: %s", L->file, msg);
+}
+
+static const char *S(const Loader *L, int i) { return i >= 0 ? L->v->strings[i] : ""; }
+
+/* CONST runtime value from constant k; -1 on error. */
+static int load_const(Loader *L, int k, const char *name) {
+    const MilbView *v = L->v;
+    const MilbConst *c = &v->consts[k];
+    const MilbType *t = &v->types[c->type];
+    if (c->kind != MILB_C_TENSOR && c->kind != MILB_C_BLOB)
+        return lerr(L, "constant '%s': list, tuple, dict and empty constants cannot be loaded", name);
+    int64_t n = type_numel(t);
+    if (n < 0) return lerr(L, "constant '%s' has an unknown dimension", name);
+    const void *data = c->data;
+    if (c->kind == MILB_C_BLOB) {
+        const MilbWeight *w = &v->weights[c->weight];
+        MilRtErr e2;
+        MilRtBlobFile *bf = mil_rt_blob_cache_get(L->cache, S(L, w->path), &e2);
+        if (!bf) return lerr(L, "constant '%s': %s", name, e2.msg);
+        if (!L->wok[c->weight]) {
+            MilRtBlobInfo info;
+            if (mil_rt_blob_info(bf, w->offset, &info, &e2)) return lerr(L, "constant '%s': %s", name, e2.msg);
+            if (XXH3_64bits(info.data, (size_t)info.size) != w->hash)
+                return lerr(L, "constant '%s': weight file %s does not match the program (xxhash of the blob at offset %llu differs)",
+                            name, mil_rt_blob_path(bf), (unsigned long long)w->offset);
+            L->wok[c->weight] = true;
+        }
+        void *owned = NULL;
+        if (mil_rt_blob_read(bf, w->offset, t->dtype, n, &data, &owned, &e2))
+            return lerr(L, "constant '%s': %s", name, e2.msg);
+        if (owned && mil_rt_program_adopt(L->rp, owned)) {
+            free(owned);
+            return lerr(L, "out of memory");
+        }
+    }
+    int id = mil_rt_func_add_const(L->rf, name, t->dtype, t->rank, t->dims, data);
+    if (id < 0) return lerr(L, "out of memory");
+    return id;
+}
+
+static int load_default(Loader *L, const char *lit) {
+    for (int i = 0; i < L->ndefs; i++)
+        if (!strcmp(L->defs[i].lit, lit)) return L->defs[i].id;
+    MilRtProgram *rp = L->rp;
+    MilDType dt;
+    void *buf;
+    size_t n = strlen(lit);
+    if (lit[0] == '"') {
+        char *s = mil_rt_alloc(rp, n);
+        const char **cell = mil_rt_alloc(rp, sizeof *cell);
+        if (!s || !cell) return lerr(L, "out of memory");
+        memcpy(s, lit + 1, n >= 2 ? n - 2 : 0);
+        *cell = s;
+        buf = cell;
+        dt = MIL_DT_STRING;
+    } else if (!strcmp(lit, "true") || !strcmp(lit, "false")) {
+        uint8_t *b = mil_rt_alloc(rp, 1);
+        if (!b) return lerr(L, "out of memory");
+        *b = lit[0] == 't';
+        buf = b;
+        dt = MIL_DT_BOOL;
+    } else {
+        char *end;
+        long long iv = strtoll(lit, &end, 10);
+        if (*end == 0 && !strchr(lit, 'x')) {
+            int32_t *p = mil_rt_alloc(rp, 4);
+            if (!p) return lerr(L, "out of memory");
+            *p = (int32_t)iv;
+            buf = p;
+            dt = MIL_DT_INT32;
+        } else {
+            double d = strtod(lit, &end);
+            if (*end) return lerr(L, "internal: cannot read the default '%s'", lit);
+            float *p = mil_rt_alloc(rp, 4);
+            if (!p) return lerr(L, "out of memory");
+            *p = (float)d;
+            buf = p;
+            dt = MIL_DT_FP32;
+        }
+    }
+    char name[96];
+    snprintf(name, sizeof name, "default(%s)", lit);
+    int id = mil_rt_func_add_const(L->rf, name, dt, 0, NULL, buf);
+    if (id < 0) return lerr(L, "out of memory");
+    if (L->ndefs < (int)(sizeof L->defs / sizeof L->defs[0])) {
+        L->defs[L->ndefs].lit = lit;
+        L->defs[L->ndefs].id = id;
+        L->ndefs++;
+    }
+    return id;
+}
+
+static int tensor_of(Loader *L, int type, const char *what, const char *name, MilDType *dt, int *rank,
+                     const int64_t **dims) {
+    const MilbType *t = &L->v->types[type];
+    if (t->kind != MILB_TY_TENSOR) {
+        if (t->kind == MILB_TY_STATE) return lerr(L, "%s '%s': state values are not supported by the runtime", what, name);
+        return lerr(L, "%s '%s': only tensor values can be loaded into the runtime", what, name);
+    }
+    *dt = t->dtype;
+    *rank = t->rank;
+    *dims = t->dims;
+    return 0;
+}
+
+static int push(int **a, int *n, int *cap, int x) {
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 32;
+        int *na = realloc(*a, sizeof *na * (size_t)nc);
+        if (!na) return -1;
+        *a = na;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = x;
+    return 0;
+}
+
+static int load_op(Loader *L, const MilbFunc *fn, const MilbOp *op, int **args, int *capargs) {
+    const MilbView *v = L->v;
+    MilRtFunc *rf = L->rf;
+    const MilbOpRow *row = milb_op_row(op->kind);
+    const char *label = op->name >= 0 ? S(L, op->name) : op->nresults ? S(L, (int)op->res_names[0]) : NULL;
+    if (!row) return lerr(L, "op '%s' is not supported by the runtime", S(L, op->opname));
+    if (op->kind == MIL_OP_CONST) {
+        for (int i = 0; i < op->nattrs; i++)
+            if (!strcmp(S(L, op->attrs[i].name), "val")) {
+                int id = load_const(L, op->attrs[i].cst, S(L, (int)op->res_names[0]));
+                if (id < 0) return -1;
+                L->map[op->first_result] = id;
+                return 0;
+            }
+        return lerr(L, "const op without a 'val' attribute");
+    }
+    int nslots = row->nargs, n = 0;
+    int slot_start[65];
+    if (nslots >= 64) return lerr(L, "op '%s': too many arguments", row->name);
+    for (int s = 0; s < nslots; s++) {
+        slot_start[s] = n;
+        const MilbArgRow *ar = &row->args[s];
+        const MilbArg *a = NULL;
+        for (int j = 0; j < op->nargs; j++)
+            if (op->args[j].slot == s) a = &op->args[j];
+        int attr_const = -1;
+        if (!a && (ar->flags & A_ATTR))
+            for (int j = 0; j < op->nattrs; j++)
+                if (!strcmp(S(L, op->attrs[j].name), ar->name)) attr_const = op->attrs[j].cst;
+        if (!a && attr_const < 0) {
+            if (ar->def && strcmp(ar->def, "*")) {
+                int id = load_default(L, ar->def);
+                if (id < 0 || push(args, &n, capargs, id)) return id < 0 ? -1 : lerr(L, "out of memory");
+            }
+            continue;
+        }
+        int cnt = a ? a->n : 1;
+        for (int j = 0; j < cnt; j++) {
+            uint32_t b = a ? a->items[j] : ((uint32_t)attr_const << 1 | 1);
+            int id;
+            if (b & 1) {
+                char name[256];
+                snprintf(name, sizeof name, "%s.%s", label ? label : row->name, ar->name);
+                id = load_const(L, (int)(b >> 1), name);
+                if (id < 0) return -1;
+            } else {
+                id = L->map[b >> 1];
+                if (id < 0) return lerr(L, "op '%s': argument '%s' uses a value that could not be loaded", label ? label : row->name, ar->name);
+            }
+            if (push(args, &n, capargs, id)) return lerr(L, "out of memory");
+        }
+    }
+    slot_start[nslots] = n;
+    int outs[64];
+    if (op->nresults > 64) return lerr(L, "op '%s': too many results", row->name);
+    for (int i = 0; i < op->nresults; i++) {
+        MilDType dt;
+        int rank;
+        const int64_t *dims;
+        const char *rn = S(L, (int)op->res_names[i]);
+        if (tensor_of(L, (int)op->res_types[i], "result", rn, &dt, &rank, &dims)) return -1;
+        outs[i] = mil_rt_func_add_value(rf, rn, MIL_RT_TEMP, dt, rank, dims);
+        if (outs[i] < 0) return lerr(L, "out of memory");
+        L->map[op->first_result + i] = outs[i];
+    }
+    if (row->flags & OPF_CONSTEXPR) {
+        MilRtOp rop = {.kind = op->kind, .opname = row->name, .name = label, .nslots = nslots,
+                       .slot_start = slot_start, .args = *args, .nout = op->nresults, .outs = outs};
+        MilRtTensor res[8];
+        if (op->nresults > 8) return lerr(L, "op '%s': too many results", row->name);
+        MilRtErr e2;
+        if (mil_rt_eval_const_op(rf, &rop, res, &e2)) return lerr(L, "op '%s': %s", label ? label : row->name, e2.msg);
+        int rc = 0;
+        for (int i = 0; i < op->nresults; i++) {
+            MilRtValue *val = &rf->values[outs[i]];
+            bool ok = val->dtype == res[i].dtype && val->rank == res[i].rank;
+            for (int k = 0; ok && k < val->rank; k++)
+                if (val->dims[k] >= 0 && val->dims[k] != res[i].dims[k]) ok = false;
+            if (!ok && !rc) rc = lerr(L, "op '%s': result '%s' does not match its declared type", row->name, val->name);
+            if (mil_rt_program_adopt(L->rp, res[i].data)) {
+                free(res[i].data);
+                if (!rc) rc = lerr(L, "out of memory");
+                continue;
+            }
+            val->kind = MIL_RT_CONST;
+            val->data = res[i].data;
+            val->rank = res[i].rank;
+            for (int k = 0; k < res[i].rank; k++) val->dims[k] = res[i].dims[k];
+        }
+        return rc;
+    }
+    (void)fn;
+    (void)v;
+    if (mil_rt_func_add_op(rf, op->kind, row->name, label, nslots, slot_start, *args, op->nresults, outs, 0, 0) < 0)
+        return lerr(L, "out of memory");
+    return 0;
+}
+
+static int load_func(Loader *L, const MilbFunc *fn) {
+    L->rf = mil_rt_program_add_func(L->rp, S(L, fn->name));
+    if (!L->rf) return lerr(L, "out of memory");
+    L->ndefs = 0;
+    free(L->map);
+    L->map = malloc(sizeof *L->map * (size_t)(fn->nvalues + 1));
+    if (!L->map) return lerr(L, "out of memory");
+    for (int i = 0; i < fn->nvalues; i++) L->map[i] = -1;
+    for (int i = 0; i < fn->nparams; i++) {
+        MilDType dt;
+        int rank;
+        const int64_t *dims;
+        const char *pn = S(L, (int)fn->param_names[i]);
+        if (tensor_of(L, (int)fn->param_types[i], "input", pn, &dt, &rank, &dims)) return -1;
+        int id = mil_rt_func_add_value(L->rf, pn, MIL_RT_INPUT, dt, rank, dims);
+        if (id < 0 || mil_rt_func_add_input(L->rf, id)) return lerr(L, "out of memory");
+        L->map[i] = id;
+    }
+    int *args = NULL, cap = 0, rc = 0;
+    for (int i = 0; i < fn->nops && !rc; i++) rc = load_op(L, fn, &fn->ops[i], &args, &cap);
+    free(args);
+    if (rc) return -1;
+    for (int i = 0; i < fn->nouts; i++) {
+        int id = L->map[fn->outs[i]];
+        if (id < 0) return lerr(L, "function '%s': output %d could not be loaded", S(L, fn->name), i);
+        if (mil_rt_func_add_output(L->rf, id)) return lerr(L, "out of memory");
+    }
+    MilRtErr e2;
+    if (mil_rt_func_validate(L->rf, &e2)) return lerr(L, "function '%s': %s", S(L, fn->name), e2.msg);
+    return 0;
+}
+
+MilRtProgram *mil_rt_milb_load_mem(const void *buf, size_t len, const char *file, const MilRtMilbOptions *opt,
+                                   MilRtErr *e) {
+    MilRtMilbOptions none = {0};
+    if (!opt) opt = &none;
+    if (!file) file = "<milb>";
+    MilbView v;
+    if (mil_rt_milb_parse(buf, len, file, &v, e)) return NULL;
+    char dir[4096];
+    const char *slash = strrchr(file, '/');
+    if (opt->model_dir) snprintf(dir, sizeof dir, "%s", opt->model_dir);
+    else if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == file) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+    Loader L = {.v = &v, .file = file, .e = e};
+    L.rp = mil_rt_program_new(file);
+    L.cache = mil_rt_blob_cache_new(dir, opt->weights_dir);
+    L.wok = calloc((size_t)v.nweights + 1, sizeof *L.wok);
+    int rc = 0;
+    if (!L.rp || !L.cache || !L.wok) {
+        rc = lerr(&L, "out of memory");
+    } else {
+        bool found = !opt->function;
+        for (int i = 0; i < v.nfuncs && !rc; i++) {
+            if (opt->function && strcmp(opt->function, S(&L, v.funcs[i].name))) continue;
+            found = true;
+            rc = load_func(&L, &v.funcs[i]);
+        }
+        if (!rc && !found) rc = lerr(&L, "no function named '%s'", opt->function);
+        if (!rc && mil_rt_blob_cache_give(L.cache, L.rp)) rc = lerr(&L, "out of memory");
+    }
+    /* the program keeps the view's memory (constant data, strings) */
+    while (!rc && v.mem_) {
+        MemBlock *b = v.mem_;
+        v.mem_ = b->next;
+        if (mil_rt_program_adopt(L.rp, b)) {
+            free(b);
+            rc = lerr(&L, "out of memory");
+        }
+    }
+    mil_rt_blob_cache_free(L.cache);
+    free(L.map);
+    free(L.wok);
+    mil_rt_milb_view_free(&v);
+    if (rc) {
+        mil_rt_program_free(L.rp);
+        return NULL;
+    }
+    return L.rp;
+}
+
+int mil_rt_milb_read_file(const char *path, void **buf, size_t *len, MilRtErr *e) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mil_rt_errf(e, "%s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        if (n == cap) {
+            char *nb = cap > ((size_t)1 << 32) ? NULL : realloc(b, cap * 2);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (!b) return mil_rt_errf(e, "%s: out of memory", path);
+    if (err) {
+        free(b);
+        return mil_rt_errf(e, "%s: read error", path);
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+MilRtProgram *mil_rt_milb_load(const char *path, const MilRtMilbOptions *opt, MilRtErr *e) {
+    void *buf;
+    size_t len;
+    if (mil_rt_milb_read_file(path, &buf, &len, e)) return NULL;
+    MilRtProgram *p = mil_rt_milb_load_mem(buf, len, path, opt, e);
+    free(buf);
+    return p;
+}
