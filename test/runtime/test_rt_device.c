@@ -333,3 +333,80 @@ Test(rt_device, validate_catches_bad_programs) {
     cr_assert_eq(mil_rt_func_find_value(f, "z"), z);
     mil_rt_program_free(p);
 }
+
+/* reshape by a shape computed at run time: sized by the executor */
+Test(rt_device, data_dependent_shapes_are_sized_at_run_time) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int64_t d2[1] = {2}, dqq[2] = {-1, -1};
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
+    int s = mil_rt_func_add_value(f, "s", MIL_RT_INPUT, MIL_DT_INT32, 1, d2);
+    mil_rt_func_add_input(f, x);
+    mil_rt_func_add_input(f, s);
+    int r = tmpv(f, "r", MIL_DT_FP32, 2, dqq), y = tmpv(f, "y", MIL_DT_FP32, 2, dqq);
+    op(f, MIL_OP_RESHAPE, "reshape", 3, 1, r, 2, MIL_A_RESHAPE_x, x, MIL_A_RESHAPE_shape, s);
+    op(f, MIL_OP_RELU, "relu", 4, 1, y, 1, MIL_A_RELU_x, r);  /* downstream of a dynamic value */
+    mil_rt_func_add_output(f, y);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    MilRtSession *ss = mil_rt_session_new(dev, f, &e);
+    float xv[4] = {1, -2, 3, -4};
+    int32_t sv[2] = {2, 2};
+    MilRtTensor in[2] = {{.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}, .data = xv},
+                         {.dtype = MIL_DT_INT32, .rank = 1, .dims = {2}, .data = sv}}, out;
+    cr_assert_eq(mil_rt_session_run(ss, in, &out, &e), 0, "%s", e.msg);
+    const MilRtPlan *plan = mil_rt_session_plan(ss);
+    cr_assert_eq(plan->info.ndynamic, 2);
+    cr_assert_eq(out.dims[0], 2);
+    cr_assert_eq(out.dims[1], 2);
+    cr_assert_eq(((float *)out.data)[2], 3.0f);
+    sv[0] = 4; sv[1] = 1;  /* same input shapes, new data: same plan, new output shape */
+    cr_assert_eq(mil_rt_session_run(ss, in, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(mil_rt_session_plan(ss), plan);
+    cr_assert_eq(out.dims[0], 4);
+    cr_assert_eq(out.dims[1], 1);
+    cr_assert_eq(((float *)out.data)[1], 0.0f);
+    sv[0] = 3;  /* 3 x 1 != 4 elements: a clean run-time error with the location */
+    cr_assert_eq(mil_rt_session_run(ss, in, &out, &e), -1);
+    cr_assert(strncmp(e.msg, "t.mil:3:5: error: op 'reshape': ", 32) == 0, "%s", e.msg);
+    mil_rt_session_free(ss);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
+/* shape(x) of a statically shaped x is folded, so the reshape is static */
+Test(rt_device, shape_of_static_tensor_folds) {
+    MilRtProgram *p = mil_rt_program_new("t.mil");
+    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    int64_t d22[2] = {2, 2}, d2[1] = {2};
+    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
+    int z = mil_rt_func_add_value(f, "z", MIL_RT_INPUT, MIL_DT_FP32, 2, d22);
+    mil_rt_func_add_input(f, x);
+    mil_rt_func_add_input(f, z);
+    int sh = tmpv(f, "sh", MIL_DT_INT32, 1, d2), r = tmpv(f, "r", MIL_DT_FP32, 2, d22);
+    op(f, MIL_OP_SHAPE, "shape", 1, 1, sh, 1, MIL_A_SHAPE_x, z);
+    op(f, MIL_OP_RESHAPE, "reshape", 2, 1, r, 2, MIL_A_RESHAPE_x, x, MIL_A_RESHAPE_shape, sh);
+    mil_rt_func_add_output(f, r);
+    mil_rt_func_add_output(f, sh);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    MilRtTensor in[2] = {{.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}}, {.dtype = MIL_DT_FP32, .rank = 2, .dims = {2, 2}}};
+    MilRtPlan *plan = mil_rt_prepare(dev, f, in, &e);
+    cr_assert(plan, "%s", e.msg);
+    cr_assert_eq(plan->info.nfolded, 1);
+    cr_assert_eq(plan->info.ndynamic, 0);
+    float xv[4] = {1, 2, 3, 4}, zv[4] = {0};
+    in[0].data = xv;
+    in[1].data = zv;
+    MilRtTensor out[2];
+    cr_assert_eq(mil_rt_plan_run(plan, in, out, &e), 0, "%s", e.msg);
+    cr_assert_eq(((int32_t *)out[1].data)[0], 2);
+    cr_assert_eq(out[0].dims[1], 2);
+    /* the plan refuses inputs of other shapes */
+    in[0].dims[0] = 5;
+    cr_assert_eq(mil_rt_plan_run(plan, in, out, &e), -1);
+    cr_assert_str_eq(e.msg, "input 'x': the plan was prepared for fp32 [4], got fp32 [5]");
+    mil_rt_plan_free(plan);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
