@@ -330,6 +330,26 @@ static void free_options(Options *o) {
     free(o->inputs);
 }
 
+/* MODEL.milb: the runtime's loader, no parsing or lowering (issue 5). */
+static MilRtProgram *load_milb_model(const char *path, const Options *o, MilRtFunc **f) {
+    MilRtErr e;
+    MilRtMilbOptions mo = {.weights_dir = o->weights, .function = o->function};
+    MilRtProgram *rp = mil_rt_milb_load(path, &mo, &e);
+    if (!rp) {
+        fprintf(stderr, "mil-run: %s\n", e.msg);
+        return NULL;
+    }
+    *f = o->function ? mil_rt_program_find_func(rp, o->function) : mil_rt_program_find_func(rp, "main");
+    if (!*f && !o->function && rp->nfuncs == 1) *f = rp->funcs[0];
+    if (!*f) {
+        fprintf(stderr, "mil-run: %s: %s\n", path,
+                o->function ? "no such function" : "several functions and none is named 'main'; choose one with --function");
+        mil_rt_program_free(rp);
+        return NULL;
+    }
+    return rp;
+}
+
 int main(int argc, char **argv) {
     Options o = {0};
     int rc = parse_args(argc, argv, &o);
@@ -358,6 +378,11 @@ int main(int argc, char **argv) {
         rc = 2;
         goto done;
     }
+    const MilFunc *mf = NULL;
+    if (mil_milb_is_path(mil_path)) {
+        if (!(rp = load_milb_model(mil_path, &o, &f))) goto done;
+        goto have_program;
+    }
     p = mil_parse_file(mil_path, NULL, &d);
     if (p && d.nerrors == 0) mil_verify(p, &d);
     if (!p || d.nerrors) {
@@ -366,7 +391,6 @@ int main(int argc, char **argv) {
         goto done;
     }
     /* the function */
-    const MilFunc *mf = NULL;
     if (o.function) {
         mf = mil_program_find_func(p, o.function);
         if (!mf) {
@@ -390,6 +414,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     f = mil_rt_program_find_func(rp, mf->name);
+have_program:
 
     /* inputs */
     in = calloc((size_t)f->ninputs + 1, sizeof *in);
@@ -421,7 +446,7 @@ int main(int argc, char **argv) {
         }
         MilRtTensor t = {.dtype = v->dtype, .rank = v->rank};
         int64_t dims[MIL_MAX_RANK];
-        bool have = default_shape(mf, v->name, v->rank, dims);
+        bool have = mf && default_shape(mf, v->name, v->rank, dims);
         for (int k = 0; k < v->rank; k++)
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
         if (mil_rt_tensor_alloc(&t, &e)) {
