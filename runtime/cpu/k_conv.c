@@ -65,7 +65,7 @@ static int geo_common(MilKernelCtx *k, Geo *g, const MilRtTensor *x, const int64
     if ((rc = spatial_vec(k, s_str, g->S, 1, st, 1))) return rc;
     if ((rc = spatial_vec(k, s_dil, g->S, 1, dl, 1))) return rc;
     for (int i = 0; i < 3; i++) {
-        g->in[i] = g->ker[i] = g->str[i] = g->dil[i] = 1;
+        g->in[i] = g->ker[i] = g->str[i] = g->dil[i] = g->out[i] = 1;
         g->pb[i] = g->pa[i] = 0;
     }
     for (int i = 0; i < g->S; i++) {

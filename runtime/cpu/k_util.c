@@ -329,7 +329,7 @@ int k_arg_int(MilKernelCtx *k, int slot, int64_t def, int64_t *out) {
 int k_arg_float(MilKernelCtx *k, int slot, double def, double *out) {
     const MilRtTensor *t = mil_k_in(k, slot);
     if (!t) { *out = def; return 0; }
-    if (!k_isfloat(t->dtype) && !k_isint(t->dtype))
+    if (!k_isfloat(t->dtype) && !k_isint(t->dtype) && t->dtype != MIL_DT_BOOL)
         return mil_k_fail(k, "%s: argument '%s' must be a number, got %s", k_opname(k),
                           k_argname(k, slot), k_dtname(t->dtype));
     int rc = k_scalar_check(k, slot, t);
