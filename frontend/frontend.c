@@ -20,37 +20,41 @@ MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilP
     if (!d) return NULL;
     if (!text) len = 0;
     const char *fname = mil_diag_add_source(d, file ? file : "<input>", text ? text : "", len);
-    FeState ps;
-    memset(&ps, 0, sizeof ps);
-    ps.d = d;
-    ps.file = fname;
-    ps.text = text ? text : "";
-    ps.len = len;
-    if (opt) ps.opt = *opt;
-    ps.maxerr = d->max_errors > 0 ? d->max_errors : 20;
-    ps.p = mil_program_new("1.0");
-    if (!ps.p) {
+    FeState *ps = calloc(1, sizeof *ps);   /* ~45 KB of literal frames: not on the stack */
+    if (!ps) {
         mil_error(d, at(fname, 0, 0), "out of memory");
         return NULL;
     }
-    if (len > (size_t)INT_MAX - 2) {
-        mil_error(d, at(fname, 0, 0), "input too large (%zu bytes)", len);
-        mil_program_free(ps.p);
+    ps->d = d;
+    ps->file = fname;
+    ps->text = text ? text : "";
+    ps->len = len;
+    if (opt) ps->opt = *opt;
+    ps->maxerr = d->max_errors > 0 ? d->max_errors : 20;
+    ps->p = mil_program_new("1.0");
+    if (!ps->p || len > (size_t)INT_MAX - 2) {
+        if (ps->p) mil_error(d, at(fname, 0, 0), "input too large (%zu bytes)", len);
+        else mil_error(d, at(fname, 0, 0), "out of memory");
+        mil_program_free(ps->p);
+        free(ps);
         return NULL;
     }
-    void *sc = fe_scan_begin(&ps, ps.text, len);
-    int rc = sc ? mil_yyparse(sc, &ps) : 2;
+    void *sc = fe_scan_begin(ps, ps->text, len);
+    int rc = sc ? mil_yyparse(sc, ps) : 2;
     fe_scan_end(sc);
-    fe_state_free(&ps);
-    if (rc != 0 && ps.nerr == 0) mil_error(d, at(fname, ps.line, ps.col), "cannot parse input");
-    if (rc != 0 || ps.nerr > 0) {
-        mil_program_free(ps.p);
-        return NULL;
+    fe_state_free(ps);
+    if (rc != 0 && ps->nerr == 0) mil_error(d, at(fname, ps->line, ps->col), "cannot parse input");
+    MilProgram *p = ps->p;
+    if (rc != 0 || ps->nerr > 0) {
+        mil_program_free(p);
+        p = NULL;
+    } else {
+        /* "}\n" at the end (only whitespace or comments may follow the final `}`). */
+        p->trailing_newline =
+            ps->have_rbrace && memchr(ps->text + ps->rbrace_off, '\n', len - ps->rbrace_off) != NULL;
     }
-    /* "}\n" at the end (only whitespace or comments may follow the final `}`). */
-    ps.p->trailing_newline = ps.have_rbrace &&
-                             memchr(ps.text + ps.rbrace_off, '\n', len - ps.rbrace_off) != NULL;
-    return ps.p;
+    free(ps);
+    return p;
 }
 
 static char *read_all(FILE *f, size_t *len) {
