@@ -78,6 +78,8 @@ typedef struct MilbWriteOptions {
                                   NULL = "@model_path/weights.bin" */
     size_t inline_max;         /* inline tensors above this many bytes go to the
                                   weight file; 0 = MILB_INLINE_MAX_DEFAULT */
+    bool keep_unreadable_weights; /* a BLOBFILE whose file cannot be read stays a
+                                  reference to it (no hash) instead of an error */
 } MilbWriteOptions;
 
 typedef struct MilbStats {

@@ -129,7 +129,6 @@ typedef struct W {
     Buf wfile;               /* the new weight file */
     Blob *blobs;
     int nblobs, capblobs;
-    int weight_path;         /* string index, -1 until used */
     int *vnum;               /* MilValue.id -> value number */
 } W;
 
@@ -249,21 +248,30 @@ static uint64_t add_blob(W *w, MilDType dt, const uint8_t *payload, uint64_t siz
     return m;
 }
 
-static int intern_weight(W *w, uint64_t off) {
-    uint64_t h = XXH3_64bits(&off, sizeof off);
-    int i = map_find(&w->weights, &off, sizeof off, h);
-    if (i >= 0) return i;
-    if (w->weight_path < 0) w->weight_path = intern_str(w, w->o->weight_path);
-    Blob *b = NULL;
-    for (int k = 0; k < w->nblobs; k++)
-        if (w->blobs[k].meta_off == off) b = &w->blobs[k];
-    Buf *s = &w->sec[MILB_SEC_WEIGHTS];
-    put_var(s, (uint64_t)w->weight_path);
-    put_var(s, off);
-    put_u64(s, b ? b->hash : 0);
-    i = w->nweights++;
-    if (map_add(&w->weights, &off, sizeof off, h, i)) s->oom = true;
+/* A weight reference (path string, metadata offset, payload hash). */
+static int intern_weight(W *w, const char *path, uint64_t off, bool has_hash, uint64_t hash) {
+    Buf key = {0};
+    put_bytes(&key, &off, sizeof off);
+    put_bytes(&key, path, strlen(path));
+    if (key.oom) return -1;
+    uint64_t h = XXH3_64bits(key.p, key.n);
+    int i = map_find(&w->weights, key.p, key.n, h);
+    if (i < 0) {
+        Buf *s = &w->sec[MILB_SEC_WEIGHTS];
+        put_var(s, (uint64_t)intern_str(w, path) << 1 | (has_hash ? 1 : 0));
+        put_var(s, off);
+        if (has_hash) put_u64(s, hash);
+        i = w->nweights++;
+        if (map_add(&w->weights, key.p, key.n, h, i)) s->oom = true;
+    }
+    free(key.p);
     return i;
+}
+
+static uint64_t blob_hash(W *w, uint64_t off) {
+    for (int k = 0; k < w->nblobs; k++)
+        if (w->blobs[k].meta_off == off) return w->blobs[k].hash;
+    return 0;
 }
 
 /* The encoded constant; -1 after an error.  top: may move to the weight file. */
@@ -295,7 +303,7 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
             if (!off) { rc = -1; e.oom = true; break; }
             put_u8(&e, MILB_C_BLOB);
             put_var(&e, (uint64_t)ti);
-            put_var(&e, (uint64_t)intern_weight(w, off));
+            put_var(&e, (uint64_t)intern_weight(w, w->o->weight_path, off, true, blob_hash(w, off)));
             break;
         }
         put_u8(&e, MILB_C_TENSOR);
@@ -333,6 +341,12 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
         MilRtBlobFile *bf = mil_rt_blob_cache_get(w->cache, c->blob_path, &re);
         MilRtBlobInfo info;
         if (!bf || mil_rt_blob_info(bf, c->blob_offset, &info, &re)) {
+            if (w->o->keep_unreadable_weights && c->blob_offset % 64 == 0 && c->blob_offset >= 64 && c->blob_path[0]) {
+                put_u8(&e, MILB_C_BLOB);
+                put_var(&e, (uint64_t)ti);
+                put_var(&e, (uint64_t)intern_weight(w, c->blob_path, c->blob_offset, false, 0));
+                break;
+            }
             werr(w, loc, "%s%s", re.msg, "");
             rc = -1;
             break;
@@ -350,7 +364,7 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
         if (!off) { rc = -1; e.oom = true; break; }
         put_u8(&e, MILB_C_BLOB);
         put_var(&e, (uint64_t)ti);
-        put_var(&e, (uint64_t)intern_weight(w, off));
+        put_var(&e, (uint64_t)intern_weight(w, w->o->weight_path, off, true, blob_hash(w, off)));
         break;
     }
     case MIL_CONST_LIST: case MIL_CONST_TUPLE: case MIL_CONST_DICT: {
@@ -467,43 +481,66 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
     put_u8(&e, fl);
     if (fl & MILB_OP_OPSET) put_var(&e, (uint64_t)intern_str(w, op->opset));
     if (fl & MILB_OP_NAME) put_var(&e, (uint64_t)intern_str(w, nm));
-    put_var(&e, (uint64_t)op->nresults);
+    if (!info || info->nresults < 0) put_var(&e, (uint64_t)op->nresults);
+    else if (info->nresults != op->nresults) {
+        mil_error(w->d, op->loc, "op '%s' has %d results, the ops table says %d", op->opname, op->nresults,
+                  info->nresults);
+        free(e.p);
+        return -1;
+    }
     for (int i = 0; i < op->nresults; i++) {
         put_var(&e, (uint64_t)intern_str(w, op->results[i]->name));
         put_var(&e, (uint64_t)intern_type(w, op->results[i]->type));
     }
-    /* arguments: slot order for table ops, name order otherwise */
-    const MilArg **args = malloc(sizeof *args * (size_t)(op->nargs + 1));
-    int *keys = malloc(sizeof *keys * (size_t)(op->nargs + 1));
     int err = 0;
-    if (!args || !keys) err = 1;
-    int na = 0;
-    if (!err && info) {
-        for (int s = 0; s < info->nargs; s++)
-            for (int i = 0; i < op->nargs; i++)
-                if (!strcmp(op->args[i].name, info->args[s].name)) { keys[na] = s; args[na++] = &op->args[i]; break; }
-        if (na != op->nargs) {
-            for (int i = 0; i < op->nargs; i++)
-                if (!mil_op_arg_info(op->kind, op->args[i].name))
-                    mil_error(w->d, op->args[i].loc, "op '%s' has no argument '%s'", op->opname, op->args[i].name);
-            err = 1;
+    if (info) {
+        /* slot mask, then the bindings of each bound slot */
+        uint64_t mask = 0;
+        const MilArg *by_slot[64] = {0};
+        for (int i = 0; i < op->nargs && !err; i++) {
+            int s = -1;
+            for (int k = 0; k < info->nargs && k < 64; k++)
+                if (!strcmp(op->args[i].name, info->args[k].name)) s = k;
+            if (s < 0) {
+                mil_error(w->d, op->args[i].loc, "op '%s' has no argument '%s'", op->opname, op->args[i].name);
+                err = 1;
+            } else if (by_slot[s]) {
+                mil_error(w->d, op->args[i].loc, "op '%s': argument '%s' given twice", op->opname, op->args[i].name);
+                err = 1;
+            } else if (!(info->args[s].flags & A_VARIADIC) && (op->args[i].variadic || op->args[i].n != 1)) {
+                mil_error(w->d, op->args[i].loc, "op '%s': argument '%s' is not variadic", op->opname, op->args[i].name);
+                err = 1;
+            } else {
+                by_slot[s] = &op->args[i];
+                mask |= (uint64_t)1 << s;
+            }
         }
-    } else if (!err) {
-        for (int i = 0; i < op->nargs; i++) args[na++] = &op->args[i];
-        qsort(args, (size_t)na, sizeof *args, cmp_arg);
-        for (int i = 0; i < na; i++) keys[i] = intern_str(w, args[i]->name);
-    }
-    if (!err) {
-        put_var(&e, (uint64_t)na);
-        for (int i = 0; i < na && !err; i++) {
+        put_var(&e, mask);
+        for (int s = 0; s < info->nargs && s < 64 && !err; s++) {
+            const MilArg *a = by_slot[s];
+            if (!a) continue;
+            if (info->args[s].flags & A_VARIADIC) put_var(&e, (uint64_t)a->n << 1 | (a->variadic ? 1 : 0));
+            for (int j = 0; j < a->n && !err; j++) put_var(&e, binding(w, &a->items[j], a->loc, &err));
+        }
+    } else {
+        const MilArg **args = malloc(sizeof *args * (size_t)(op->nargs + 1));
+        if (!args) err = 1;
+        for (int i = 0; !err && i < op->nargs; i++) args[i] = &op->args[i];
+        if (!err) qsort(args, (size_t)op->nargs, sizeof *args, cmp_arg);
+        if (!err) put_var(&e, (uint64_t)op->nargs);
+        for (int i = 0; !err && i < op->nargs; i++) {
             const MilArg *a = args[i];
-            put_var(&e, (uint64_t)keys[i]);
+            if (i && !strcmp(args[i - 1]->name, a->name)) {
+                mil_error(w->d, a->loc, "op '%s': argument '%s' given twice", op->opname, a->name);
+                err = 1;
+                break;
+            }
+            put_var(&e, (uint64_t)intern_str(w, a->name));
             put_var(&e, (uint64_t)a->n << 1 | (a->variadic ? 1 : 0));
             for (int j = 0; j < a->n && !err; j++) put_var(&e, binding(w, &a->items[j], a->loc, &err));
         }
+        free(args);
     }
-    free(args);
-    free(keys);
     if (!err && (fl & MILB_OP_ATTRS) && put_attrs(w, &e, op->attrs, op->nattrs, name_attr, op->loc)) err = 1;
     if (!err) {
         for (int i = 0; i < op->nresults; i++)
@@ -618,7 +655,7 @@ int mil_milb_write(const MilProgram *p, const MilbWriteOptions *opt, MilbOutput 
     if (!o.inline_max) o.inline_max = MILB_INLINE_MAX_DEFAULT;
     if (!o.weight_path) o.weight_path = "@model_path/weights.bin";
     memset(out, 0, sizeof *out);
-    W w = {.p = p, .o = &o, .d = d, .errors0 = d->nerrors, .weight_path = -1};
+    W w = {.p = p, .o = &o, .d = d, .errors0 = d->nerrors};
     w.cache = mil_rt_blob_cache_new(o.model_dir ? o.model_dir : ".", o.weights_dir);
     int rc = w.cache ? 0 : -1;
     /* program header goes to sec[0] (prepended to FUNCS) */

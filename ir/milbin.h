@@ -37,8 +37,11 @@
  *              TUPLE:  varint n; n x varint type
  *              STATE:  varint wrapped type
  *            type references point at earlier types only (no cycles)
- *   WEIGHTS  varint n; n x { varint path string; varint metadata offset;
- *                           u64 XXH3-64 of the blob's payload bytes }
+ *   WEIGHTS  varint n; n x { varint path string << 1 | h; varint metadata
+ *                           offset; [u64 XXH3-64 of the blob's payload bytes if h] }
+ *            h = 0 only for references kept without their data (the writer's
+ *            keep_unreadable_weights, for programs compiled without their
+ *            weight files); the loader then checks dtype and size only
  *   CONSTS   varint n; n x constant (references point at earlier constants):
  *              u8 kind; varint type
  *              TENSOR: varint count; count elements: floats raw little-endian
@@ -62,12 +65,15 @@
  *              u8 flags (MILB_OP_*)
  *              [varint opset string]            if MILB_OP_OPSET
  *              [varint name string]             if MILB_OP_NAME
- *              varint nresults; nresults x { varint name; varint type }
- *              varint nargs; nargs x {
- *                  varint key   (< nslots: argument slot of ops.def, the
- *                                alphabetical ARG row; else string key-nslots)
- *                  varint n << 1 | variadic
- *                  n x varint binding (value << 1, or constant << 1 | 1) }
+ *              [varint nresults]                only when ops.def says -1 (or wire 0)
+ *              nresults x { varint name; varint type }
+ *              ops.def ops: varint slot mask (bit s = argument slot s, the
+ *                  s-th alphabetical ARG row, is bound); then for each bound
+ *                  slot in order: A_VARIADIC slots varint n << 1 | variadic and
+ *                  n bindings, other slots exactly one binding
+ *              unknown ops: varint nargs; nargs x { varint name string;
+ *                  varint n << 1 | variadic; n bindings }, sorted by name
+ *              binding = varint value << 1, or constant << 1 | 1
  *              [attrs]                          if MILB_OP_ATTRS
  *            MILB_OP_NAME0: the op has `name = string(<first result's name>)`.
  *   HASH     u64 XXH3-64 of the bytes of all other sections in file order: the
@@ -343,6 +349,7 @@ typedef struct MilbConst {
 typedef struct MilbWeight {
     int path;                 /* string index: the BLOBFILE path as written */
     uint64_t offset;          /* metadata offset in that file */
+    bool has_hash;
     uint64_t hash;            /* XXH3-64 of the payload */
 } MilbWeight;
 

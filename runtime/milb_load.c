@@ -198,24 +198,29 @@ static int parse_types(Parser *P, MilbCursor *c) {
 
 static int parse_weights(Parser *P, MilbCursor *c) {
     MilbView *v = P->v;
-    int64_t n = get_count(P, c, 10, "weight count");
+    int64_t n = get_count(P, c, 2, "weight count");
     if (n < 0) return -1;
     MilbWeight *w = vmem(v, sizeof *w * (size_t)(n + 1));
     if (!w) return bad(P, "out of memory");
     for (int64_t i = 0; i < n; i++) {
-        int64_t s = get_index(P, c, (uint64_t)v->nstrings, "weight path string");
+        int64_t s = get_index(P, c, ((uint64_t)v->nstrings) << 1, "weight path string");
         uint64_t off;
-        const uint8_t *h;
+        const uint8_t *h = NULL;
         if (s < 0) return -1;
+        bool hh = s & 1;
+        s >>= 1;
         if (!milb_get_varint(c, &off)) return bad(P, "weight %lld: offset truncated", (long long)i);
         if (off % 64 || off < 64 || off > ((uint64_t)1 << 56))
             return bad(P, "weight %lld: offset %llu is not a valid blob offset", (long long)i,
                        (unsigned long long)off);
-        if (!milb_get_bytes(c, 8, &h)) return bad(P, "weight %lld: hash truncated", (long long)i);
+        if (hh && !milb_get_bytes(c, 8, &h)) return bad(P, "weight %lld: hash truncated", (long long)i);
         if (!v->strings[s][0]) return bad(P, "weight %lld: empty path", (long long)i);
+        for (int64_t j = 0; j < i; j++)
+            if (w[j].path == s && w[j].offset == off) return bad(P, "weight %lld: duplicate reference", (long long)i);
         w[i].path = (int)s;
         w[i].offset = off;
-        w[i].hash = milb_get_u64(h);
+        w[i].has_hash = hh;
+        w[i].hash = hh ? milb_get_u64(h) : 0;
     }
     v->nweights = (int)n;
     v->weights = w;
@@ -507,10 +512,12 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 if (x < 0) return -1;
                 op->name = (int)x;
             }
-            int64_t nr = get_count(P, c, 2, "result count");
-            if (nr < 0) return -1;
-            if (row && row->nresults >= 0 && nr != row->nresults)
-                return bad(P, "%s: %lld results, ops table says %d", where, (long long)nr, row->nresults);
+            int64_t nr;
+            if (!row || row->nresults < 0) {
+                if ((nr = get_count(P, c, 2, "result count")) < 0) return -1;
+            } else {
+                nr = row->nresults;
+            }
             if ((fl & MILB_OP_NAME0) && nr == 0) return bad(P, "%s: name flag without results", where);
             uint32_t *rn = vmem(v, sizeof *rn * (size_t)(nr + 1)), *rt = vmem(v, sizeof *rt * (size_t)(nr + 1));
             if (!rn || !rt) return bad(P, "out of memory");
@@ -527,37 +534,43 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
             op->res_types = rt;
             op->first_result = (int)nvalues;
             int nslots = row ? row->nargs : 0;
-            int64_t na = get_count(P, c, 2, "argument count");
-            if (na < 0) return -1;
+            int64_t na = 0;
+            uint64_t mask = 0;
+            if (row) {
+                if (!milb_get_varint(c, &mask)) return bad(P, "%s: argument mask truncated", where);
+                if (nslots < 64 && (mask >> nslots))
+                    return bad(P, "%s: argument slot mask 0x%llx names slots beyond the op's %d", where,
+                               (unsigned long long)mask, nslots);
+                for (uint64_t m = mask; m; m &= m - 1) na++;
+            } else if ((na = get_count(P, c, 2, "argument count")) < 0) {
+                return -1;
+            }
             MilbArg *args = vmem(v, sizeof *args * (size_t)(na + 1));
             if (!args) return bad(P, "out of memory");
+            int slot = -1;
             for (int64_t j = 0; j < na; j++) {
                 MilbArg *a = &args[j];
-                uint64_t key, nv;
-                if (!milb_get_varint(c, &key)) return bad(P, "%s: argument %lld key truncated", where, (long long)j);
+                uint64_t nv = 2;
                 a->slot = a->name = -1;
-                if (key < (uint64_t)nslots) {
-                    a->slot = (int)key;
-                    if (j && args[j - 1].slot >= a->slot)
-                        return bad(P, "%s: argument slot %d out of order or repeated", where, a->slot);
-                } else if (row) {
-                    return bad(P, "%s: argument slot %llu out of range (the op has %d)", where,
-                               (unsigned long long)key, nslots);
+                const MilbArgRow *ar = NULL;
+                if (row) {
+                    do slot++; while (!(mask >> slot & 1));
+                    a->slot = slot;
+                    ar = &row->args[slot];
+                    if ((ar->flags & A_VARIADIC) && !milb_get_varint(c, &nv))
+                        return bad(P, "%s: argument '%s' count truncated", where, ar->name);
                 } else {
-                    if (key - (uint64_t)nslots >= (uint64_t)v->nstrings)
-                        return bad(P, "%s: argument name %llu out of range", where, (unsigned long long)key);
-                    a->name = (int)(key - (uint64_t)nslots);
-                    for (int64_t q = 0; q < j; q++)
-                        if (args[q].name == a->name) return bad(P, "%s: argument '%s' repeated", where, v->strings[a->name]);
+                    int64_t x = get_index(P, c, (uint64_t)v->nstrings, "argument name");
+                    if (x < 0) return -1;
+                    a->name = (int)x;
+                    if (j && strcmp(v->strings[args[j - 1].name], v->strings[x]) >= 0)
+                        return bad(P, "%s: argument '%s' out of order or repeated", where, v->strings[x]);
+                    if (!milb_get_varint(c, &nv)) return bad(P, "%s: argument '%s' count truncated", where, v->strings[x]);
                 }
-                if (!milb_get_varint(c, &nv)) return bad(P, "%s: argument %lld count truncated", where, (long long)j);
                 a->variadic = nv & 1;
                 nv >>= 1;
                 if (nv > milb_left(c) || nv > MILB_MAX_ARG_ITEMS || (!a->variadic && nv != 1))
                     return bad(P, "%s: argument %lld has a bad binding count", where, (long long)j);
-                const MilbArgRow *ar = a->slot >= 0 ? &row->args[a->slot] : NULL;
-                if (ar && a->variadic && !(ar->flags & A_VARIADIC))
-                    return bad(P, "%s: argument '%s' is not variadic", where, ar->name);
                 uint32_t *items = vmem(v, sizeof *items * (size_t)(nv + 1));
                 if (!items) return bad(P, "out of memory");
                 for (uint64_t q = 0; q < nv; q++) {
@@ -755,7 +768,7 @@ static int load_const(Loader *L, int k, const char *name) {
         if (!L->wok[c->weight]) {
             MilRtBlobInfo info;
             if (mil_rt_blob_info(bf, w->offset, &info, &e2)) return lerr(L, "constant '%s': %s", name, e2.msg);
-            if (XXH3_64bits(info.data, (size_t)info.size) != w->hash)
+            if (w->has_hash && XXH3_64bits(info.data, (size_t)info.size) != w->hash)
                 return lerr(L, "constant '%s': weight file %s does not match the program (xxhash of the blob at offset %llu differs)",
                             name, mil_rt_blob_path(bf), (unsigned long long)w->offset);
             L->wok[c->weight] = true;
