@@ -27,7 +27,12 @@ typedef struct MilParseOptions {
  * `file` names the text in diagnostics; the text is registered with
  * mil_diag_add_source so mil_diag_print can show source lines.  opt may be
  * NULL (all options off).  Returns NULL if any error was reported; the
- * program is the caller's (mil_program_free). */
+ * program is the caller's (mil_program_free).  The program records the
+ * version as written (p->version) and whether a newline follows the final
+ * `}` (p->trailing_newline), so mil_print(p, MIL_SPELLING_SAME) reproduces a
+ * coremlc file byte for byte.  The MilLoc.file of every op, argument and
+ * attribute points into d's source table: keep d alive while using them.
+ * Nothing in the program points into `text`. */
 MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilParseOptions *opt, MilDiag *d);
 
 /* Reads and parses a file.  path "-" reads stdin; a directory (such as a
