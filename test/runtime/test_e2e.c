@@ -82,8 +82,8 @@ Test(e2e, transformer_block_c_1_s_weights_override) {
 
 Test(e2e, transformer_block_c_1_s_fp16) {
     /* fp16 end to end; the reference rounds after every op as the runtime
-     * does, so only accumulation order differs (a few fp16 ulps) */
-    check_block("c1s_fp16", tdir("c1s_fp16"), "", 2e-2);
+     * does, so only accumulation order can differ */
+    check_block("c1s_fp16", tdir("c1s_fp16"), "", 4e-3);  /* 2 fp16 ulps at 2 <= |y| < 4 */
 }
 
 /* In-process: parse, lower, run through the library API (what passes use). */
