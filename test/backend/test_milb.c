@@ -1,0 +1,580 @@
+/* test/backend/test_milb.c -- .milb binary programs: round trips (corpus,
+ * transformer programs, pass test programs), determinism, size goals,
+ * corruption (every byte flipped, every truncation, random garbage, forged
+ * files with valid checksums), loader messages, and mil-run on a .milb giving
+ * bit-identical outputs to the source MIL. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "testutil.h"
+
+static char *tmp;
+static void setup(void) { tmp = tu_tmpdir(); }
+static void teardown(void) { tu_rmrf(tmp); free(tmp); }
+
+static const char *tpath(const char *name) {
+    static char buf[8][1024];
+    static int i;
+    char *b = buf[i++ & 7];
+    snprintf(b, 1024, "%s/%s", tmp, name);
+    return b;
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static MilProgram *parse_text(const char *file, const char *text, MilDiag *d) {
+    MilParseOptions po = {.allow_unknown_ops = true};
+    MilProgram *p = mil_parse(file, text, strlen(text), &po, d);
+    if (p && d->nerrors == 0) mil_verify(p, d);
+    if (!p || d->nerrors) {
+        mil_program_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+#define WPATH "@model_path/prog.weights.bin"
+
+/* The full round trip of one program; returns false when it cannot be
+ * written (reported by the caller). */
+static bool roundtrip(const MilProgram *p, const char *model_dir, const char *what, size_t *size) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilbWriteOptions wo = {.model_dir = model_dir, .weight_path = WPATH, .keep_unreadable_weights = true};
+    MilbOutput a, a2, b;
+    if (mil_milb_write(p, &wo, &a, &d)) {
+        char msg[512] = "";
+        if (d.n) mil_diag_format(&d, 0, msg, sizeof msg);
+        cr_log_warn("%s: cannot write: %s", what, msg);
+        mil_diag_free(&d);
+        return false;
+    }
+    if (size) *size = a.milb_len;
+    /* determinism */
+    cr_assert_eq(mil_milb_write(p, &wo, &a2, &d), 0);
+    cr_assert_eq(a.milb_len, a2.milb_len, "%s: not deterministic", what);
+    cr_assert(!memcmp(a.milb, a2.milb, a.milb_len), "%s: not deterministic", what);
+    mil_milb_output_free(&a2);
+    /* weights next to the program, as mil_milb_write_files does */
+    if (a.weights_len) write_file(tpath("prog.weights.bin"), a.weights, a.weights_len);
+    /* disassemble and write again: same bytes */
+    MilProgram *q = mil_milb_disassemble(a.milb, a.milb_len, "prog.milb", &d);
+    cr_assert(q, "%s: disassembly failed", what);
+    cr_assert_eq(mil_verify(q, &d), 0, "%s: disassembled program does not verify", what);
+    MilbWriteOptions wo2 = wo;
+    wo2.model_dir = tmp;
+    cr_assert_eq(mil_milb_write(q, &wo2, &b, &d), 0, "%s: cannot re-write the disassembly", what);
+    cr_assert_eq(a.milb_len, b.milb_len, "%s: round trip changed the size (%zu -> %zu)", what, a.milb_len, b.milb_len);
+    cr_assert(!memcmp(a.milb, b.milb, a.milb_len), "%s: round trip changed the bytes", what);
+    cr_assert_eq(a.weights_len, b.weights_len, "%s: weight file changed", what);
+    if (a.weights_len) cr_assert(!memcmp(a.weights, b.weights, a.weights_len), "%s: weight file changed", what);
+    /* text of the disassembly is a fixed point too */
+    MilProgram *q2 = mil_milb_disassemble(b.milb, b.milb_len, "prog.milb", &d);
+    cr_assert(q2);
+    char *t1 = mil_print(q, MIL_SPELLING_SAME, NULL), *t2 = mil_print(q2, MIL_SPELLING_SAME, NULL);
+    cr_assert_str_eq(t1, t2, "%s: disassembly text differs", what);
+    /* with nothing moved to a weight file the disassembly is the canonical text */
+    if (!a.weights_len) {
+        char *t0 = mil_print(p, MIL_SPELLING_SAME, NULL);
+        cr_assert_str_eq(t0, t1, "%s: disassembly differs from the canonical source", what);
+        free(t0);
+    }
+    free(t1);
+    free(t2);
+    mil_program_free(q);
+    mil_program_free(q2);
+    mil_milb_output_free(&a);
+    mil_milb_output_free(&b);
+    remove(tpath("prog.weights.bin"));
+    mil_diag_free(&d);
+    return true;
+}
+
+/* Round trip every .mil of dir (the first program of multi-program golden files). */
+static void roundtrip_dir(const char *dir, int *ok, int *total) {
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    struct dirent *de;
+    char **names = NULL;
+    int n = 0;
+    while ((de = readdir(dp))) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".mil")) {
+            names = realloc(names, sizeof *names * (size_t)(n + 1));
+            names[n++] = strdup(de->d_name);
+        }
+    }
+    closedir(dp);
+    for (int i = 0; i < n; i++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        size_t len;
+        char *text = tu_read_file(path, &len);
+        cr_assert(text);
+        char *second = strstr(text + 1, "\nprogram(");
+        if (second) second[1] = 0;
+        MilDiag d;
+        mil_diag_init(&d);
+        MilProgram *p = parse_text(path, text, &d);
+        if (p) {
+            (*total)++;
+            size_t sz = 0;
+            if (roundtrip(p, dir, names[i], &sz)) (*ok)++;
+            mil_program_free(p);
+        }
+        mil_diag_free(&d);
+        free(text);
+        free(names[i]);
+    }
+    free(names);
+}
+
+TestSuite(milb, .init = setup, .fini = teardown, .timeout = 300);
+
+Test(milb, roundtrip_corpus) {
+    const char *dir = tu_corpus_dir();
+    if (!dir) cr_skip_test("no corpus");
+    int ok = 0, total = 0;
+    roundtrip_dir(dir, &ok, &total);
+    cr_assert_gt(total, 10);
+    cr_assert_eq(ok, total, "%d of %d corpus programs round-trip", ok, total);
+}
+
+Test(milb, roundtrip_test_programs) {
+    int ok = 0, total = 0;
+    roundtrip_dir(tu_src("test/backend/data"), &ok, &total);
+    roundtrip_dir(tu_src("test/passes"), &ok, &total);
+    roundtrip_dir(tu_src("test/frontend/data"), &ok, &total);
+    roundtrip_dir(tu_src("examples/mil"), &ok, &total);
+    cr_assert_gt(total, 5);
+    cr_assert_eq(ok, total, "%d of %d test programs round-trip", ok, total);
+}
+
+/* The transformer programs after each optimisation level. */
+Test(milb, roundtrip_after_passes) {
+    const char *srcs[] = {"test/backend/data/transformer_layer.mil", "examples/mil/ffn_block.mil"};
+    for (int s = 0; s < 2; s++)
+        for (int lvl = 0; lvl <= 2; lvl++) {
+            MilDiag d;
+            mil_diag_init(&d);
+            size_t len;
+            char *text = tu_read_file(tu_src(srcs[s]), &len);
+            MilProgram *p = parse_text(tu_src(srcs[s]), text, &d);
+            cr_assert(p);
+            char dir[1024];
+            snprintf(dir, sizeof dir, "%s", tu_src(srcs[s]));
+            *strrchr(dir, '/') = 0;
+            MilPassOptions po;
+            mil_pass_options_init(&po);
+            po.opt_level = lvl;
+            po.weights_dir = dir;
+            mil_pass_run(p, &po, &d);
+            cr_assert_eq(d.nerrors, 0);
+            char what[256];
+            snprintf(what, sizeof what, "%s -O%d", srcs[s], lvl);
+            size_t sz = 0;
+            cr_assert(roundtrip(p, dir, what, &sz), "%s", what);
+            cr_log_info("%s: %zu bytes", what, sz);
+            mil_program_free(p);
+            free(text);
+            free(po.taps_json);
+            mil_diag_free(&d);
+        }
+}
+
+static const char *matmul_src(int n) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf,
+             "program(1.3)\n{\n    func main<ios18>(tensor<fp16, [1, %d, %d]> a, tensor<fp16, [1, %d, %d]> b) {\n"
+             "            bool tx = const()[name = string(\"tx\"), val = bool(false)];\n"
+             "            bool ty = const()[name = string(\"ty\"), val = bool(false)];\n"
+             "            tensor<fp16, [1, %d, %d]> y = matmul(transpose_x = tx, transpose_y = ty, x = a, y = b)[name = string(\"y\")];\n"
+             "        } -> (y);\n}\n",
+             n, n, n, n, n, n);
+    return buf;
+}
+
+static size_t milb_size(const char *text) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse_text("mm.mil", text, &d);
+    cr_assert(p);
+    MilbOutput o;
+    cr_assert_eq(mil_milb_write(p, NULL, &o, &d), 0);
+    size_t n = o.milb_len;
+    cr_assert_eq(o.weights_len, 0, "a program with dynamic weights needs no weight file");
+    mil_milb_output_free(&o);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    return n;
+}
+
+Test(milb, size_goals) {
+    size_t s128 = milb_size(matmul_src(128)), s1024 = milb_size(matmul_src(1024));
+    cr_log_info("matmul 128x128: %zu bytes, 1024x1024: %zu bytes", s128, s1024);
+    cr_assert_leq(s128, 268);
+    cr_assert_leq(s1024, 268);
+    cr_assert_leq(s1024 > s128 ? s1024 - s128 : s128 - s1024, 8);
+}
+
+/* ------------------------------------------------------------ corruption */
+
+/* A small program touching every section: strings, several types, a weight,
+ * constants of several kinds (scalar, string, int vector, aggregate attr),
+ * variadic arguments, defaults, two outputs. */
+static const char *small_src =
+    "program(1.3)\n"
+    "[buildInfo = dict<string, string>({{\"k\", \"v\"}})]\n"
+    "{\n"
+    "    func main<ios18>(tensor<fp16, [1, 4, 8]> x) {\n"
+    "            tensor<fp16, [8, 8]> w = const()[name = string(\"w\"), val = tensor<fp16, [8, 8]>([[0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [-0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3], [0x1p+0, 0x1p-1, 0x1p-2, 0x1p-3, 0x1p+0, 0x1p-1, 0x1p-2, -0x1p-3]])];\n"
+    "            fp16 two = const()[name = string(\"two\"), val = fp16(0x1p+1)];\n"
+    "            tensor<fp16, [1, 4, 8]> m = matmul(x = x, y = w)[name = string(\"m\")];\n"
+    "            tensor<fp16, [1, 4, 8]> s = mul(x = m, y = two)[name = string(\"s\")];\n"
+    "            tensor<fp16, [1, 4, 8]> r = relu(x = s)[name = string(\"r\")];\n"
+    "            tensor<fp16, [1, 8, 8]> c = concat(axis = int32(1), interleave = bool(false), values = (r, x))[name = string(\"cat\")];\n"
+    "            tensor<int32, [3]> shp = const()[name = string(\"shp\"), val = tensor<int32, [3]>([1, 64, 1])];\n"
+    "            tensor<fp16, [1, 64, 1]> z = reshape(shape = shp, x = c)[name = string(\"z\")];\n"
+    "        } -> (z, r);\n"
+    "}\n";
+
+typedef struct Small {
+    uint8_t *milb;
+    size_t len;
+} Small;
+
+static Small small_program(void) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse_text("small.mil", small_src, &d);
+    cr_assert(p);
+    MilbWriteOptions wo = {.weight_path = WPATH};
+    MilbOutput o;
+    cr_assert_eq(mil_milb_write(p, &wo, &o, &d), 0);
+    cr_assert_gt(o.weights_len, 0);
+    write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
+    Small s = {o.milb, o.milb_len};
+    free(o.weights);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    return s;
+}
+
+/* Loads bytes fully (parse, runtime program, disassembly); true if accepted. */
+static bool try_load(const uint8_t *b, size_t n, MilRtErr *e) {
+    MilRtMilbOptions mo = {.model_dir = tmp};
+    MilRtProgram *rp = mil_rt_milb_load_mem(b, n, "prog.milb", &mo, e);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = mil_milb_disassemble(b, n, "prog.milb", &d);
+    if (p) {
+        mil_verify(p, &d);
+        char *t = mil_print(p, MIL_SPELLING_SAME, NULL);
+        free(t);
+    }
+    cr_assert(rp == NULL || p != NULL, "the loader accepted what the disassembler rejected: %s", d.n ? d.v[0].msg : "");
+    mil_program_free(p);
+    mil_diag_free(&d);
+    bool ok = rp != NULL;
+    mil_rt_program_free(rp);
+    return ok;
+}
+
+/* Recomputes the content hash (if the section table is readable) and the checksum. */
+static void reseal(uint8_t *b, size_t n) {
+    if (n < MILB_MIN_SIZE) return;
+    MilbCursor c = {b + MILB_HEADER_SIZE, b + n - 8, false};
+    int ns = b[21];
+    uint64_t lens[16];
+    int ids[16];
+    bool ok = ns >= 1 && ns <= MILB_SEC_MAX;
+    for (int i = 0; ok && i < ns; i++) {
+        uint8_t id;
+        ok = milb_get_byte(&c, &id) && milb_get_varint(&c, &lens[i]);
+        ids[i] = id;
+    }
+    if (ok && ids[ns - 1] == MILB_SEC_HASH && lens[ns - 1] == 8) {
+        size_t start = (size_t)(c.p - b), off = start;
+        for (int i = 0; i < ns - 1 && ok; i++) {
+            off += lens[i];
+            ok = off <= n - 8;
+        }
+        if (ok && off + 8 <= n - 8) milb_put_u64(b + off, XXH3_64bits(b + start, off - start));
+    }
+    milb_put_u64(b + n - 8, XXH3_64bits(b, n - 8));
+}
+
+Test(milb, small_program_loads_and_runs) {
+    Small s = small_program();
+    MilRtErr e;
+    cr_assert(try_load(s.milb, s.len, &e), "%s", e.msg);
+    cr_log_info("small program: %zu bytes", s.len);
+    free(s.milb);
+}
+
+Test(milb, flip_every_byte) {
+    Small s = small_program();
+    uint8_t *b = malloc(s.len);
+    const uint8_t xs[] = {0x01, 0x80, 0xff, 0x10};
+    for (size_t i = 0; i < s.len; i++)
+        for (size_t k = 0; k < sizeof xs; k++) {
+            memcpy(b, s.milb, s.len);
+            b[i] ^= xs[k];
+            MilRtErr e;
+            cr_assert(!try_load(b, s.len, &e), "flipping byte %zu by 0x%02x was accepted", i, xs[k]);
+            cr_assert(strstr(e.msg, "bad binary format ("), "message: %s", e.msg);
+        }
+    free(b);
+    free(s.milb);
+}
+
+Test(milb, truncate_at_every_length) {
+    Small s = small_program();
+    for (size_t n = 0; n < s.len; n++) {
+        uint8_t *b = malloc(n + 1);   /* exact size: ASan catches over-reads */
+        memcpy(b, s.milb, n);
+        MilRtErr e;
+        cr_assert(!try_load(n ? b : NULL, n, &e), "truncation to %zu bytes accepted", n);
+        cr_assert(strstr(e.msg, "prog.milb: bad binary format ("), "message: %s", e.msg);
+        /* even with a forged checksum */
+        if (n >= MILB_MIN_SIZE) {
+            reseal(b, n);
+            cr_assert(!try_load(b, n, &e), "truncation to %zu bytes (resealed) accepted", n);
+        }
+        free(b);
+    }
+    free(s.milb);
+}
+
+Test(milb, random_garbage) {
+    Small s = small_program();
+    uint64_t st = 0x9e3779b97f4a7c15ull;
+    for (int it = 0; it < 3000; it++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        size_t n = (size_t)(st % (s.len * 2 + 1));
+        uint8_t *b = malloc(n + 1);
+        for (size_t i = 0; i < n; i++) {
+            st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+            b[i] = (uint8_t)st;
+        }
+        /* half of them with a valid header prefix and checksum */
+        if (it & 1 && n >= MILB_MIN_SIZE) {
+            memcpy(b, s.milb, MILB_HEADER_SIZE < n ? MILB_HEADER_SIZE : n);
+            reseal(b, n);
+        }
+        MilRtErr e;
+        cr_assert(!try_load(b, n, &e), "garbage %d accepted", it);
+        free(b);
+    }
+    free(s.milb);
+}
+
+/* Forged files: every byte set to several values, then resealed (valid
+ * checksum and content hash), so the field validation is what must catch
+ * them.  Some mutations are valid programs (a name changes); nothing may
+ * crash or read out of bounds. */
+Test(milb, forged_every_byte) {
+    Small s = small_program();
+    uint8_t *b = malloc(s.len);
+    const uint8_t vals[] = {0x00, 0x01, 0x02, 0x05, 0x7f, 0x80, 0xff, 0x3f, 0x40};
+    int accepted = 0, total = 0;
+    for (size_t i = 0; i + 8 < s.len; i++)
+        for (size_t k = 0; k < sizeof vals; k++) {
+            if (s.milb[i] == vals[k]) continue;
+            memcpy(b, s.milb, s.len);
+            b[i] = vals[k];
+            reseal(b, s.len);
+            MilRtErr e;
+            total++;
+            if (try_load(b, s.len, &e)) accepted++;
+            else cr_assert(strstr(e.msg, "prog.milb: "), "message: %s", e.msg);
+        }
+    cr_log_info("forged: %d of %d mutations still load", accepted, total);
+    free(b);
+    free(s.milb);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static size_t section_offset(const uint8_t *b, size_t n, int want, size_t *size) {
+    MilbView v;
+    MilRtErr e;
+    cr_assert_eq(mil_rt_milb_parse(b, n, "prog.milb", &v, &e), 0, "%s", e.msg);
+    size_t off = 0;
+    for (int i = 0; i < v.nsections; i++)
+        if (v.sections[i].id == want) {
+            off = v.sections[i].offset;
+            if (size) *size = v.sections[i].size;
+        }
+    mil_rt_milb_view_free(&v);
+    cr_assert(off, "no section %d", want);
+    return off;
+}
+
+static void expect_error(const uint8_t *b, size_t n, const char *a, const char *c) {
+    MilRtErr e;
+    cr_assert(!try_load(b, n, &e));
+    cr_assert(strstr(e.msg, a), "expected '%s' in: %s", a, e.msg);
+    if (c) cr_assert(strstr(e.msg, c), "expected '%s' in: %s", c, e.msg);
+}
+
+Test(milb, error_messages) {
+    Small s = small_program();
+    uint8_t *b = malloc(s.len);
+    /* header */
+    memcpy(b, s.milb, s.len);
+    b[0] = 'X';
+    expect_error(b, s.len, "prog.milb: bad binary format (not a .milb file", NULL);
+    memcpy(b, s.milb, s.len);
+    b[4] = 0x20;
+    expect_error(b, s.len, "bad binary format (version mismatch", NULL);
+    memcpy(b, s.milb, s.len);
+    b[8] = '\n';   /* "\r\n" -> "\n\n": a text-mode copy */
+    expect_error(b, s.len, "newline", NULL);
+    memcpy(b, s.milb, s.len);
+    b[s.len / 2] ^= 1;
+    expect_error(b, s.len, "checksum mismatch", NULL);
+    memcpy(b, s.milb, s.len);
+    b[12] ^= 1;
+    reseal(b, s.len);
+    expect_error(b, s.len, "integer format mismatch", NULL);
+    /* TYPES: the first type's dtype code */
+    memcpy(b, s.milb, s.len);
+    size_t t = section_offset(s.milb, s.len, MILB_SEC_TYPES, NULL);
+    cr_assert_eq(b[t + 1], MILB_TY_TENSOR);
+    b[t + 2] = 99;
+    reseal(b, s.len);
+    expect_error(b, s.len, "(TYPES: type 0: unknown dtype code 99", NULL);
+    /* TYPES: rank above the limit */
+    memcpy(b, s.milb, s.len);
+    b[t + 3] = 17;
+    reseal(b, s.len);
+    expect_error(b, s.len, "TYPES: type 0: rank 17 above the limit", NULL);
+    /* CODE: the first op's opcode */
+    memcpy(b, s.milb, s.len);
+    size_t c = section_offset(s.milb, s.len, MILB_SEC_CODE, NULL);
+    cr_assert_eq(b[c], 0x01);   /* const */
+    b[c] = 0x7e;
+    reseal(b, s.len);
+    expect_error(b, s.len, "CODE: function 'main' op 0: unknown opcode 0x007e", NULL);
+    /* STRINGS: forged count */
+    memcpy(b, s.milb, s.len);
+    size_t st = section_offset(s.milb, s.len, MILB_SEC_STRINGS, NULL);
+    b[st] = 0x7f;
+    reseal(b, s.len);
+    expect_error(b, s.len, "STRINGS", NULL);
+    /* weight file: one payload byte changed */
+    size_t wl;
+    char *wf = tu_read_file(tpath("prog.weights.bin"), &wl);
+    wf[130] ^= 1;
+    write_file(tpath("prog.weights.bin"), wf, wl);
+    expect_error(s.milb, s.len, "does not match the program", "xxhash");
+    /* missing weight file */
+    remove(tpath("prog.weights.bin"));
+    expect_error(s.milb, s.len, "prog.weights.bin", NULL);
+    free(wf);
+    free(b);
+    free(s.milb);
+}
+
+Test(milb, weight_file_layout) {
+    Small s = small_program();
+    size_t wl;
+    unsigned char *w = (unsigned char *)tu_read_file(tpath("prog.weights.bin"), &wl);
+    cr_assert(w);
+    uint32_t count, version, sentinel, code;
+    uint64_t size, off;
+    memcpy(&count, w, 4);
+    memcpy(&version, w + 4, 4);
+    memcpy(&sentinel, w + 64, 4);
+    memcpy(&code, w + 68, 4);
+    memcpy(&size, w + 72, 8);
+    memcpy(&off, w + 80, 8);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(sentinel, 0xDEADBEEFu);
+    cr_assert_eq(code, 1);
+    cr_assert_eq(size, 128);
+    cr_assert_eq(off, 128);
+    cr_assert_eq(wl, 256);
+    free(w);
+    free(s.milb);
+}
+
+/* ------------------------------------------------------------ tools */
+
+static char *cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *cmd(const char *fmt, ...) {
+    static char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+static void same_file(const char *a, const char *b) {
+    size_t la, lb;
+    char *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);
+    cr_assert(x && y, "missing %s or %s", a, b);
+    cr_assert_eq(la, lb, "%s vs %s", a, b);
+    cr_assert(!memcmp(x, y, la), "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+Test(milb, mil_run_bit_identical) {
+    const char *milc = tu_tool("milc"), *run = tu_tool("mil-run");
+    const char *src = tu_src("test/backend/data/transformer_layer.mil");
+    char *err = NULL;
+    for (int lvl = 0; lvl <= 2; lvl++) {
+        int rc = tu_run(cmd("%s -O%d --stats --emit=milb -o %s %s", milc, lvl, tpath("prog.milb"), src), NULL, &err);
+        cr_assert_eq(rc, 0, "%s", err);
+        cr_assert(strstr(err, "milb: "), "--stats: %s", err);
+        free(err);
+        /* the program and its weight file are all mil-run needs */
+        /* the reference: the same optimised program as a text bundle */
+        cr_assert_eq(tu_run(cmd("%s -O%d -o %s %s", milc, lvl, tpath("ref.mlmodelc"), src), NULL, &err), 0, "%s", err);
+        free(err);
+        cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outb"), tpath("prog.milb")), NULL, &err), 0,
+                     "%s", err);
+        free(err);
+        cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outt"), tpath("ref.mlmodelc")), NULL, &err), 0,
+                     "%s", err);
+        free(err);
+        same_file(tpath("outb/y.npy"), tpath("outt/y.npy"));
+        if (lvl == 0) {
+            cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outs"), src), NULL, NULL), 0);
+            same_file(tpath("outb/y.npy"), tpath("outs/y.npy"));
+        }
+        /* disassembly -> milb gives the same bytes */
+        cr_assert_eq(tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("dis.mil"), tpath("prog.milb")), NULL, NULL), 0);
+        cr_assert_eq(tu_run(cmd("mkdir -p %s && %s -O0 --emit=milb -o %s %s", tpath("again"), milc, tpath("again/prog.milb"),
+                                tpath("dis.mil")), NULL, &err), 0, "%s", err);
+        free(err);
+        same_file(tpath("prog.milb"), tpath("again/prog.milb"));
+        same_file(tpath("prog.weights.bin"), tpath("again/prog.weights.bin"));
+    }
+    /* a corrupted program: exit status 1 and a clear message */
+    size_t n;
+    char *b = tu_read_file(tpath("prog.milb"), &n);
+    b[n / 2] ^= 4;
+    write_file(tpath("bad.milb"), b, n);
+    free(b);
+    cr_assert_eq(tu_run(cmd("%s --random-inputs 1 %s", run, tpath("bad.milb")), NULL, &err), 1);
+    cr_assert(strstr(err, "bad binary format (checksum mismatch"), "%s", err);
+    free(err);
+}
