@@ -37,6 +37,9 @@ typedef struct MilPassOptions {
                                   BLOBFILE data when folding); NULL = unknown */
     char *taps_json;           /* OUT: malloc'd channel map of --taps (JSON), or NULL;
                                   the caller frees it */
+    int new_weights;           /* OUT: constants the passes created that belong in a
+                                  weight file (mil_const_needs_weight_file) */
+    const char *new_weight_name; /* OUT: the first such constant (arena-owned) */
 } MilPassOptions;
 
 void mil_pass_options_init(MilPassOptions *o);   /* -O1, cpu target, out = NULL */
@@ -44,6 +47,18 @@ void mil_pass_options_init(MilPassOptions *o);   /* -O1, cpu target, out = NULL 
 /* Runs the pipeline selected by o on every function of p.  Returns the number
  * of errors reported into d (0 = success). */
 int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d);
+
+/* The weight-file rule for text output.  coremltools sends a constant to
+ * weight.bin when it has >= 10 elements and a dtype of fp16, fp32, int8 or
+ * uint8 (docs/mil-format.md §4.5); smaller ones stay inline.  A constant that
+ * the passes created (not present in the parsed program, e.g. a folded
+ * transpose of a BLOBFILE weight) and that falls under that rule cannot be
+ * written faithfully as MIL text alone: mil_pass_run counts them into
+ * o->new_weights, and the driver refuses `-o FILE.mil` when it is non-zero
+ * (use `-o NAME.mlmodelc`, which writes weights/weight.bin).  BLOBFILE
+ * constants are never "new": they refer to data that already exists. */
+#define MIL_WEIGHT_FILE_MIN_ELEMS 10
+bool mil_const_needs_weight_file(const MilConst *c);
 
 /* Names of all registered passes, NULL-terminated (for --help / --passes). */
 const char *const *mil_pass_names(void);

@@ -10,6 +10,7 @@
  * --stats prints the time of each pass and the op counts per kind that the
  * pass changed, then a before/after table.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,70 @@ static void print_stats(FILE *out, const char *name, double ms, int changed, con
         if (before[k] != after[k]) fprintf(out, "stats:     %-28s %d -> %d\n", kind_name(k), before[k], after[k]);
 }
 
+/* ------------------------------------------------------ weight-file rule */
+
+bool mil_const_needs_weight_file(const MilConst *c) {
+    if (!c || c->kind != MIL_CONST_TENSOR || !c->type) return false;
+    MilDType dt = c->type->dtype;
+    if (dt != MIL_DT_FP16 && dt != MIL_DT_FP32 && dt != MIL_DT_INT8 && dt != MIL_DT_UINT8) return false;
+    return c->count >= MIL_WEIGHT_FILE_MIN_ELEMS;
+}
+
+/* The inline constants of a program that fall under the weight-file rule, as
+ * a sorted pointer set (constants are arena objects that passes share by
+ * pointer and never mutate, so identity tells old from new). */
+typedef struct ConstSet {
+    const MilConst **v;
+    int n, cap;
+} ConstSet;
+
+static void cs_add(ConstSet *s, const MilConst *c) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        const MilConst **nv = realloc(s->v, sizeof *nv * (size_t)cap);
+        if (!nv) return;
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n++] = c;
+}
+
+static int ptr_cmp(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(const MilConst *const *)a, y = (uintptr_t)*(const MilConst *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool cs_has(const ConstSet *s, const MilConst *c) {
+    return s->n && bsearch(&c, s->v, (size_t)s->n, sizeof *s->v, ptr_cmp) != NULL;
+}
+
+static void walk_const(const MilConst *c, ConstSet *orig, int *nnew, const char **first, const char *name) {
+    if (!c) return;
+    if (c->kind == MIL_CONST_LIST || c->kind == MIL_CONST_TUPLE || c->kind == MIL_CONST_DICT) {
+        for (int i = 0; i < c->nitems; i++) walk_const(c->items[i], orig, nnew, first, name);
+        return;
+    }
+    if (!mil_const_needs_weight_file(c)) return;
+    if (!nnew) {
+        cs_add(orig, c);
+    } else if (!cs_has(orig, c)) {
+        if (!*nnew) *first = name;
+        (*nnew)++;
+    }
+}
+
+/* Collects (nnew == NULL) or checks against `orig` every constant of p. */
+static void walk_consts(const MilProgram *p, ConstSet *orig, int *nnew, const char **first) {
+    for (int i = 0; i < p->nfuncs; i++)
+        for (const MilOp *op = p->funcs[i]->body.first; op; op = op->next) {
+            const char *name = op->nresults ? op->results[0]->name : op->opname;
+            for (int a = 0; a < op->nargs; a++)
+                for (int j = 0; j < op->args[a].n; j++) walk_const(op->args[a].items[j].cst, orig, nnew, first, name);
+            for (int a = 0; a < op->nattrs; a++) walk_const(op->attrs[a].val, orig, nnew, first, name);
+        }
+    if (!nnew && orig->n) qsort(orig->v, (size_t)orig->n, sizeof *orig->v, ptr_cmp);
+}
+
 /* ------------------------------------------------------------------ driver */
 
 static int run_one(MilProgram *p, const PassDef *pd, const MilPassOptions *o, MilDiag *d, double *total_ms) {
@@ -131,6 +196,8 @@ int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
     double total = 0;
     if (o->stats) count_ops(p, first);
     pass_set_weights_dir(o->weights_dir);
+    ConstSet orig = {0};
+    walk_consts(p, &orig, NULL, NULL);
 
     if (o->passes) {
         const char *s = o->passes;
@@ -139,6 +206,7 @@ int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
             size_t n = strcspn(q, ",");
             if (n && !find_pass(q, n)) {
                 mil_error(d, (MilLoc){0}, "unknown pass '%.*s'", (int)n, q);
+                free(orig.v);
                 return d->nerrors - errs0;
             }
             q += n;
@@ -165,6 +233,13 @@ int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
             }
             if (run_one(p, pd, o, d, &total) < 0) break;
         }
+    }
+    {
+        MilPassOptions *mo = (MilPassOptions *)o;   /* OUT fields, like taps_json */
+        mo->new_weights = 0;
+        mo->new_weight_name = NULL;
+        walk_consts(p, &orig, &mo->new_weights, &mo->new_weight_name);
+        free(orig.v);
     }
     if (o->stats && o->out) {
         count_ops(p, last);

@@ -189,6 +189,16 @@ static bool is_bundle_path(const char *out) {
 }
 
 static int emit_mil(MilProgram *p, const Options *o) {
+    /* constants the passes created that coremltools would put in weight.bin
+       (mil_const_needs_weight_file): text alone cannot hold them faithfully */
+    if (o->pass.new_weights > 0) {
+        fprintf(stderr,
+                "milc: error: the optimised program has %d new constant%s that need%s a weight file (first: '%s'); "
+                "text output cannot hold %s -- use -o NAME.mlmodelc (model.mil + weights/weight.bin)\n",
+                o->pass.new_weights, o->pass.new_weights == 1 ? "" : "s", o->pass.new_weights == 1 ? "s" : "",
+                o->pass.new_weight_name ? o->pass.new_weight_name : "?", o->pass.new_weights == 1 ? "it" : "them");
+        return 1;
+    }
     size_t len = 0;
     char *text = mil_print(p, o->spelling, &len);
     if (!text) {

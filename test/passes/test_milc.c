@@ -59,3 +59,40 @@ Test(milc, bundle_and_taps, .timeout = 60) {
     tu_rmrf(dir);
     free(dir);
 }
+
+/* Text output is refused when the passes created constants that belong in a
+ * weight file (here the folded transpose of a 4x4 weight, inline or BLOBFILE);
+ * a bundle output takes them. */
+Test(milc, text_output_refuses_new_weights, .timeout = 60) {
+    char *dir = tu_tmpdir();
+    char cmd[8192], *out = NULL, *err = NULL, path[4096];
+    struct stat st;
+    const char *src = tu_src("test/passes/data/mm_weight.mil");
+    snprintf(cmd, sizeof cmd, "%s -O2 -o %s/o.mil %s", tu_tool("milc"), dir, src);
+    cr_assert_eq(tu_run(cmd, &out, &err), 1, "%s", err);
+    cr_assert(strstr(err, "need") && strstr(err, "weight file") && strstr(err, "-o NAME.mlmodelc"), "%s", err);
+    snprintf(path, sizeof path, "%s/o.mil", dir);
+    cr_assert_neq(stat(path, &st), 0, "o.mil was written");
+    free(out);
+    free(err);
+    /* -O1 creates nothing: text is fine */
+    snprintf(cmd, sizeof cmd, "%s -O1 -o %s/o1.mil %s", tu_tool("milc"), dir, src);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    /* the weight as BLOBFILE (a -O1 bundle moves it to weight.bin) */
+    snprintf(cmd, sizeof cmd, "%s -O1 -o %s/in.mlmodelc %s", tu_tool("milc"), dir, src);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s -O2 -o %s/b.mil %s/in.mlmodelc", tu_tool("milc"), dir, dir);
+    out = err = NULL;
+    cr_assert_eq(tu_run(cmd, &out, &err), 1, "%s", err);
+    cr_assert(strstr(err, "-o NAME.mlmodelc"), "%s", err);
+    snprintf(path, sizeof path, "%s/b.mil", dir);
+    cr_assert_neq(stat(path, &st), 0, "b.mil was written");
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s -O2 -o %s/b.mlmodelc %s/in.mlmodelc", tu_tool("milc"), dir, dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s --random-inputs 1 --summary %s/b.mlmodelc", tu_tool("mil-run"), dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    tu_rmrf(dir);
+    free(dir);
+}
