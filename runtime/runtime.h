@@ -308,7 +308,17 @@ int mil_rt_npy_write_mem(const MilRtTensor *t, void **buf, size_t *len, MilRtErr
 typedef struct MilRtDevice MilRtDevice;
 typedef struct MilRtPlan MilRtPlan;
 
-/* Statistics of a plan (filled by prepare). */
+/* Plans (CPU device; runtime/cpu/device.c has the details).  prepare runs
+ * every kernel's shape() once for the given input shapes and checks the
+ * results against the declared types; ops whose arguments are all constant
+ * are evaluated once (folded); temporaries get offsets in ONE arena by
+ * liveness (a buffer is reused once its last reader has run; function
+ * outputs are never reused).  An op whose output shape depends on run-time
+ * data (kernel shape() returns MIL_K_NEED_DATA: reshape by a computed shape,
+ * range_1d, ...) and every op downstream of it is "dynamic": it is shaped at
+ * run time and its results live in per-value buffers owned by the plan that
+ * only grow, so steady-state runs do not allocate.  Inputs are read in place.
+ * Statistics of a plan (filled by prepare): */
 typedef struct MilRtPlanInfo {
     size_t arena_bytes;          /* planned buffer (with liveness reuse) */
     size_t naive_bytes;          /* sum of all planned temps (no reuse) */
