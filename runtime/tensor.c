@@ -65,8 +65,13 @@ size_t mil_rt_nbytes(const MilRtTensor *t) {
 
 int mil_rt_tensor_alloc(MilRtTensor *t, MilRtErr *e) {
     if (t->rank < 0 || t->rank > MIL_MAX_RANK) return mil_rt_errf(e, "bad rank %d", t->rank);
-    for (int i = 0; i < t->rank; i++)
+    int64_t numel = 1;
+    for (int i = 0; i < t->rank; i++) {
         if (t->dims[i] < 0) return mil_rt_errf(e, "cannot allocate a tensor with an unknown dimension");
+        if (t->dims[i] > 0 && numel > ((int64_t)1 << 50) / t->dims[i])
+            return mil_rt_errf(e, "tensor too large (%s with %d dims)", mil_rt_dtype_name(t->dtype), t->rank);
+        numel *= t->dims[i];
+    }
     size_t n = mil_rt_nbytes(t);
     size_t cap = (n + 63) & ~(size_t)63;
     if (cap == 0) cap = 64;

@@ -118,7 +118,10 @@ int mil_rt_blob_info(const MilRtBlobFile *bf, uint64_t m, MilRtBlobInfo *out, Mi
     if (off % ALIGN)
         return mil_rt_errf(e, "%s: blob at offset %llu: data offset %llu is not 64-byte aligned", p, M,
                            (unsigned long long)off);
-    if (off < m + REC && off + size > m)  /* overlaps its own record or earlier */
+    if (off < HDR)
+        return mil_rt_errf(e, "%s: blob at offset %llu: data offset %llu is inside the file header", p, M,
+                           (unsigned long long)off);
+    if (off < m + REC && off + size > m)  /* overlaps its own record */
         return mil_rt_errf(e, "%s: blob at offset %llu: data offset %llu overlaps the metadata", p, M,
                            (unsigned long long)off);
     if (off > bf->size || size > bf->size - off)

@@ -90,9 +90,16 @@ static int kernel_err(MilRtErr *e, const MilRtFunc *f, const MilRtOp *op, int rc
     return op_err(e, f, op, NULL, kmsg);
 }
 
-/* Computed result vs declared type. */
+/* Computed result vs declared type (and a sanity bound on its size, so
+ * that byte counts cannot overflow). */
 static int check_declared(const MilRtFunc *f, const MilRtOp *op, int vid, const MilRtTensor *t, MilRtErr *e) {
     const MilRtValue *v = &f->values[vid];
+    int64_t numel = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] > 0 && numel > ((int64_t)1 << 50) / t->dims[i]))
+            return op_err(e, f, op, NULL, "result shape out of range");
+        numel *= t->dims[i];
+    }
     bool ok = v->dtype == t->dtype && v->rank == t->rank;
     for (int i = 0; ok && i < v->rank; i++)
         if (v->dims[i] >= 0 && v->dims[i] != t->dims[i]) ok = false;

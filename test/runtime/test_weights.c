@@ -362,6 +362,14 @@ Test(weights, corrupt_misaligned) {
     cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
     cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data offset 132 is not 64-byte aligned",
                                    tpath("bad.bin")));
+    off = 0;
+    memcpy(b + 80, &off, 8);
+    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
+    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data offset 0 is inside the file header", tpath("bad.bin")));
+    off = 64;  /* the payload would overwrite its own record */
+    memcpy(b + 80, &off, 8);
+    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
+    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data offset 64 overlaps the metadata", tpath("bad.bin")));
 }
 
 Test(weights, corrupt_data_beyond_file) {
