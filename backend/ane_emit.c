@@ -1,9 +1,360 @@
-/* backend/ane_emit.c -- --emit=ane-mil (placeholder, filled in below). */
+/* backend/ane_emit.c -- --emit=ane-mil: what Apple's in-memory compiler
+ * (_ANEInMemoryModelDescriptor) wants (docs/mil-format.md §6, ane-notes §13):
+ *
+ *   DIR/model.mil            MIL text in the chosen spelling: 1.3 when any
+ *                            function targets ios18 or later, else 1.0 (or
+ *                            --spelling); milc extension ops (OPF_EXT in
+ *                            ir/ops.def) expanded into standard MIL ops
+ *   DIR/weights/weight.bin   MILBlob v2: every BLOBFILE constant (copied,
+ *                            deduplicated) and every inline tensor above 64
+ *                            bytes, referenced as
+ *                            "@model_path/weights/weight.bin"
+ *
+ * Expansions (each new op gets a `name` attribute, constants are named const
+ * ops, as the ANE projects write them):
+ *   rms_norm(x, axes, epsilon, gamma)  ->  mul(x, x); reduce_sum(axes,
+ *       keep_dims = true); mul(1/N); add(epsilon); pow(-0.5); mul(x, .);
+ *       mul(., gamma)                      (ane-notes §13.2, no reduce_mean)
+ *   sdpa_backward(query Q, key K, value V, d_out dO, attn_mask M, probs P,
+ *       scale s)  ->  P = softmax(Q K^T s + M) unless given;
+ *       dV = P^T dO; dP = dO V^T; dS = P (dP - sum(dP P, -1)); dQ = dS K s;
+ *       dK = dS^T Q s */
 #include "backend/backend.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define ANE_BLOB_PATH "@model_path/weights/weight.bin"
+#define ANE_INLINE_MAX 64
+
+typedef struct Ex {
+    MilProgram *p;
+    MilFunc *f;
+    MilOp *at;          /* insert before this op */
+    const char *base;   /* name prefix */
+    MilDiag *d;
+} Ex;
+
+static const char *fresh(Ex *x, const char *suffix) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s_%s", x->base, suffix);
+    return mil_func_unique_name(x->f, buf);
+}
+
+static MilValue *add_op(Ex *x, MilOp *op, const MilType *t, const char *suffix) {
+    const char *n = fresh(x, suffix);
+    mil_op_set_attr(op, "name", mil_const_string(x->p, n));
+    MilValue *v = mil_op_add_result(op, t, n);
+    mil_block_insert_before(&x->f->body, x->at, op);
+    return v;
+}
+
+static MilValue *cst(Ex *x, MilConst *c, const char *suffix) {
+    MilOp *op = mil_op_new(x->f, MIL_OP_CONST, NULL);
+    const char *n = fresh(x, suffix);
+    mil_op_set_attr(op, "name", mil_const_string(x->p, n));
+    mil_op_set_attr(op, "val", c);
+    MilValue *v = mil_op_add_result(op, c->type, n);
+    mil_block_insert_before(&x->f->body, x->at, op);
+    return v;
+}
+
+static MilValue *scalar(Ex *x, MilDType dt, double v, const char *suffix) {
+    return cst(x, mil_const_scalar_float(x->p, dt, v), suffix);
+}
+
+static MilValue *bin(Ex *x, MilOpKind k, MilValue *a, MilValue *b, const MilType *t, const char *suffix) {
+    MilOp *op = mil_op_new(x->f, k, NULL);
+    mil_op_add_arg(op, "x", a);
+    mil_op_add_arg(op, "y", b);
+    return add_op(x, op, t, suffix);
+}
+
+static MilValue *matmul(Ex *x, MilValue *a, MilValue *b, bool tx, bool ty, const MilType *t, const char *suffix) {
+    MilOp *op = mil_op_new(x->f, MIL_OP_MATMUL, NULL);
+    char s1[64], s2[64];
+    snprintf(s1, sizeof s1, "%s_tx", suffix);
+    snprintf(s2, sizeof s2, "%s_ty", suffix);
+    MilValue *vx = cst(x, mil_const_scalar_bool(x->p, tx), s1);
+    MilValue *vy = cst(x, mil_const_scalar_bool(x->p, ty), s2);
+    mil_op_add_arg(op, "transpose_x", vx);
+    mil_op_add_arg(op, "transpose_y", vy);
+    mil_op_add_arg(op, "x", a);
+    mil_op_add_arg(op, "y", b);
+    return add_op(x, op, t, suffix);
+}
+
+static MilValue *arg_value(Ex *x, const MilOp *op, const char *name, const char *suffix) {
+    const MilArg *a = mil_op_arg(op, name);
+    if (!a || a->n != 1) return NULL;
+    if (a->items[0].value) return a->items[0].value;
+    return cst(x, a->items[0].cst, suffix);
+}
+
+/* The last op's result takes over the old result's name. */
+static void take_over(MilFunc *f, MilValue *old, MilValue *nv) {
+    const char *name = old->name;
+    mil_func_replace_uses(f, old, nv);
+    mil_func_rename_value(f, nv, name);
+    if (nv->def) mil_op_set_attr(nv->def, "name", mil_const_string(f->prog, name));
+}
+
+static int expand_rms_norm(Ex *x, MilOp *op) {
+    MilValue *in = arg_value(x, op, "x", "x");
+    const MilConst *axes = mil_op_const_arg(op, "axes");
+    const MilConst *eps = mil_op_const_arg(op, "epsilon");
+    const MilType *t = in ? in->type : NULL;
+    if (!in || !axes || !t || t->kind != MIL_TY_TENSOR || axes->kind != MIL_CONST_TENSOR) {
+        mil_error(x->d, op->loc, "rms_norm: cannot expand (x and constant axes needed)");
+        return -1;
+    }
+    int64_t dims[MIL_MAX_RANK];
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) dims[i] = t->dims[i];
+    for (int64_t i = 0; i < axes->count; i++) {
+        int64_t a = mil_const_get_i64(axes, i);
+        if (a < 0) a += t->rank;
+        if (a < 0 || a >= t->rank || t->dims[a] < 0) {
+            mil_error(x->d, op->loc, "rms_norm: cannot expand (axis %lld unknown or out of range)", (long long)a);
+            return -1;
+        }
+        n *= t->dims[a];
+        dims[a] = 1;
+    }
+    MilDType dt = t->dtype;
+    const MilType *rt = mil_type_tensor(x->p, dt, t->rank, dims);
+    double e = eps ? mil_const_get_f64(eps, 0) : 0x1.4f8b58p-17;
+    const MilArg *ea = mil_op_arg(op, "epsilon");
+    MilValue *ev = ea && ea->n == 1 && ea->items[0].value && ea->items[0].value->type->kind == MIL_TY_TENSOR &&
+                           ea->items[0].value->type->dtype == dt && ea->items[0].value->type->rank == 0
+                       ? ea->items[0].value : scalar(x, dt, e, "eps");
+    MilValue *sq = bin(x, MIL_OP_MUL, in, in, t, "sq");
+    MilOp *rs = mil_op_new(x->f, MIL_OP_REDUCE_SUM, NULL);
+    mil_op_add_arg(rs, "axes", arg_value(x, op, "axes", "axes"));
+    mil_op_add_arg(rs, "keep_dims", cst(x, mil_const_scalar_bool(x->p, true), "keep_dims"));
+    mil_op_add_arg(rs, "x", sq);
+    MilValue *ss = add_op(x, rs, rt, "ss");
+    MilValue *ms = bin(x, MIL_OP_MUL, ss, scalar(x, dt, 1.0 / (double)n, "invn"), rt, "ms");
+    MilValue *me = bin(x, MIL_OP_ADD, ms, ev, rt, "mse");
+    MilValue *rr = bin(x, MIL_OP_POW, me, scalar(x, dt, -0.5, "nhalf"), rt, "rrms");
+    MilValue *out = bin(x, MIL_OP_MUL, in, rr, t, "xr");
+    MilValue *g = arg_value(x, op, "gamma", "gamma");
+    if (g) out = bin(x, MIL_OP_MUL, out, g, op->results[0]->type, "xg");
+    take_over(x->f, op->results[0], out);
+    return 0;
+}
+
+static int expand_sdpa_backward(Ex *x, MilOp *op) {
+    MilValue *q = arg_value(x, op, "query", "q"), *k = arg_value(x, op, "key", "k");
+    MilValue *v = arg_value(x, op, "value", "v"), *dO = arg_value(x, op, "d_out", "dout");
+    if (!q || !k || !v || !dO || op->nresults != 3 || q->type->kind != MIL_TY_TENSOR || k->type->kind != MIL_TY_TENSOR ||
+        q->type->rank < 2 || k->type->rank != q->type->rank) {
+        mil_error(x->d, op->loc, "sdpa_backward: cannot expand (query, key, value, d_out tensors of equal rank needed)");
+        return -1;
+    }
+    const MilType *qt = q->type;
+    int r = qt->rank;
+    MilDType dt = qt->dtype;
+    int64_t sd[MIL_MAX_RANK];
+    for (int i = 0; i < r; i++) sd[i] = qt->dims[i];
+    sd[r - 1] = k->type->dims[r - 2];
+    const MilType *st = mil_type_tensor(x->p, dt, r, sd);   /* [.., Lq, Lk] */
+    sd[r - 1] = 1;
+    const MilType *rt = mil_type_tensor(x->p, dt, r, sd);   /* [.., Lq, 1] */
+    const MilConst *sc = mil_op_const_arg(op, "scale");
+    double s = sc ? mil_const_get_f64(sc, 0) : (qt->dims[r - 1] > 0 ? 1.0 / sqrt((double)qt->dims[r - 1]) : 1.0);
+    MilValue *scale = scalar(x, dt, s, "scale");
+    MilValue *P = arg_value(x, op, "probs", "probs");
+    if (!P) {
+        MilValue *S = matmul(x, q, k, false, true, st, "qk");
+        S = bin(x, MIL_OP_MUL, S, scale, st, "scores");
+        MilValue *M = arg_value(x, op, "attn_mask", "mask");
+        if (M) S = bin(x, MIL_OP_ADD, S, M, st, "masked");
+        MilOp *sm = mil_op_new(x->f, MIL_OP_SOFTMAX, NULL);
+        mil_op_add_arg(sm, "axis", cst(x, mil_const_scalar_int(x->p, MIL_DT_INT32, -1), "axis"));
+        mil_op_add_arg(sm, "x", S);
+        P = add_op(x, sm, st, "probs");
+    }
+    MilValue *dV = matmul(x, P, dO, true, false, op->results[2]->type, "dv");
+    MilValue *dP = matmul(x, dO, v, false, true, st, "dp");
+    MilValue *pdp = bin(x, MIL_OP_MUL, dP, P, st, "pdp");
+    MilOp *rs = mil_op_new(x->f, MIL_OP_REDUCE_SUM, NULL);
+    mil_op_add_arg(rs, "axes", cst(x, mil_const_tensor(x->p, mil_type_tensor(x->p, MIL_DT_INT32, 1, (int64_t[]){1}),
+                                                       (int32_t[]){-1}, 1), "axes"));
+    mil_op_add_arg(rs, "keep_dims", cst(x, mil_const_scalar_bool(x->p, true), "keep_dims"));
+    mil_op_add_arg(rs, "x", pdp);
+    MilValue *sum = add_op(x, rs, rt, "rowsum");
+    MilValue *cen = bin(x, MIL_OP_SUB, dP, sum, st, "centered");
+    MilValue *dS = bin(x, MIL_OP_MUL, P, cen, st, "ds");
+    MilValue *dSs = bin(x, MIL_OP_MUL, dS, scale, st, "ds_scaled");
+    MilValue *dQ = matmul(x, dSs, k, false, false, op->results[0]->type, "dq");
+    MilValue *dK = matmul(x, dSs, q, true, false, op->results[1]->type, "dk");
+    take_over(x->f, op->results[0], dQ);
+    take_over(x->f, op->results[1], dK);
+    take_over(x->f, op->results[2], dV);
+    return 0;
+}
+
+/* Expands every OPF_EXT op of p in place. */
+int mil_ane_expand_ext(MilProgram *p, MilDiag *d) {
+    int rc = 0;
+    for (int fi = 0; fi < p->nfuncs; fi++) {
+        MilFunc *f = p->funcs[fi];
+        for (MilOp *op = f->body.first, *next; op; op = next) {
+            next = op->next;
+            const MilOpInfo *info = mil_op_info(op->kind);
+            if (!info || !(info->flags & OPF_EXT)) continue;
+            const MilAttr *na = mil_op_attr(op, "name");
+            const char *base = na ? mil_const_get_str(na->val) : NULL;
+            Ex x = {p, f, op, base ? base : op->nresults ? op->results[0]->name : info->name, d};
+            int r;
+            if (op->kind == MIL_OP_RMS_NORM) r = expand_rms_norm(&x, op);
+            else if (op->kind == MIL_OP_SDPA_BACKWARD) r = expand_sdpa_backward(&x, op);
+            else {
+                mil_error(d, op->loc, "extension op '%s' has no expansion into standard MIL", info->name);
+                r = -1;
+            }
+            if (r) rc = -1;
+            else mil_block_remove(&f->body, op);
+        }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------- weights */
+
+typedef struct Wmap {
+    const char *path;
+    uint64_t off;
+    const MilType *type;
+    uint64_t new_off;
+} Wmap;
+
+typedef struct Wt {
+    MilProgram *p;
+    MilRtBlobWriter *w;
+    MilRtBlobCache *cache;
+    Wmap *map;
+    int n, cap;
+    MilDiag *d;
+    int failed, nblobs;
+} Wt;
+
+static MilConst *move_const(Wt *b, MilConst *c, MilLoc loc) {
+    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR) return c;
+    int64_t n = mil_type_numel(c->type);
+    MilDType dt = c->type->dtype;
+    MilRtErr e;
+    if (n < 0 || !mil_rt_dtype_blob_code(dt)) return c;
+    if (c->kind == MIL_CONST_BLOB) {
+        for (int i = 0; i < b->n; i++)
+            if (b->map[i].off == c->blob_offset && b->map[i].type == c->type && !strcmp(b->map[i].path, c->blob_path))
+                return mil_const_blob(b->p, c->type, ANE_BLOB_PATH, b->map[i].new_off);
+        MilRtBlobFile *bf = mil_rt_blob_cache_get(b->cache, c->blob_path, &e);
+        const void *data = NULL;
+        void *owned = NULL;
+        uint64_t off;
+        if (!bf || mil_rt_blob_read(bf, c->blob_offset, dt, n, &data, &owned, &e) ||
+            mil_rt_blob_writer_append(b->w, dt, data, n, &off, &e)) {
+            mil_error(b->d, loc, "%s", e.msg);
+            free(owned);
+            b->failed = 1;
+            return c;
+        }
+        free(owned);
+        if (b->n == b->cap) {
+            b->cap = b->cap ? 2 * b->cap : 32;
+            Wmap *nm = realloc(b->map, sizeof *nm * (size_t)b->cap);
+            if (!nm) { b->failed = 1; return c; }
+            b->map = nm;
+        }
+        b->map[b->n++] = (Wmap){c->blob_path, c->blob_offset, c->type, off};
+        b->nblobs++;
+        return mil_const_blob(b->p, c->type, ANE_BLOB_PATH, off);
+    }
+    if (c->kind == MIL_CONST_TENSOR && c->count == n && (size_t)n * mil_dtype_storage_size(dt) > ANE_INLINE_MAX) {
+        uint64_t off;
+        if (mil_rt_blob_writer_append(b->w, dt, c->data, n, &off, &e)) {
+            mil_error(b->d, loc, "%s", e.msg);
+            b->failed = 1;
+            return c;
+        }
+        b->nblobs++;
+        return mil_const_blob(b->p, c->type, ANE_BLOB_PATH, off);
+    }
+    return c;
+}
+
+static bool later_than_ios17(const char *opset) {
+    if (!opset || strncmp(opset, "ios", 3)) return false;
+    return atoi(opset + 3) >= 18;
+}
+
 int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, MilDiag *d) {
-    (void)p;
-    (void)opt;
-    mil_error(d, (MilLoc){0}, "--emit=ane-mil: not implemented yet (%s)", dir);
-    return -1;
+    MilAneOptions none = {0};
+    if (!opt) opt = &none;
+    int errors0 = d->nerrors;
+    if (mil_ane_expand_ext(p, d)) return -1;
+    MilSpelling sp = opt->spelling;
+    if (sp == MIL_SPELLING_SAME) {
+        sp = MIL_SPELLING_1_0;
+        for (int i = 0; i < p->nfuncs; i++)
+            if (later_than_ios17(p->funcs[i]->opset)) sp = MIL_SPELLING_1_3;
+    }
+    p->version = mil_strdup(p, sp == MIL_SPELLING_1_3 ? "1.3" : "1.0");
+    char path[4096];
+    if (mkdir(dir, 0777) && errno != EEXIST) {
+        mil_error(d, (MilLoc){0}, "cannot create '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/weights", dir);
+    if (mkdir(path, 0777) && errno != EEXIST) {
+        mil_error(d, (MilLoc){0}, "cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/weights/weight.bin", dir);
+    MilRtErr e;
+    Wt b = {.p = p, .d = d};
+    b.w = mil_rt_blob_writer_open(path, &e);
+    if (!b.w) {
+        mil_error(d, (MilLoc){0}, "%s", e.msg);
+        return -1;
+    }
+    b.cache = mil_rt_blob_cache_new(opt->model_dir ? opt->model_dir : ".", opt->weights_dir);
+    for (int fi = 0; fi < p->nfuncs; fi++)
+        for (MilOp *op = p->funcs[fi]->body.first; op; op = op->next) {
+            for (int i = 0; i < op->nattrs; i++) op->attrs[i].val = move_const(&b, op->attrs[i].val, op->loc);
+            for (int i = 0; i < op->nargs; i++)
+                for (int j = 0; j < op->args[i].n; j++)
+                    if (op->args[i].items[j].cst)
+                        op->args[i].items[j].cst = move_const(&b, op->args[i].items[j].cst, op->args[i].loc);
+        }
+    if (mil_rt_blob_writer_close(b.w, &e)) {
+        mil_error(d, (MilLoc){0}, "%s", e.msg);
+        b.failed = 1;
+    }
+    mil_rt_blob_cache_free(b.cache);
+    free(b.map);
+    if (!b.nblobs) remove(path);  /* dynamic weights: nothing to store */
+    if (b.failed || d->nerrors > errors0) return -1;
+    size_t len = 0;
+    char *text = mil_print(p, sp, &len);
+    if (!text) {
+        mil_error(d, (MilLoc){0}, "out of memory");
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/model.mil", dir);
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(text, 1, len, f) == len;
+    if (f) ok = (fclose(f) == 0) && ok;
+    free(text);
+    if (!ok) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }

@@ -121,5 +121,8 @@ typedef struct MilAneOptions {
 /* Writes DIR/model.mil and DIR/weights/weight.bin.  p is rewritten in place
  * (extension ops expanded, constants moved to the weight file). */
 int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, MilDiag *d);
+/* Expands every milc extension op (OPF_EXT) of p into standard MIL ops in
+ * place (used by mil_emit_ane_mil); -1 after reporting an op it cannot. */
+int mil_ane_expand_ext(MilProgram *p, MilDiag *d);
 
 #endif /* MILC_BACKEND_H */
