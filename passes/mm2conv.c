@@ -277,6 +277,7 @@ int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
                 replace_value(f, v, back);
             }
             mil_dce_func(f);
+            mil_layout_collapse_func(f);
         }
         for (MilOp *op = f->body.first; op; op = op->next)
             for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;

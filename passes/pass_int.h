@@ -36,6 +36,10 @@ int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx
  * Returns the number of ops removed. */
 int mil_dce_func(MilFunc *f);
 
+/* Collapses chains of reshape / transpose ops into at most two ops
+ * (passes/layout.c).  Returns the number of chains rewritten. */
+int mil_layout_collapse_func(MilFunc *f);
+
 /* ---------------------------------------------------------- builders */
 
 /* A const op inserted before `before` (NULL = append). */

@@ -80,6 +80,7 @@ int mil_pass_attention(MilProgram *p, const MilPassOptions *o, MilDiag *d); /* a
 int mil_pass_sdpa_bwd(MilProgram *p, const MilPassOptions *o, MilDiag *d);  /* sdpa_bwd.c */
 int mil_pass_taps(MilProgram *p, const MilPassOptions *o, MilDiag *d);      /* taps.c */
 int mil_pass_legality(MilProgram *p, const MilPassOptions *o, MilDiag *d);  /* legality.c */
+int mil_pass_layout(MilProgram *p, const MilPassOptions *o, MilDiag *d);    /* layout.c */
 
 /* ------------------------------------------------------- type inference
  *

@@ -44,6 +44,7 @@ static const PassDef pass_table[] = {
     {"identity", mil_pass_identity, -1, T_ANY, "identity elimination, reshape/transpose merging"},
     {"cse", mil_pass_cse, -1, T_ANY, "common subexpression elimination"},
     {"dce", mil_pass_dce, -1, T_ANY, "dead code elimination"},
+    {"layout", mil_pass_layout, -1, T_ANY, "collapse reshape/transpose chains (also run by mm2conv)"},
     {NULL, NULL, 0, 0, NULL},
 };
 
