@@ -1,0 +1,183 @@
+/* test/backend/test_ane_mil.c -- --emit=ane-mil: extension ops expanded into
+ * standard MIL that computes the same thing (CPU device), spelling chosen by
+ * the opset, weights in MILBlob v2. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "testutil.h"
+
+static char *tmp;
+static void setup(void) { tmp = tu_tmpdir(); }
+static void teardown(void) { tu_rmrf(tmp); free(tmp); }
+
+static MilProgram *parse(const char *file, const char *text, MilDiag *d) {
+    MilProgram *p = mil_parse(file, text, strlen(text), NULL, d);
+    cr_assert(p && d->nerrors == 0, "parse failed");
+    cr_assert_eq(mil_verify(p, d), 0);
+    return p;
+}
+
+/* Runs function main of p on seeded random inputs; outs get deep copies. */
+static int run(MilProgram *p, const char *model_dir, MilRtTensor *outs, int max) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilLowerOptions lo = {.model_dir = model_dir};
+    MilRtProgram *rp = mil_lower(p, &lo, &d);
+    cr_assert(rp, "lowering failed: %s", d.n ? d.v[0].msg : "");
+    MilRtFunc *f = rp->funcs[0];
+    MilRtTensor in[8];
+    uint64_t st = 42;
+    cr_assert_leq(f->ninputs, 8);
+    for (int i = 0; i < f->ninputs; i++) {
+        const MilRtValue *v = &f->values[f->inputs[i]];
+        in[i] = (MilRtTensor){.dtype = v->dtype, .rank = v->rank};
+        for (int k = 0; k < v->rank; k++) in[i].dims[k] = v->dims[k];
+        MilRtErr e;
+        cr_assert_eq(mil_rt_tensor_alloc(&in[i], &e), 0);
+        mil_rt_tensor_fill_random(&in[i], &st);
+    }
+    MilRtDevice *dev = mil_rt_device_cpu_new();
+    MilRtErr e;
+    cr_assert_leq(f->noutputs, max);
+    cr_assert_eq(mil_rt_run_once(dev, f, in, outs, &e), 0, "%s", e.msg);
+    int n = f->noutputs;
+    for (int i = 0; i < f->ninputs; i++) mil_rt_tensor_free(&in[i]);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(rp);
+    mil_diag_free(&d);
+    return n;
+}
+
+static MilProgram *emit_and_reparse(MilProgram *p, const char *model_dir, char **text) {
+    MilDiag d;
+    mil_diag_init(&d);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/ane", tmp);
+    MilAneOptions ao = {.model_dir = model_dir};
+    cr_assert_eq(mil_emit_ane_mil(p, dir, &ao, &d), 0, "%s", d.n ? d.v[0].msg : "");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.mil", dir);
+    size_t len;
+    *text = tu_read_file(path, &len);
+    cr_assert(*text);
+    MilProgram *q = parse(path, *text, &d);
+    for (MilOp *op = q->funcs[0]->body.first; op; op = op->next) {
+        const MilOpInfo *info = mil_op_info(op->kind);
+        cr_assert(info && !(info->flags & OPF_EXT), "extension op '%s' left in the output", op->opname);
+    }
+    mil_diag_free(&d);
+    return q;
+}
+
+static void close_enough(const MilRtTensor *a, const MilRtTensor *b, double tol) {
+    MilRtDiff df;
+    cr_assert_eq(mil_rt_compare_tensors(a, b, &df), 0);
+    cr_assert(!df.shape_mismatch);
+    cr_assert_leq(df.max_abs, tol, "max abs difference %g", df.max_abs);
+}
+
+TestSuite(ane_mil, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(ane_mil, rms_norm_expanded) {
+    MilDiag d;
+    mil_diag_init(&d);
+    size_t len;
+    char *src = tu_read_file(tu_src("examples/mil/ffn_block.mil"), &len);
+    MilProgram *p = parse("ffn_block.mil", src, &d);
+    MilPassOptions po;
+    mil_pass_options_init(&po);
+    po.opt_level = 2;
+    mil_pass_run(p, &po, &d);
+    cr_assert_eq(d.nerrors, 0);
+    bool has_rms = false;
+    for (MilOp *op = p->funcs[0]->body.first; op; op = op->next) has_rms |= op->kind == MIL_OP_RMS_NORM;
+    cr_assert(has_rms, "-O2 did not fuse rms_norm (nothing to expand)");
+    MilRtTensor ref[4], got[4];
+    run(p, tu_src("examples/mil"), ref, 4);
+    char *text;
+    MilProgram *q = emit_and_reparse(p, tu_src("examples/mil"), &text);
+    cr_assert(!strncmp(text, "program(1.3)", 12));
+    char wdir[1100];
+    snprintf(wdir, sizeof wdir, "%s/ane", tmp);
+    run(q, wdir, got, 4);
+    close_enough(&got[0], &ref[0], 2e-2);
+    /* weights: MILBlob v2 header, 3 blobs, first record at 64 with data at 128 */
+    char wpath[1200];
+    snprintf(wpath, sizeof wpath, "%s/ane/weights/weight.bin", tmp);
+    unsigned char *w = (unsigned char *)tu_read_file(wpath, &len);
+    cr_assert(w);
+    uint32_t count, version, sentinel;
+    uint64_t off;
+    memcpy(&count, w, 4);
+    memcpy(&version, w + 4, 4);
+    memcpy(&sentinel, w + 64, 4);
+    memcpy(&off, w + 80, 8);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(count, 3);
+    cr_assert_eq(sentinel, 0xDEADBEEFu);
+    cr_assert_eq(off, 128);
+    cr_assert(strstr(text, "@model_path/weights/weight.bin"));
+    free(w);
+    mil_rt_tensor_free(&ref[0]);
+    mil_rt_tensor_free(&got[0]);
+    free(text);
+    free(src);
+    free(po.taps_json);
+    mil_program_free(p);
+    mil_program_free(q);
+    mil_diag_free(&d);
+}
+
+static const char *sdpa_src =
+    "program(1.3)\n"
+    "{\n"
+    "    func main<ios18>(tensor<fp32, [1, 2, 4, 8]> q, tensor<fp32, [1, 2, 6, 8]> k, tensor<fp32, [1, 2, 6, 8]> v, "
+    "tensor<fp32, [1, 2, 4, 8]> g) {\n"
+    "            tensor<fp32, [1, 2, 4, 8]> dq, tensor<fp32, [1, 2, 6, 8]> dk, tensor<fp32, [1, 2, 6, 8]> dv = "
+    "sdpa_backward(d_out = g, key = k, query = q, value = v)[name = string(\"bw\")];\n"
+    "        } -> (dq, dk, dv);\n"
+    "}\n";
+
+Test(ane_mil, sdpa_backward_expanded) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse("sdpa.mil", sdpa_src, &d);
+    MilRtTensor ref[3], got[3];
+    cr_assert_eq(run(p, ".", ref, 3), 3);
+    char *text;
+    MilProgram *q = emit_and_reparse(p, ".", &text);
+    cr_assert_eq(run(q, ".", got, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        close_enough(&got[i], &ref[i], 1e-4);
+        mil_rt_tensor_free(&ref[i]);
+        mil_rt_tensor_free(&got[i]);
+    }
+    /* outputs keep their names */
+    cr_assert(strstr(text, "-> (dq, dk, dv);"), "%s", text);
+    free(text);
+    mil_program_free(p);
+    mil_program_free(q);
+    mil_diag_free(&d);
+}
+
+Test(ane_mil, spelling_follows_opset) {
+    MilDiag d;
+    mil_diag_init(&d);
+    const char *src = "program(1.3)\n{\n    func main<ios17>(tensor<fp16, [1, 4]> x) {\n"
+                      "            tensor<fp16, [1, 4]> y = relu(x = x)[name = string(\"y\")];\n"
+                      "        } -> (y);\n}\n";
+    MilProgram *p = parse("s.mil", src, &d);
+    char *text;
+    MilProgram *q = emit_and_reparse(p, ".", &text);
+    cr_assert(!strncmp(text, "program(1.0)", 12), "%s", text);
+    cr_assert(strstr(text, "name = tensor<string, []>(\"y\")"), "%s", text);
+    free(text);
+    mil_program_free(p);
+    mil_program_free(q);
+    mil_diag_free(&d);
+}
