@@ -456,29 +456,24 @@ static int parse_funcs(Parser *P, MilbCursor *c, MilbFunc **fout) {
     return 0;
 }
 
-/* Is value number val of fn a constant (defined by a const or constexpr op)? */
-static bool value_is_const(const MilbFunc *fn, const MilbOp *ops, int nops_done, uint32_t val) {
-    if (val < (uint32_t)fn->nparams) return false;
-    for (int i = nops_done - 1; i >= 0; i--) {
-        const MilbOp *op = &ops[i];
-        if (val >= (uint32_t)op->first_result && val < (uint32_t)(op->first_result + op->nresults)) {
-            const MilbOpRow *row = milb_op_row(op->kind);
-            return op->kind == MIL_OP_CONST || (row && (row->flags & OPF_CONSTEXPR));
-        }
-    }
-    return false;
-}
-
 static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
     MilbView *v = P->v;
     int64_t total = 0;
     for (int fi = 0; fi < v->nfuncs; fi++) total += funcs[fi].nops;
     if ((uint64_t)total > milb_left(c) / 4) return bad(P, "%lld ops cannot fit in %zu bytes", (long long)total, milb_left(c));
+    /* which values are constants (const / constexpr results), for A_CONST;
+     * every result takes >= 2 bytes of CODE */
+    int maxparams = 0;
+    for (int fi = 0; fi < v->nfuncs; fi++)
+        if (funcs[fi].nparams > maxparams) maxparams = funcs[fi].nparams;
+    uint8_t *isconst = vmem(v, (size_t)maxparams + milb_left(c) / 2 + 1);
+    if (!isconst) return bad(P, "out of memory");
     for (int fi = 0; fi < v->nfuncs; fi++) {
         MilbFunc *fn = &funcs[fi];
         MilbOp *ops = vmem(v, sizeof *ops * (size_t)(fn->nops + 1));
         if (!ops) return bad(P, "out of memory");
         int64_t nvalues = fn->nparams;
+        memset(isconst, 0, (size_t)fn->nparams);
         for (int oi = 0; oi < fn->nops; oi++) {
             MilbOp *op = &ops[oi];
             char where[160];
@@ -581,7 +576,7 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                     } else {
                         if ((b >> 1) >= (uint64_t)nvalues)
                             return bad(P, "%s: argument uses value %llu before it is defined", where, (unsigned long long)(b >> 1));
-                        if (ar && (ar->flags & A_CONST) && !value_is_const(fn, ops, oi, (uint32_t)(b >> 1)))
+                        if (ar && (ar->flags & A_CONST) && !isconst[b >> 1])
                             return bad(P, "%s: argument '%s' must be a constant", where, ar->name);
                     }
                     if (b > UINT32_MAX) return bad(P, "%s: binding out of range", where);
@@ -612,6 +607,8 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 for (int j = 0; j < op->nattrs; j++) val |= !strcmp(v->strings[op->attrs[j].name], "val");
                 if (!val) return bad(P, "%s: const op without 'val'", where);
             }
+            for (int64_t j = 0; j < nr; j++)
+                isconst[nvalues + j] = op->kind == MIL_OP_CONST || (row && (row->flags & OPF_CONSTEXPR));
             nvalues += nr;
             if (nvalues > INT32_MAX / 2) return bad(P, "%s: too many values", where);
         }
