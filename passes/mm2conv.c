@@ -14,6 +14,8 @@
  * consumers that need the original layout (function outputs, other ops); the
  * rest dies in DCE.  Matmuls with two runtime operands stay matmuls.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "passes/pass_int.h"
@@ -103,7 +105,7 @@ static MilValue *cf_elementwise(MilFunc *f, MilOp *at, MilOp *def, Layout l, int
         bool xy = !strcmp(a->name, "x") || !strcmp(a->name, "y");
         if (xy && !scalar_const(def, a->name)) {
             mil_op_add_arg(op, a->name, get_cf(f, at, a->items[0].value, l, depth + 1, true));
-        } else if (def->kind == MIL_OP_RMS_NORM && !strcmp(a->name, "axes")) {
+        } else if ((def->kind == MIL_OP_RMS_NORM || def->kind == MIL_OP_LAYER_NORM) && !strcmp(a->name, "axes")) {
             int64_t one = 1;
             mil_op_add_arg(op, "axes", pb_const_i32s(f, at, 1, &one, "axes"));
         } else if (a->items[0].value) {
@@ -116,27 +118,56 @@ static MilValue *cf_elementwise(MilFunc *f, MilOp *at, MilOp *def, Layout l, int
     return pb_finish(f, op, at, def->results[0]->name);
 }
 
+/* rms_norm / layer_norm over the channel (last) axis: in [1, C, 1, N] the
+ * same op over axis 1, with the same gamma / beta of shape [C]. */
 static bool rms_last_axis(const MilOp *op) {
     int64_t ax[MIL_MAX_RANK];
     const MilType *t = op->results[0]->type;
-    return op->kind == MIL_OP_RMS_NORM && ty_known(t) && arg_ints(op, "axes", ax, MIL_MAX_RANK) == 1 &&
-           (ax[0] == -1 || ax[0] == t->rank - 1);
+    if (op->kind != MIL_OP_RMS_NORM && op->kind != MIL_OP_LAYER_NORM) return false;
+    if (!ty_known(t) || arg_ints(op, "axes", ax, MIL_MAX_RANK) != 1 || (ax[0] != -1 && ax[0] != t->rank - 1))
+        return false;
+    for (int i = 0; i < op->nargs; i++) {   /* gamma / beta must be [C] (or absent) */
+        const char *nm = op->args[i].name;
+        if (strcmp(nm, "gamma") && strcmp(nm, "beta")) continue;
+        const MilType *g = arg_type(op, nm);
+        if (!ty_known(g) || g->rank != 1 || g->dims[0] != t->dims[t->rank - 1]) return false;
+    }
+    return true;
 }
 
 /* The channel-first form of v (layout l), memoised.  With build=false only
  * answers whether it exists without new layout ops (memo or element-wise
  * closure); with build=true always returns one. */
+static MilValue *convert_back(MilFunc *f, MilOp *at, MilValue *cf, const MilType *like, Layout l, const char *name);
+
+/* The channel-first form is built right after v's definition (parameters: at
+ * the start of the body), so that it dominates every use of v. */
+static MilOp *after_def(MilFunc *f, const MilValue *v) {
+    return v->def ? v->def->next : f->body.first;
+}
+
 static MilValue *get_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l, int depth, bool build) {
+    (void)at;
     MilValue *m = memo_l(v, l);
     if (m) return m;
     if (depth > MAX_DEPTH) return NULL;
+    MilOp *pos = after_def(f, v);
     if (v->def && (elementwise(v->def) || (l == LAST && rms_last_axis(v->def))) && ty_known(v->type)) {
-        MilValue *c = cf_elementwise(f, at, v->def, l, depth, build);
-        if (c && build) v->aux = c;
+        MilValue *c = cf_elementwise(f, pos, v->def, l, depth, build);
+        if (c && build) {
+            /* v is now computed in [1, C, 1, N]; the remaining users of the
+               original layout get one conversion back instead of a second
+               copy of the computation (it dies when nobody needs it) */
+            v->aux = c;
+            if (l == LAST) {
+                MilValue *back = convert_back(f, pos, c, v->type, l, v->name);
+                if (replace_value(f, v, back)) back->aux = c;
+            }
+        }
         if (c) return c;
     }
     if (!build) return NULL;
-    MilValue *c = convert_to_cf(f, at, v, l);
+    MilValue *c = convert_to_cf(f, pos, v, l);
     v->aux = c;
     return c;
 }
@@ -251,6 +282,36 @@ static bool rule_matmul(MilFunc *f, MilOp *op, void *ctx) {
     return false;
 }
 
+/* Forward sinking: an element-wise op / channel norm whose operands are
+ * conversions back from [1, C, 1, N] runs in [1, C, 1, N] itself when that
+ * lets at least one of those conversions die (its only user was the op); its
+ * own result is converted back once, and that conversion then often collapses
+ * with the consumer's layout op (layer_norm -> transpose into a conv module
+ * becomes layer_norm in [1, C, 1, N] + one reshape). */
+static void sink_forward(MilFunc *f) {
+    mil_dce_func(f);   /* fresh use counts */
+    for (MilOp *op = f->body.first; op; op = op->next) {
+        if (op->nresults != 1 || !(elementwise(op) || rms_last_axis(op))) continue;
+        MilValue *r = op->results[0];
+        if (!ty_known(r->type) || r->type->rank < 2 || memo_l(r, LAST)) continue;
+        int dying = 0, missing = 0;
+        for (int i = 0; i < op->nargs; i++) {
+            const char *nm = op->args[i].name;
+            if (strcmp(nm, "x") && strcmp(nm, "y")) continue;
+            if (scalar_const(op, nm)) continue;
+            MilValue *a = arg_value(op, nm);
+            if (!a || a->type != r->type || !memo_l(a, LAST)) {
+                missing++;
+                continue;
+            }
+            if (a->nuses == 1 && !value_is_output(f, a)) dying++;
+        }
+        if (getenv("MM2CONV_DEBUG")) fprintf(stderr, "sink %s: missing %d dying %d\n", r->name, missing, dying);
+        if (missing || !dying) continue;
+        if (get_cf(f, NULL, r, LAST, 0, true)) mil_func_fill_uses(f);
+    }
+}
+
 static const MilRule mm2conv_rules[] = {
     {MIL_OP_LINEAR, rule_linear, "linear-conv1x1"},   /* linear(x, W, b) -> conv(cf(x), W[OC,IC,1,1], b) */
     {MIL_OP_MATMUL, rule_matmul, "matmul-conv1x1"},   /* matmul(x, W) -> conv(cf(x), W^T[OC,IC,1,1]) */
@@ -265,6 +326,7 @@ int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
         for (MilOp *op = f->body.first; op; op = op->next)
             for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;
         n += mil_rewrite_fixpoint(f, mm2conv_rules, 2, NULL);
+        if (n) sink_forward(f);
         /* outputs computed element-wise from converted values: compute them in
            [1, C, 1, S] too and convert once at the end */
         if (n) {
