@@ -236,13 +236,67 @@ static bool rule_collapse(MilFunc *f, MilOp *op, void *ctx) {
     return changed;
 }
 
+/* transpose(norm(transpose(x, p), axes=[a]), q) with q∘p = identity
+ *   -> norm(x, axes=[p[a]])
+ * for layer_norm / rms_norm over one axis (gamma / beta keep their [C]
+ * shape), and for unary element-wise ops in between.  The conformer's
+ * conv module does  conv -> transpose -> layer_norm(last axis) -> transpose. */
+static bool rule_norm_sandwich(MilFunc *f, MilOp *op, void *ctx) {
+    (void)ctx;
+    MilValue *y = arg_value(op, "x");
+    if (!y || !y->def || y->nuses != 1 || value_is_output(f, y)) return false;
+    MilOp *mid = y->def;
+    bool norm = mid->kind == MIL_OP_LAYER_NORM || mid->kind == MIL_OP_RMS_NORM;
+    const MilOpInfo *info = mil_op_info(mid->kind);
+    bool unary = info && (info->flags & OPF_UNARY) && mid->nresults == 1;
+    if (!norm && !unary) return false;
+    MilValue *t = arg_value(mid, "x");
+    if (!t || !t->def || t->def->kind != MIL_OP_TRANSPOSE || t->nuses != 1 || value_is_output(f, t)) return false;
+    MilValue *x = arg_value(t->def, "x");
+    const MilType *xt = x ? x->type : NULL;
+    if (!ty_known(xt) || !ty_known(op->results[0]->type)) return false;
+    int r = xt->rank;
+    int64_t p[MIL_MAX_RANK], q[MIL_MAX_RANK];
+    if (arg_ints(t->def, "perm", p, MIL_MAX_RANK) != r || arg_ints(op, "perm", q, MIL_MAX_RANK) != r) return false;
+    for (int i = 0; i < r; i++) {
+        if (p[i] < 0) p[i] += r;
+        if (q[i] < 0) q[i] += r;
+    }
+    for (int i = 0; i < r; i++)
+        if (q[i] < 0 || q[i] >= r || p[q[i]] != i) return false;
+    MilOp *n = pb_op(f, mid->kind, mid->loc);
+    for (int i = 0; i < mid->nargs; i++) {
+        const MilArg *a = &mid->args[i];
+        if (a->variadic || a->n != 1) return false;
+        if (!strcmp(a->name, "x")) {
+            mil_op_add_arg(n, "x", x);
+        } else if (norm && !strcmp(a->name, "axes")) {
+            int64_t ax;
+            if (arg_ints(mid, "axes", &ax, 1) != 1) return false;
+            if (ax < 0) ax += r;
+            if (ax < 0 || ax >= r) return false;
+            int64_t nax = p[ax];
+            mil_op_add_arg(n, "axes", pb_const_i32s(f, op, 1, &nax, "axes"));
+        } else if (a->items[0].value) {
+            mil_op_add_arg(n, a->name, a->items[0].value);
+        } else {
+            mil_op_add_arg_const(n, a->name, a->items[0].cst);
+        }
+    }
+    if (norm && !mil_op_arg(n, "axes")) return false;
+    MilValue *res = pb_finish(f, n, op, op->results[0]->name);
+    if (res->type != op->results[0]->type) return false;   /* (dead; DCE removes it) */
+    return replace_value(f, op->results[0], res);
+}
+
 static const MilRule layout_rules[] = {
     {MIL_OP_RESHAPE, rule_collapse, "layout-collapse"},     /* reshape/transpose chain -> <= 2 ops */
+    {MIL_OP_TRANSPOSE, rule_norm_sandwich, "norm-sandwich"}, /* transpose(norm(transpose(x,p)),p^-1) -> norm(x, p[axes]) */
     {MIL_OP_TRANSPOSE, rule_collapse, "layout-collapse"},   /* same, rooted at a transpose */
 };
 
 int mil_layout_collapse_func(MilFunc *f) {
-    return mil_rewrite_fixpoint(f, layout_rules, 2, NULL);
+    return mil_rewrite_fixpoint(f, layout_rules, 3, NULL);
 }
 
 int mil_pass_layout(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
