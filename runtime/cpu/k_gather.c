@@ -27,6 +27,16 @@ static int64_t get_index(MilKernelCtx *k, const MilRtTensor *t, int64_t i, int64
     return w;
 }
 
+/* shape-time check of constant indices: column j of every row of width `w`
+ * (w = 1: all) must lie in [-dims[j], dims[j]) */
+static int check_indices(MilKernelCtx *k, const MilRtTensor *t, int w, const int64_t *dims) {
+    if (!t->data) return 0;
+    int64_t n = k_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        if (get_index(k, t, i, dims[w > 1 ? i % w : 0]) < 0) return MIL_K_ERROR;
+    return 0;
+}
+
 static int64_t prod(const int64_t *d, int a, int b) {
     int64_t p = 1;
     for (int i = a; i < b; i++) p *= d[i];
@@ -58,6 +68,7 @@ int k_gather_shape(MilKernelCtx *k) {
     if (!ind) return MIL_K_ERROR;
     int axis, bd, rc;
     if ((rc = need_es(k, x)) || (rc = need_idx(k, ind)) || (rc = gather_params(k, x, ind, &axis, &bd))) return rc;
+    if ((rc = check_indices(k, ind, 1, &x->dims[axis]))) return rc;
     int64_t d[MIL_MAX_RANK];
     int r = 0;
     if (x->rank - 1 + ind->rank - bd > MIL_MAX_RANK) return mil_k_fail(k, "gather: result rank too large");
@@ -110,6 +121,7 @@ int k_gather_axis_shape(MilKernelCtx *k) {
     int axis, rc;
     if ((rc = need_es(k, x)) || (rc = need_idx(k, ind)) || (rc = along_check(k, x, ind, MIL_A_GATHER_ALONG_AXIS_axis, &axis)))
         return rc;
+    if ((rc = check_indices(k, ind, 1, &x->dims[axis]))) return rc;
     k_set_shape(k->out[0], x->dtype, ind->rank, ind->dims);
     return 0;
 }
@@ -156,6 +168,7 @@ int k_gather_nd_shape(MilKernelCtx *k) {
     int bd, rc;
     if ((rc = need_es(k, x)) || (rc = need_idx(k, ind)) || (rc = gnd_params(k, x, ind, &bd))) return rc;
     int64_t K = ind->dims[ind->rank - 1], d[MIL_MAX_RANK];
+    if (K > 0 && (rc = check_indices(k, ind, (int)K, &x->dims[bd]))) return rc;
     int r = 0;
     if (ind->rank - 1 + x->rank - bd - K > MIL_MAX_RANK) return mil_k_fail(k, "gather_nd: result rank too large");
     for (int a = 0; a < ind->rank - 1; a++) d[r++] = ind->dims[a];
@@ -301,7 +314,7 @@ static int scatter_params(MilKernelCtx *k, int *axis, int *mode) {
     bool ok = upd->rank == r;
     for (int a = 0; ok && a < r; a++) ok = upd->dims[a] == want[a];
     if (!ok) return mil_k_fail(k, "scatter: updates shape must be data.shape[:axis] + indices.shape + data.shape[axis+1:]");
-    return 0;
+    return check_indices(k, ind, 1, &data->dims[*axis]);
 }
 
 int k_scatter_shape(MilKernelCtx *k) {
@@ -349,7 +362,7 @@ static int sa_params(MilKernelCtx *k, int *axis, int *mode) {
     bool ok = upd->rank == ind->rank;
     for (int a = 0; ok && a < ind->rank; a++) ok = upd->dims[a] == ind->dims[a];
     if (!ok) return mil_k_fail(k, "scatter_along_axis: updates must have the shape of indices");
-    return 0;
+    return check_indices(k, ind, 1, &data->dims[*axis]);
 }
 
 int k_scatter_axis_shape(MilKernelCtx *k) {
@@ -405,7 +418,7 @@ static int snd_params(MilKernelCtx *k, int *mode) {
     bool ok = upd->rank == r;
     for (int a = 0; ok && a < r; a++) ok = upd->dims[a] == want[a];
     if (!ok) return mil_k_fail(k, "scatter_nd: updates shape must be indices.shape[:-1] + data.shape[K:]");
-    return 0;
+    return K > 0 ? check_indices(k, ind, (int)K, data->dims) : 0;
 }
 
 int k_scatter_nd_shape(MilKernelCtx *k) {

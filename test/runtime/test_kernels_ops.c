@@ -218,3 +218,20 @@ Test(kernels, matmul_large_fp16) {
     }
     kt_free(&t);
 }
+
+/* constant indices are checked by shape(); runtime indices by run() */
+Test(kernels, gather_index_checks) {
+    KT t;
+    kt_init(&t, MIL_OP_GATHER, 1);
+    kt_load_case(&t, "neg_gather_oob");
+    cr_expect_eq(kt_shape(&t), MIL_K_ERROR);
+    cr_expect(strstr(t.err, "index 2 out of range") != NULL, "%s", t.err);
+    /* hide the data from shape(), as for a runtime operand */
+    MilRtTensor *ind = (MilRtTensor *)t.slotv[kt_slot(&t, "indices")][0];
+    void *data = ind->data;
+    ind->data = NULL;
+    cr_expect_eq(kt_shape(&t), 0, "%s", t.err);
+    ind->data = data;
+    cr_expect_eq(kt_run(&t), MIL_K_ERROR);
+    kt_free(&t);
+}
