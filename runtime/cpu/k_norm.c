@@ -51,10 +51,11 @@ int k_softmax_run(MilKernelCtx *k) {
             for (int64_t s = 0; s < n; s += KCHUNK) {
                 int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
                 k_loadf(x, base + s * inner, inner, c, buf);
-                for (int64_t i = 0; i < c; i++) {
-                    float e = expf(buf[i] - mx) * inv;
-                    int64_t off = base + (s + i) * inner;
-                    k_storef(o, off, 1, &e);
+                for (int64_t i = 0; i < c; i++) buf[i] = expf(buf[i] - mx) * inv;
+                if (inner == 1) {
+                    k_storef(o, base + s, c, buf);
+                } else {
+                    for (int64_t i = 0; i < c; i++) k_storef(o, base + (s + i) * inner, 1, &buf[i]);
                 }
             }
         }
@@ -79,7 +80,50 @@ static int64_t odo(int n, const int64_t *d, const int64_t *s, int64_t j) {
     return off;
 }
 
+/* fast path: the normalised axes are the trailing ones (rows of nred contiguous elements) */
+static bool norm_rows(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
+    int first = x->rank;
+    while (first > 0 && p->red[first - 1]) first--;
+    for (int a = 0; a < first; a++) if (p->red[a]) return false;
+    if (p->mode == NM_IN) return false;
+    int64_t nred = 1, nout = 1;
+    for (int a = 0; a < x->rank; a++) { if (a < first) nout *= x->dims[a]; else nred *= x->dims[a]; }
+    float buf[KCHUNK];
+    for (int64_t r = 0; r < nout; r++) {
+        int64_t base = r * nred;
+        double s1 = 0, s2 = 0;
+        for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
+            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
+            k_loadf(x, base + c0, 1, cn, buf);
+            for (int64_t i = 0; i < cn; i++) s1 += buf[i];
+        }
+        bool centred = p->mode == NM_LN;
+        double mean = (centred && nred) ? s1 / (double)nred : 0;
+        for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
+            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
+            k_loadf(x, base + c0, 1, cn, buf);
+            for (int64_t i = 0; i < cn; i++) { double v = buf[i] - mean; s2 += v * v; }
+        }
+        float scale = p->mode == NM_L2 ? (float)(1.0 / sqrt(s2 + p->eps))
+                                       : (float)(1.0 / sqrt((nred ? s2 / (double)nred : 0) + p->eps));
+        float fmean = (float)mean;
+        for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
+            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
+            k_loadf(x, base + c0, 1, cn, buf);
+            for (int64_t i = 0; i < cn; i++) {
+                float y = (buf[i] - fmean) * scale;
+                if (p->gamma) y *= (float)k_getf(p->gamma, c0 + i);
+                if (p->beta) y += (float)k_getf(p->beta, c0 + i);
+                buf[i] = y;
+            }
+            k_storef(o, base + c0, cn, buf);
+        }
+    }
+    return true;
+}
+
 static void norm_run(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
+    if (norm_rows(x, o, p)) return;
     int64_t st[MIL_MAX_RANK], kd[MIL_MAX_RANK], ks[MIL_MAX_RANK], rd[MIL_MAX_RANK], rs[MIL_MAX_RANK];
     int nk = 0, nr = 0;
     int64_t nout = 1, nred = 1;
