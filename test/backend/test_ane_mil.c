@@ -53,9 +53,9 @@ static int run(MilProgram *p, const char *model_dir, MilRtTensor *outs, int max)
     return n;
 }
 
-static MilProgram *emit_and_reparse(MilProgram *p, const char *model_dir, char **text) {
-    MilDiag d;
-    mil_diag_init(&d);
+/* d owns the reparsed program's file names: free it after the program. */
+static MilProgram *emit_and_reparse(MilProgram *p, const char *model_dir, char **text, MilDiag *dp) {
+    MilDiag d = *dp;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/ane", tmp);
     MilAneOptions ao = {.model_dir = model_dir};
@@ -70,7 +70,7 @@ static MilProgram *emit_and_reparse(MilProgram *p, const char *model_dir, char *
         const MilOpInfo *info = mil_op_info(op->kind);
         cr_assert(info && !(info->flags & OPF_EXT), "extension op '%s' left in the output", op->opname);
     }
-    mil_diag_free(&d);
+    *dp = d;
     return q;
 }
 
@@ -100,7 +100,7 @@ Test(ane_mil, rms_norm_expanded) {
     MilRtTensor ref[4], got[4];
     run(p, tu_src("examples/mil"), ref, 4);
     char *text;
-    MilProgram *q = emit_and_reparse(p, tu_src("examples/mil"), &text);
+    MilProgram *q = emit_and_reparse(p, tu_src("examples/mil"), &text, &d);
     cr_assert(!strncmp(text, "program(1.3)", 12));
     char wdir[1100];
     snprintf(wdir, sizeof wdir, "%s/ane", tmp);
@@ -150,7 +150,7 @@ Test(ane_mil, sdpa_backward_expanded) {
     MilRtTensor ref[3], got[3];
     cr_assert_eq(run(p, ".", ref, 3), 3);
     char *text;
-    MilProgram *q = emit_and_reparse(p, ".", &text);
+    MilProgram *q = emit_and_reparse(p, ".", &text, &d);
     cr_assert_eq(run(q, ".", got, 3), 3);
     for (int i = 0; i < 3; i++) {
         close_enough(&got[i], &ref[i], 1e-4);
@@ -173,7 +173,7 @@ Test(ane_mil, spelling_follows_opset) {
                       "        } -> (y);\n}\n";
     MilProgram *p = parse("s.mil", src, &d);
     char *text;
-    MilProgram *q = emit_and_reparse(p, ".", &text);
+    MilProgram *q = emit_and_reparse(p, ".", &text, &d);
     cr_assert(!strncmp(text, "program(1.0)", 12), "%s", text);
     cr_assert(strstr(text, "name = tensor<string, []>(\"y\")"), "%s", text);
     free(text);
