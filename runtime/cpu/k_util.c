@@ -5,9 +5,9 @@
 
 #include "runtime/cpu/kutil.h"
 
-/* The contract's error helper.  Weak so that the device may provide its own
- * (e.g. one that also records the op); this one formats into k->err. */
-__attribute__((weak)) int mil_k_fail(MilKernelCtx *k, const char *fmt, ...) {
+/* The contract's error helper: formats into k->err (the device prefixes the
+ * op's location when it reports it). */
+int mil_k_fail(MilKernelCtx *k, const char *fmt, ...) {
     if (k && k->err && k->errsize) {
         va_list ap;
         va_start(ap, fmt);
