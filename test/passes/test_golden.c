@@ -148,6 +148,7 @@ static int run_file(const char *dir, const char *name) {
         fails++;
     }
     mil_program_free(p);
+    free(o.taps_json);
     mil_diag_free(&d);
     free(text);
     return fails;
