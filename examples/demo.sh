@@ -23,3 +23,11 @@ echo "== milc -O2 --stats"
 echo "== mil-run (CPU device, fp16 storage semantics), source and -O2 program"
 "$RUN" --random-inputs 1 --summary -o "$OUT/src" "$PROG"
 "$RUN" --random-inputs 1 --summary -o "$OUT/opt" "$OUT/ffn_O2.mil"
+
+echo "== milc -O2 --emit=milb: a compact binary program, weights kept apart"
+"$MILC" -O2 --emit=milb --stats -o "$OUT/ffn.milb" "$PROG" 2>&1 | grep '^milb'
+ls -l "$OUT"/ffn.milb "$OUT"/ffn.weights.bin 2>/dev/null || ls -l "$OUT"
+echo "== the same binary run by mil-run and by examples/embed (an app linking only the runtime)"
+"$RUN" --random-inputs 1 --summary -o "$OUT/bin" "$OUT/ffn.milb"
+mkdir -p "$OUT/emb"
+"$BUILD/examples/embed" "$OUT/ffn.milb" "$OUT/emb" x="$OUT/bin/y.npy"
