@@ -6,6 +6,8 @@
 #define K(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, NULL}
 #define KS(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, fam##_scratch}
 
+KDECLS(k_lstm) KDECLS(k_gru) KDECLS(k_rnn) /* k_rnn.c */
+
 const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     /* element-wise binary, comparisons, logical */
     K(ADD, k_binary), K(SUB, k_binary), K(MUL, k_binary), K(REAL_DIV, k_binary),
@@ -40,6 +42,8 @@ const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     /* linear algebra, convolution, pooling */
     KS(MATMUL, k_matmul), KS(LINEAR, k_linear), KS(CONV, k_conv), KS(CONV_TRANSPOSE, k_conv_t),
     K(AVG_POOL, k_pool), K(MAX_POOL, k_pool),
+    /* recurrent (k_rnn.c) */
+    KS(LSTM, k_lstm), KS(GRU, k_gru), KS(RNN, k_rnn),
     /* shape and data movement */
     K(RESHAPE, k_reshape), K(TRANSPOSE, k_transpose), K(EXPAND_DIMS, k_expand_dims), K(SQUEEZE, k_squeeze),
     K(CONCAT, k_concat), K(STACK, k_stack), K(SPLIT, k_split), K(SLICE_BY_SIZE, k_slice_size),
