@@ -69,7 +69,7 @@ static void check_io(Leg *l, MilLoc loc, const char *kind, const MilValue *v) {
     if (t->dtype != MIL_DT_FP16 || t->rank != 4 || t->dims[0] != 1 || t->dims[2] != 1) {
         char ty[160];
         ty_fmt(t, ty, sizeof ty);
-        char msg[600];
+        char msg[448];
         snprintf(msg, sizeof msg, "%s is %s; ANE I/O should be fp16 [1, C, 1, S]", what, ty);
         report(l, loc, "%s", msg, 0, 0);
         return;

@@ -6,7 +6,11 @@
  *   matmul(W: [OC, IC], y: [.., IC, S]) (channel-first) -> conv(cf(y), W[OC, IC, 1, 1])
  *
  * Layout propagation: cf(v) is v in channel-first [1, C, 1, N] form.  It is
- * memoised per value (MilValue.aux, cleared at the start), and the result of
+ * memoised per value and per source layout (MilValue.aux points to a Memo
+ * with one slot per layout; cleared at the start).  The layout is part of the
+ * key: for a square value ([1, S, D] with S == D) the channels-last form
+ * (a transpose) and the channels-first form (a reshape) have the same type
+ * but different contents.  The result of
  * every conv converted back to the original layout remembers its
  * channel-first source, so a chain of linear layers (and the element-wise
  * ops between them: activations, gates, residual adds, scalings) runs in
@@ -30,9 +34,43 @@ static bool leading_ones(const MilType *t, int keep) {
     return true;
 }
 
-/* The memoised channel-first form of v (aux), if it fits layout l. */
+/* The memo of a value: its channel-first form built from each layout. */
+typedef struct Memo {
+    MilValue *cf[2];   /* indexed by Layout */
+} Memo;
+
+/* Every Memo of the current function, freed when the pass leaves it. */
+static Memo **memo_all;
+static int memo_n, memo_cap;
+
+static void memo_set(MilValue *v, Layout l, MilValue *c) {
+    Memo *m = (Memo *)v->aux;
+    if (!m) {
+        if (memo_n == memo_cap) {
+            int cap = memo_cap ? 2 * memo_cap : 64;
+            Memo **a = realloc(memo_all, sizeof *a * (size_t)cap);
+            if (!a) return;   /* no memo: the value is converted again later */
+            memo_all = a;
+            memo_cap = cap;
+        }
+        m = calloc(1, sizeof *m);
+        if (!m) return;
+        memo_all[memo_n++] = m;
+        v->aux = m;
+    }
+    m->cf[l] = c;
+}
+
+static void memo_free_all(void) {
+    for (int i = 0; i < memo_n; i++) free(memo_all[i]);
+    free(memo_all);
+    memo_all = NULL;
+    memo_n = memo_cap = 0;
+}
+
+/* The memoised channel-first form of v built from layout l, if any. */
 static MilValue *memo_l(MilValue *v, Layout l) {
-    MilValue *c = (MilValue *)v->aux;
+    MilValue *c = v->aux ? ((Memo *)v->aux)->cf[l] : NULL;
     const MilType *t = v->type;
     if (!c || !ty_known(t) || t->rank < 2) return NULL;
     int64_t ch = l == LAST ? t->dims[t->rank - 1] : t->dims[t->rank - 2];
@@ -158,17 +196,17 @@ static MilValue *get_cf(MilFunc *f, MilOp *at, MilValue *v, Layout l, int depth,
             /* v is now computed in [1, C, 1, N]; the remaining users of the
                original layout get one conversion back instead of a second
                copy of the computation (it dies when nobody needs it) */
-            v->aux = c;
+            memo_set(v, l, c);
             if (l == LAST) {
                 MilValue *back = convert_back(f, pos, c, v->type, l, v->name);
-                if (replace_value(f, v, back)) back->aux = c;
+                if (replace_value(f, v, back)) memo_set(back, l, c);
             }
         }
         if (c) return c;
     }
     if (!build) return NULL;
     MilValue *c = convert_to_cf(f, pos, v, l);
-    v->aux = c;
+    memo_set(v, l, c);
     return c;
 }
 
@@ -248,7 +286,7 @@ static bool lower(MilFunc *f, MilOp *op, MilValue *act, Layout l, MilValue *w4, 
     }
     MilValue *back = convert_back(f, op, y, rt, l, op->results[0]->name);
     if (!replace_value(f, op->results[0], back)) return false;
-    back->aux = y;
+    memo_set(back, l, y);
     return true;
 }
 
@@ -341,8 +379,10 @@ int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
             mil_dce_func(f);
             mil_layout_collapse_func(f);
         }
+        for (int k = 0; k < f->nparams; k++) f->params[k]->aux = NULL;
         for (MilOp *op = f->body.first; op; op = op->next)
             for (int r = 0; r < op->nresults; r++) op->results[r]->aux = NULL;
+        memo_free_all();
     }
     return n > 0;
 }
