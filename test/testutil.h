@@ -18,4 +18,7 @@ int tu_run(const char *cmd, char **out, char **err);
 /* A fresh temporary directory (removed by the caller with tu_rmrf). */
 char *tu_tmpdir(void);
 void tu_rmrf(const char *path);
+/* A warning on stderr.  (Criterion 2.4's cr_log_warn makes the whole run
+ * exit with status 1 even when every test passes, so tests use this.) */
+void tu_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #endif

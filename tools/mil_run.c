@@ -73,7 +73,7 @@ static void usage(FILE *f) {
 }
 
 static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "mil-run: ");
+    fprintf(stderr, "mil-run: error: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n(try mil-run --help)\n");
     return 2;
@@ -187,7 +187,7 @@ static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
     MilRtErr e;
     MilRtTensor raw;
     if (mil_rt_npy_read(file, &raw, &e)) {
-        fprintf(stderr, "mil-run: input '%s': %s\n", v->name, e.msg);
+        fprintf(stderr, "mil-run: error: input '%s': %s\n", v->name, e.msg);
         return -1;
     }
     char a[256], b[256];
@@ -195,7 +195,7 @@ static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
                 (raw.dtype == MIL_DT_FP64 && mil_rt_dtype_is_float(v->dtype)) ||
                 (mil_rt_dtype_is_int(raw.dtype) && mil_rt_dtype_is_int(v->dtype));
     if (!conv) {
-        fprintf(stderr, "mil-run: input '%s': %s holds %s data but the input is %s\n", v->name, file,
+        fprintf(stderr, "mil-run: error: input '%s': %s holds %s data but the input is %s\n", v->name, file,
                 mil_rt_dtype_name(raw.dtype), mil_rt_format_type(v->dtype, v->rank, v->dims, a, sizeof a));
         mil_rt_tensor_free(&raw);
         return -1;
@@ -204,7 +204,7 @@ static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
     for (int d = 0; shape_ok && d < v->rank; d++)
         if (v->dims[d] >= 0 && v->dims[d] != raw.dims[d]) shape_ok = false;
     if (!shape_ok) {
-        fprintf(stderr, "mil-run: input '%s': %s has shape %s but the input is %s\n", v->name, file,
+        fprintf(stderr, "mil-run: error: input '%s': %s has shape %s but the input is %s\n", v->name, file,
                 mil_rt_format_type(raw.dtype, raw.rank, raw.dims, b, sizeof b),
                 mil_rt_format_type(v->dtype, v->rank, v->dims, a, sizeof a));
         mil_rt_tensor_free(&raw);
@@ -216,7 +216,7 @@ static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
     }
     int rc = mil_rt_tensor_convert(out, v->dtype, &raw, &e);
     mil_rt_tensor_free(&raw);
-    if (rc) fprintf(stderr, "mil-run: input '%s': %s: %s\n", v->name, file, e.msg);
+    if (rc) fprintf(stderr, "mil-run: error: input '%s': %s: %s\n", v->name, file, e.msg);
     return rc;
 }
 
@@ -242,7 +242,7 @@ static int mkdirs(const char *dir) {
  * on any failure every file this call created is removed again. */
 static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char *dir) {
     if (mkdirs(dir)) {
-        fprintf(stderr, "mil-run: cannot create output directory %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "mil-run: error: cannot create output directory %s: %s\n", dir, strerror(errno));
         return -1;
     }
     int n = f->noutputs, rc = 0, written = 0, renamed = 0;
@@ -258,7 +258,7 @@ static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char
         snprintf(fin[i], len, "%s/%s.npy", dir, name);
         int fd = mkstemp(tmp[i]);
         if (fd < 0) {
-            fprintf(stderr, "mil-run: cannot create a file in %s: %s\n", dir, strerror(errno));
+            fprintf(stderr, "mil-run: error: cannot create a file in %s: %s\n", dir, strerror(errno));
             rc = -1;
             break;
         }
@@ -266,18 +266,18 @@ static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char
         written = i + 1;
         MilRtErr e;
         if (mil_rt_npy_write(tmp[i], &outs[i], &e)) {
-            fprintf(stderr, "mil-run: output '%s': %s\n", name, e.msg);
+            fprintf(stderr, "mil-run: error: output '%s': %s\n", name, e.msg);
             rc = -1;
         }
         struct stat st;
         if (rc == 0 && stat(fin[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "mil-run: cannot write %s: it is a directory\n", fin[i]);
+            fprintf(stderr, "mil-run: error: cannot write %s: it is a directory\n", fin[i]);
             rc = -1;
         }
     }
     for (; rc == 0 && renamed < n; renamed++)
         if (rename(tmp[renamed], fin[renamed]) != 0) {
-            fprintf(stderr, "mil-run: cannot write %s: %s\n", fin[renamed], strerror(errno));
+            fprintf(stderr, "mil-run: error: cannot write %s: %s\n", fin[renamed], strerror(errno));
             rc = -1;
             break;
         }
@@ -314,7 +314,7 @@ static void summary(const MilRtFunc *f, const MilRtTensor *outs) {
 
 static void report(const MilRtErr *e) {
     if (strstr(e->msg, "error: ")) fprintf(stderr, "%s\n", e->msg);  /* has a location */
-    else fprintf(stderr, "mil-run: %s\n", e->msg);
+    else fprintf(stderr, "mil-run: error: %s\n", e->msg);
 }
 
 static double now_ms(void) {
@@ -336,13 +336,13 @@ static MilRtProgram *load_milb_model(const char *path, const Options *o, MilRtFu
     MilRtMilbOptions mo = {.weights_dir = o->weights, .function = o->function};
     MilRtProgram *rp = mil_rt_milb_load(path, &mo, &e);
     if (!rp) {
-        fprintf(stderr, "mil-run: %s\n", e.msg);
+        fprintf(stderr, "mil-run: error: %s\n", e.msg);
         return NULL;
     }
     *f = o->function ? mil_rt_program_find_func(rp, o->function) : mil_rt_program_find_func(rp, "main");
     if (!*f && !o->function && rp->nfuncs == 1) *f = rp->funcs[0];
     if (!*f) {
-        fprintf(stderr, "mil-run: %s: %s\n", path,
+        fprintf(stderr, "mil-run: error: %s: %s\n", path,
                 o->function ? "no such function" : "several functions and none is named 'main'; choose one with --function");
         mil_rt_program_free(rp);
         return NULL;
@@ -369,12 +369,12 @@ int main(int argc, char **argv) {
     rc = 1;
     char mil_path[4096], model_dir[4096];
     if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
-        fprintf(stderr, "mil-run: %s\n", e.msg);
+        fprintf(stderr, "mil-run: error: %s\n", e.msg);
         goto done;
     }
     dev = mil_rt_device_new(o.device, &e);
     if (!dev) {
-        fprintf(stderr, "mil-run: %s\n", e.msg);
+        fprintf(stderr, "mil-run: error: %s\n", e.msg);
         rc = 2;
         goto done;
     }
@@ -387,21 +387,21 @@ int main(int argc, char **argv) {
     if (p && d.nerrors == 0) mil_verify(p, &d);
     if (!p || d.nerrors) {
         mil_diag_print(&d, stderr);
-        if (!d.nerrors) fprintf(stderr, "mil-run: %s: cannot read the program\n", mil_path);
+        if (!d.nerrors) fprintf(stderr, "mil-run: error: %s: cannot read the program\n", mil_path);
         goto done;
     }
     /* the function */
     if (o.function) {
         mf = mil_program_find_func(p, o.function);
         if (!mf) {
-            fprintf(stderr, "mil-run: %s: no function named '%s'\n", mil_path, o.function);
+            fprintf(stderr, "mil-run: error: %s: no function named '%s'\n", mil_path, o.function);
             goto done;
         }
     } else {
         mf = mil_program_find_func(p, "main");
         if (!mf && p->nfuncs == 1) mf = p->funcs[0];
         if (!mf) {
-            fprintf(stderr, "mil-run: %s: %s; choose one with --function\n", mil_path,
+            fprintf(stderr, "mil-run: error: %s: %s; choose one with --function\n", mil_path,
                     p->nfuncs ? "several functions and none is named 'main'" : "no functions");
             goto done;
         }
@@ -424,13 +424,13 @@ have_program:
         int j = 0;
         while (j < f->ninputs && strcmp(f->values[f->inputs[j]].name, o.inputs[k].name)) j++;
         if (j == f->ninputs) {
-            fprintf(stderr, "mil-run: function '%s' has no input '%s' (inputs:", f->name, o.inputs[k].name);
+            fprintf(stderr, "mil-run: error: function '%s' has no input '%s' (inputs:", f->name, o.inputs[k].name);
             for (int i = 0; i < f->ninputs; i++) fprintf(stderr, " %s", f->values[f->inputs[i]].name);
             fprintf(stderr, "%s)\n", f->ninputs ? "" : " none");
             goto done;
         }
         if (in[j].data) {
-            fprintf(stderr, "mil-run: input '%s' given twice\n", o.inputs[k].name);
+            fprintf(stderr, "mil-run: error: input '%s' given twice\n", o.inputs[k].name);
             goto done;
         }
         if (load_input(&f->values[f->inputs[j]], o.inputs[k].file, &in[j])) goto done;
@@ -440,7 +440,7 @@ have_program:
         if (in[j].data) continue;
         const MilRtValue *v = &f->values[f->inputs[j]];
         if (!o.random) {
-            fprintf(stderr, "mil-run: missing input '%s' (give -i %s=FILE.npy or --random-inputs SEED)\n",
+            fprintf(stderr, "mil-run: error: missing input '%s' (give -i %s=FILE.npy or --random-inputs SEED)\n",
                     v->name, v->name);
             goto done;
         }
@@ -450,7 +450,7 @@ have_program:
         for (int k = 0; k < v->rank; k++)
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
         if (mil_rt_tensor_alloc(&t, &e)) {
-            fprintf(stderr, "mil-run: input '%s': %s\n", v->name, e.msg);
+            fprintf(stderr, "mil-run: error: input '%s': %s\n", v->name, e.msg);
             goto done;
         }
         mil_rt_tensor_fill_random(&t, &state);

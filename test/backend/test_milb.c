@@ -58,7 +58,7 @@ static bool roundtrip(const MilProgram *p, const char *model_dir, const char *wh
     if (mil_milb_write(p, &wo, &a, &d)) {
         char msg[512] = "";
         if (d.n) mil_diag_format(&d, 0, msg, sizeof msg);
-        cr_log_warn("%s: cannot write: %s", what, msg);
+        tu_warn("%s: cannot write: %s", what, msg);
         mil_diag_free(&d);
         return false;
     }
@@ -149,7 +149,7 @@ Test(milb, roundtrip_corpus) {
     if (!dir) {
         /* tu_corpus_dir() has printed the loud warning; the project's own
          * programs are covered by roundtrip_test_programs. */
-        cr_log_warn("real corpus ABSENT: corpus round trips check nothing (set MILC_CORPUS_DIR)");
+        tu_warn("real corpus ABSENT: corpus round trips check nothing (set MILC_CORPUS_DIR)");
         return;
     }
     int ok = 0, total = 0;

@@ -115,7 +115,7 @@ static void fuzz_files(char **files, int nfiles, int total, unsigned long long s
 Test(fuzz, corpus_mutations, .timeout = 300) {
     const char *dir = tu_corpus_dir();
     if (!dir) {
-        cr_log_warn("real corpus ABSENT: mutating only the frontend's own files");
+        tu_warn("real corpus ABSENT: mutating only the frontend's own files");
         return;
     }
     int n;

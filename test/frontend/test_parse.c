@@ -55,7 +55,7 @@ static void check_verifies(const MilProgram *p, const char *path) {
 Test(corpus, parses_verifies_and_round_trips, .timeout = 120) {
     const char *dir = tu_corpus_dir();
     if (!dir) {
-        cr_log_warn("real corpus ABSENT: corpus round-trip checks nothing (set MILC_CORPUS_DIR)");
+        tu_warn("real corpus ABSENT: corpus round-trip checks nothing (set MILC_CORPUS_DIR)");
         return;
     }
     int n;

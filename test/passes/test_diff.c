@@ -116,7 +116,7 @@ static void diff_model(const char *path, MilPassOptions *o, bool must_run, DiffR
         } else if (must_run) {
             cr_assert_fail("%s: does not run: %s", path, e.msg);
         } else {
-            cr_log_warn("%s: skipped (%s)", path, e.msg);
+            tu_warn("%s: skipped (%s)", path, e.msg);
         }
         for (int i = 0; i < fa->ninputs; i++) mil_rt_tensor_free(&in[i]);
         free(in);

@@ -40,7 +40,7 @@ static void parse_run_line(const char *text, MilPassOptions *o, char *storage, s
         else if (!strcmp(tok, "--strict")) o->strict = true;
         else if (!strcmp(tok, "--pack-taps")) o->pack_taps = true;
         else if (!strncmp(tok, "--taps=", 7)) o->taps = tok + 7;
-        else cr_log_warn("unknown RUN option %s", tok);
+        else tu_warn("unknown RUN option %s", tok);
     }
 }
 
@@ -135,7 +135,7 @@ static int run_file(const char *dir, const char *name) {
                 fwrite(text, 1, (size_t)(expect - text), fp);
                 fprintf(fp, "// expect:\n%s\n", g);
                 fclose(fp);
-                cr_log_warn("%s: expected IR rewritten", name);
+                tu_warn("%s: expected IR rewritten", name);
             } else {
                 cr_log_error("%s: printed IR differs\n--- expected\n%s\n--- got\n%s", name, e, g);
                 fails++;

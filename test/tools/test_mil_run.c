@@ -95,7 +95,7 @@ Test(mil_run, help_and_version) {
 
 Test(mil_run, usage_errors_exit_2) {
     cr_assert_eq(run("%s", ""), 2);
-    cr_assert(strstr(err, "mil-run: no MODEL given"), "%s", err);
+    cr_assert(strstr(err, "mil-run: error: no MODEL given"), "%s", err);
     cr_assert_eq(run("--bogus %s", cli("basic.mil")), 2);
     cr_assert(strstr(err, "unknown option '--bogus'"), "%s", err);
     cr_assert_eq(run("-i x %s", cli("basic.mil")), 2);
@@ -153,11 +153,11 @@ Test(mil_run, input_errors_exit_1) {
     basic_inputs();
     const char *m = cli("basic.mil");
     cr_assert_eq(run("-i x=%s %s", tp("x.npy"), m), 1);
-    cr_assert_str_eq(err, "mil-run: missing input 'k' (give -i k=FILE.npy or --random-inputs SEED)\n");
+    cr_assert_str_eq(err, "mil-run: error: missing input 'k' (give -i k=FILE.npy or --random-inputs SEED)\n");
     cr_assert_eq(run("-i x=%s -i k=%s -i w=%s %s", tp("x.npy"), tp("k.npy"), tp("x.npy"), m), 1);
-    cr_assert_str_eq(err, "mil-run: function 'main' has no input 'w' (inputs: k x)\n");
+    cr_assert_str_eq(err, "mil-run: error: function 'main' has no input 'w' (inputs: k x)\n");
     cr_assert_eq(run("-i x=%s -i k=%s -i x=%s %s", tp("x.npy"), tp("k.npy"), tp("x.npy"), m), 1);
-    cr_assert_str_eq(err, "mil-run: input 'x' given twice\n");
+    cr_assert_str_eq(err, "mil-run: error: input 'x' given twice\n");
     npy("x3.npy", MIL_DT_FP32, 1, d3, x8);
     cr_assert_eq(run("-i x=%s -i k=%s %s", tp("x3.npy"), tp("k.npy"), m), 1);
     cr_assert(strstr(err, "has shape fp32 [3] but the input is fp32 [?, 4]"), "%s", err);
