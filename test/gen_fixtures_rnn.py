@@ -268,7 +268,145 @@ def gen_rnn():
                          activation=nl)
 
 
-GENS = [gen_lstm, gen_gru, gen_rnn]
+# ------------------------------------------------------------------- einsum
+
+def gen_einsum():
+    specs = [
+        ("nchw,nwhu->nchu", [(2, 3, 4, 5), (2, 5, 4, 3)]),
+        ("abc,cd->abd", [(2, 3, 4), (4, 5)]),
+        ("ij,jk", [(3, 4), (4, 2)]),             # implicit output "ik"
+        ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)]),
+        ("i,j->ij", [(3,), (4,)]),                # outer product
+        ("ij->ji", [(3, 4)]),                     # transpose
+        ("ii->", [(4, 4)]),                       # trace
+        ("ii->i", [(3, 3)]),                      # diagonal
+        ("abc->b", [(2, 3, 4)]),                  # reduction
+        ("ij,ij->", [(3, 4), (3, 4)]),            # full contraction
+        ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ]
+    for idx, (eq, shapes) in enumerate(specs):
+        for dt, tag in ((f32, "f32"), (f16, "f16")):
+            vals = [rnd(sh, dt, -2, 2) for sh in shapes]
+            ref = torch.einsum(eq, *[t64(v) for v in vals]).numpy()
+            case("einsum", f"einsum_{idx}_{tag}", np.asarray(ref).astype(dt), equation=eq, values=vals)
+
+
+# -------------------------------------------------------- upsample_bilinear
+
+def np_grid(n_in, n_out, ac, hp):
+    i = np.arange(n_out, dtype=np.float64)
+    if ac:
+        g = i * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros(n_out)
+    elif hp:
+        g = (i + 0.5) * n_in / n_out - 0.5
+    else:
+        g = i * n_in / n_out
+    return np.clip(g, 0, n_in - 1)
+
+
+def np_bilinear(x, ho, wo, ac, hp):
+    x = d(x)
+    H, W = x.shape[-2:]
+    gy, gx = np_grid(H, ho, ac, hp), np_grid(W, wo, ac, hp)
+    y0 = np.floor(gy).astype(int); y1 = np.minimum(y0 + 1, H - 1); fy = gy - y0
+    x0 = np.floor(gx).astype(int); x1 = np.minimum(x0 + 1, W - 1); fx = gx - x0
+    top = x[..., y0, :][..., x0] * (1 - fx) + x[..., y0, :][..., x1] * fx
+    bot = x[..., y1, :][..., x0] * (1 - fx) + x[..., y1, :][..., x1] * fx
+    return top * (1 - fy[:, None]) + bot * fy[:, None]
+
+
+def gen_upsample_bilinear():
+    cases = [((1, 2, 3, 4), 2.0, 2.0), ((2, 3, 5, 3), 1.5, 2.5), ((3, 4, 4), 3.0, 1.0), ((1, 1, 4, 6), 0.5, 0.75)]
+    for idx, (shape, sh, sw) in enumerate(cases):
+        for dt, tag in ((f32, "f32"), (f16, "f16")):
+            for ac, hp, mode in ((False, None, "default"), (True, None, "ac"), (False, True, "hp"),
+                                 (False, False, "asym")):
+                x = rnd(shape, dt, -2, 2)
+                ho, wo = int(np.floor(shape[-2] * sh)), int(np.floor(shape[-1] * sw))
+                ref = np_bilinear(x, ho, wo, ac, (not ac) if hp is None else hp)
+                if mode in ("default", "hp", "ac"):
+                    xt = t64(x) if len(shape) == 4 else t64(x)[None]
+                    tr = F.interpolate(xt, size=(ho, wo), mode="bilinear", align_corners=ac).numpy()
+                    tr = tr if len(shape) == 4 else tr[0]
+                    assert np.allclose(tr, ref, atol=1e-12), (shape, mode)
+                args = dict(x=x, scale_factor_height=np.array(sh, dtype=f32),
+                            scale_factor_width=np.array(sw, dtype=f32))
+                if mode != "default":
+                    args["align_corners"] = np.array(ac)
+                if hp is not None:
+                    args["half_pixel_centers"] = np.array(hp)
+                case("upsample_bilinear", f"upbil_{idx}_{mode}_{tag}", ref.astype(dt), **args)
+    # integer scale factors
+    x = rnd((1, 2, 2, 3))
+    case("upsample_bilinear", "upbil_int_scale", np_bilinear(x, 6, 6, False, True).astype(f32), x=x,
+         scale_factor_height=np.array(3, dtype=i32), scale_factor_width=np.array(2, dtype=i32))
+
+
+# ------------------------------------------------------------------ l2_pool
+
+def np_l2_pool(x, k, s, pb, pa, out):
+    x = d(x)
+    S = len(k)
+    res = np.zeros(x.shape[:2] + tuple(out))
+    for o in np.ndindex(*out):
+        sl = []
+        for a in range(S):
+            st = o[a] * s[a] - pb[a]
+            sl.append(slice(max(st, 0), min(st + k[a], x.shape[2 + a])))
+        res[(slice(None), slice(None)) + tuple(o)] = np.sqrt((x[(slice(None), slice(None)) + tuple(sl)] ** 2)
+                                                             .reshape(x.shape[0], x.shape[1], -1).sum(-1))
+    return res
+
+
+def gen_l2_pool():
+    for dt, tag in ((f32, "f32"), (f16, "f16")):
+        # valid, 2-D, checked against torch lp_pool2d
+        x = rnd((2, 3, 6, 7), dt, -2, 2)
+        ref = np_l2_pool(x, [2, 3], [2, 2], [0, 0], [0, 0], [3, 3])
+        tr = F.lp_pool2d(t64(x), 2, (2, 3), stride=(2, 2)).numpy()
+        assert np.allclose(tr, ref, atol=1e-12)
+        case("l2_pool", f"l2_valid2d_{tag}", ref.astype(dt), x=x, kernel_sizes=np.array([2, 3], dtype=i32),
+             strides=np.array([2, 2], dtype=i32), pad_type="valid")
+        # 1-D, checked against lp_pool1d
+        x = rnd((1, 2, 9), dt, -2, 2)
+        ref = np_l2_pool(x, [3], [3], [0], [0], [3])
+        assert np.allclose(F.lp_pool1d(t64(x), 2, 3, stride=3).numpy(), ref, atol=1e-12)
+        case("l2_pool", f"l2_valid1d_{tag}", ref.astype(dt), x=x, kernel_sizes=np.array([3], dtype=i32),
+             strides=np.array([3], dtype=i32), pad_type="valid")
+        # same padding (total 2 on H: 1 before, 1 after; W: 7 -> ceil(7/2)=4, total 1: 0 before, 1 after)
+        x = rnd((1, 2, 5, 7), dt, -2, 2)
+        ref = np_l2_pool(x, [3, 2], [1, 2], [1, 0], [1, 1], [5, 4])
+        case("l2_pool", f"l2_same_{tag}", ref.astype(dt), x=x, kernel_sizes=np.array([3, 2], dtype=i32),
+             strides=np.array([1, 2], dtype=i32), pad_type="same")
+        # custom padding + ceil_mode: H 5 + 1, k 2, s 2 -> 3; W 6, k 3, s 2 -> 3 (2 without ceil_mode)
+        x = rnd((2, 1, 5, 6), dt, -2, 2)
+        ref = np_l2_pool(x, [2, 3], [2, 2], [1, 0], [0, 0], [3, 3])
+        case("l2_pool", f"l2_custom_ceil_{tag}", ref.astype(dt), x=x, kernel_sizes=np.array([2, 3], dtype=i32),
+             strides=np.array([2, 2], dtype=i32), pad_type="custom", pad=np.array([1, 0, 0, 0], dtype=i32),
+             ceil_mode=np.array(True))
+    # 3-D valid
+    x = rnd((1, 2, 4, 4, 4))
+    case("l2_pool", "l2_valid3d_f32", np_l2_pool(x, [2, 2, 2], [2, 2, 2], [0] * 3, [0] * 3, [2, 2, 2]).astype(f32),
+         x=x, kernel_sizes=np.array([2, 2, 2], dtype=i32), strides=np.array([2, 2, 2], dtype=i32), pad_type="valid")
+
+
+# ---------------------------------------------------------- sliding_windows
+
+def gen_sliding_windows():
+    cases = [((10,), 0, 3, 1), ((2, 9, 3), 1, 4, 2), ((4, 5, 6), -1, 2, 3), ((7, 2), 0, 7, 1), ((3, 8), 1, 3, 5)]
+    for idx, (shape, axis, size, stride) in enumerate(cases):
+        for dt, tag in ((f32, "f32"), (f16, "f16"), (i32, "i32")):
+            x = (rnd(shape, f32, -10, 10)).astype(dt)
+            ax = axis % len(shape)
+            ref = torch.from_numpy(x.astype(np.float64)).unfold(ax, size, stride)  # windows at ax, size last
+            ref = torch.movedim(ref, -1, ax + 1).numpy().astype(dt)
+            args = dict(x=x, axis=np.array(axis, dtype=i32), size=np.array(size, dtype=i32))
+            if stride != 1 or idx % 2:
+                args["stride"] = np.array(stride, dtype=i32)
+            case("sliding_windows", f"sw_{idx}_{tag}", ref, **args)
+
+
+GENS = [gen_lstm, gen_gru, gen_rnn, gen_einsum, gen_upsample_bilinear, gen_l2_pool, gen_sliding_windows]
 
 
 def main():

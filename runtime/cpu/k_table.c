@@ -7,6 +7,7 @@
 #define KS(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, fam##_scratch}
 
 KDECLS(k_lstm) KDECLS(k_gru) KDECLS(k_rnn) /* k_rnn.c */
+KDECLS(k_einsum) KDECL(k_upsample_bilinear) KDECL(k_l2_pool) KDECL(k_sliding_windows) /* k_extra.c */
 
 const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     /* element-wise binary, comparisons, logical */
@@ -44,6 +45,9 @@ const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     K(AVG_POOL, k_pool), K(MAX_POOL, k_pool),
     /* recurrent (k_rnn.c) */
     KS(LSTM, k_lstm), KS(GRU, k_gru), KS(RNN, k_rnn),
+    /* k_extra.c */
+    KS(EINSUM, k_einsum), K(L2_POOL, k_l2_pool), K(UPSAMPLE_BILINEAR, k_upsample_bilinear),
+    K(SLIDING_WINDOWS, k_sliding_windows),
     /* shape and data movement */
     K(RESHAPE, k_reshape), K(TRANSPOSE, k_transpose), K(EXPAND_DIMS, k_expand_dims), K(SQUEEZE, k_squeeze),
     K(CONCAT, k_concat), K(STACK, k_stack), K(SPLIT, k_split), K(SLICE_BY_SIZE, k_slice_size),

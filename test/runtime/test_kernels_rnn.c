@@ -280,3 +280,61 @@ Test(rnn_kernels, e2e_parakeet_decoder) {
     tu_rmrf(tmp);
     free(tmp);
 }
+
+/* ------------------------------------------------------------------ k_extra.c */
+
+Test(extra_kernels, einsum) { cr_expect_geq(run_op_cases("einsum"), 22); }
+Test(extra_kernels, upsample_bilinear) { cr_expect_geq(run_op_cases("upsample_bilinear"), 33); }
+Test(extra_kernels, l2_pool) { cr_expect_geq(run_op_cases("l2_pool"), 9); }
+Test(extra_kernels, sliding_windows) { cr_expect_geq(run_op_cases("sliding_windows"), 15); }
+
+Test(extra_kernels, checks_can_fail) {
+    cr_expect(perturbed_case_fails(MIL_OP_EINSUM, "../fixtures_rnn/einsum_0_f32", 1e-3f));
+    cr_expect(perturbed_case_fails(MIL_OP_UPSAMPLE_BILINEAR, "../fixtures_rnn/upbil_1_hp_f32", 1e-3f));
+    cr_expect(perturbed_case_fails(MIL_OP_L2_POOL, "../fixtures_rnn/l2_same_f32", 1e-3f));
+    cr_expect(perturbed_case_fails(MIL_OP_SLIDING_WINDOWS, "../fixtures_rnn/sw_1_f32", 1e-3f));
+}
+
+static int einsum_shape_err(const char *eq, int n, KT *t) {
+    float v[12] = {0};
+    kt_init(t, MIL_OP_EINSUM, 1);
+    kt_str(t, "equation", eq);
+    for (int i = 0; i < n; i++)
+        kt_bind(t, kt_slot(t, "values"), kt_tensor(t, MIL_DT_FP32, 2, (int64_t[]){3, 4}, v));
+    return kt_shape(t);
+}
+
+Test(extra_kernels, negative) {
+    KT t;
+    static const struct { const char *eq; int n; const char *needle; } bad[] = {
+        {"...ij,jk->ik", 2, "ellipsis"}, {"ij,jk->ik", 2, "sizes"}, {"ij->k", 1, "does not appear"},
+        {"ijk->i", 1, "rank"}, {"ij,ij,ij", 2, "terms"}, {"ij->ii", 1, "repeated"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_eq(einsum_shape_err(bad[i].eq, bad[i].n, &t), MIL_K_ERROR, "%s", bad[i].eq);
+        cr_expect(strstr(t.err, bad[i].needle) != NULL, "%s: %s", bad[i].eq, t.err);
+        kt_free(&t);
+    }
+    float x[12] = {0};
+    kt_init(&t, MIL_OP_SLIDING_WINDOWS, 1);
+    kt_bind(&t, kt_slot(&t, "x"), kt_tensor(&t, MIL_DT_FP32, 2, (int64_t[]){3, 4}, x));
+    kt_i32(&t, "axis", 1);
+    kt_i32(&t, "size", 5);
+    cr_expect_eq(kt_shape(&t), MIL_K_ERROR);
+    cr_expect(strstr(t.err, "larger than the axis") != NULL, "%s", t.err);
+    kt_free(&t);
+
+    kt_init(&t, MIL_OP_UPSAMPLE_BILINEAR, 1);
+    kt_bind(&t, kt_slot(&t, "x"), kt_tensor(&t, MIL_DT_FP32, 2, (int64_t[]){3, 4}, x));
+    cr_expect_eq(kt_shape(&t), MIL_K_ERROR);
+    cr_expect(strstr(t.err, "rank") != NULL, "%s", t.err);
+    kt_free(&t);
+
+    kt_init(&t, MIL_OP_L2_POOL, 1);
+    kt_bind(&t, kt_slot(&t, "x"), kt_tensor(&t, MIL_DT_FP32, 3, (int64_t[]){1, 3, 4}, x));
+    kt_i32v(&t, "kernel_sizes", 1, (int32_t[]){5});
+    kt_str(&t, "pad_type", "valid");
+    cr_expect_eq(kt_shape(&t), MIL_K_ERROR);
+    cr_expect(strstr(t.err, "no valid output") != NULL, "%s", t.err);
+    kt_free(&t);
+}
