@@ -338,3 +338,47 @@ Test(extra_kernels, negative) {
     cr_expect(strstr(t.err, "no valid output") != NULL, "%s", t.err);
     kt_free(&t);
 }
+
+/* Every new op lowers and runs through mil-run (verifier, shape inference, planner). */
+static const char *ops_prog =
+    "program(1.0)\n"
+    "[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{\"coremlc-version\", \"3500.32.1\"}})]\n"
+    "{\n"
+    "    func main<ios17>(tensor<fp32, [2, 3, 4, 5]> a, tensor<fp32, [2, 5, 4, 3]> b, tensor<fp32, [4, 2, 3]> s) {\n"
+    "            tensor<string, []> eq = const()[name = tensor<string, []>(\"eq\"), val = tensor<string, []>(\"nchw,nwhu->nchu\")];\n"
+    "            tensor<fp32, [2, 3, 4, 3]> e = einsum(equation = eq, values = (a, b))[name = tensor<string, []>(\"e\")];\n"
+    "            tensor<fp32, []> sh = const()[name = tensor<string, []>(\"sh\"), val = tensor<fp32, []>(2.0)];\n"
+    "            tensor<bool, []> ac = const()[name = tensor<string, []>(\"ac\"), val = tensor<bool, []>(false)];\n"
+    "            tensor<fp32, [2, 3, 8, 6]> u = upsample_bilinear(x = e, scale_factor_height = sh, scale_factor_width = sh, align_corners = ac)[name = tensor<string, []>(\"u\")];\n"
+    "            tensor<int32, [2]> ks = const()[name = tensor<string, []>(\"ks\"), val = tensor<int32, [2]>([2, 2])];\n"
+    "            tensor<string, []> pt = const()[name = tensor<string, []>(\"pt\"), val = tensor<string, []>(\"valid\")];\n"
+    "            tensor<fp32, [2, 3, 4, 3]> l = l2_pool(x = u, kernel_sizes = ks, strides = ks, pad_type = pt)[name = tensor<string, []>(\"l\")];\n"
+    "            tensor<int32, []> ax = const()[name = tensor<string, []>(\"ax\"), val = tensor<int32, []>(2)];\n"
+    "            tensor<int32, []> sz = const()[name = tensor<string, []>(\"sz\"), val = tensor<int32, []>(2)];\n"
+    "            tensor<fp32, [2, 3, 3, 2, 3]> w = sliding_windows(x = l, axis = ax, size = sz)[name = tensor<string, []>(\"w\")];\n"
+    "            tensor<fp32, [2, 3]> h0 = const()[name = tensor<string, []>(\"h0\"), val = tensor<fp32, [2, 3]>([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])];\n"
+    "            tensor<fp32, [9, 3]> wi = const()[name = tensor<string, []>(\"wi\"), val = tensor<fp32, [9, 3]>([[0.1, 0.2, 0.0], [0.1, 0.2, 0.1], [0.1, 0.2, 0.2], [0.1, 0.2, 0.3], [0.1, 0.2, 0.4], [0.1, 0.2, 0.5], [0.1, 0.2, 0.6], [0.1, 0.2, 0.7], [0.1, 0.2, 0.8]])];\n"
+    "            tensor<bool, []> sq = const()[name = tensor<string, []>(\"sq\"), val = tensor<bool, []>(true)];\n"
+    "            tensor<fp32, [4, 2, 3]> g0, tensor<fp32, [2, 3]> g1 = gru(x = s, initial_h = h0, weight_ih = wi, weight_hh = wi, output_sequence = sq)[name = tensor<string, []>(\"g\")];\n"
+    "            tensor<fp32, [3, 3]> w3 = const()[name = tensor<string, []>(\"w3\"), val = tensor<fp32, [3, 3]>([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]])];\n"
+    "            tensor<fp32, [1, 2, 3]> r0, tensor<fp32, [2, 3]> r1 = rnn(x = s, initial_h = h0, weight_ih = w3, weight_hh = w3)[name = tensor<string, []>(\"r\")];\n"
+    "        } -> (w, g0, g1, r0);\n"
+    "}\n";
+
+Test(extra_kernels, e2e_mil_run_all_new_ops) {
+    char *tmp = tu_tmpdir(), path[1024], cmd[2048];
+    snprintf(path, sizeof path, "%s/p.mil", tmp);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(ops_prog, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --random-inputs 1 --summary %s", tu_tool("mil-run"), path);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s", err ? err : "");
+    cr_expect(out && strstr(out, "w: fp32 [2, 3, 3, 2, 3]") && strstr(out, "g0: fp32 [4, 2, 3]") &&
+              strstr(out, "g1: fp32 [2, 3]") && strstr(out, "r0: fp32 [1, 2, 3]"), "%s", out ? out : "");
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
