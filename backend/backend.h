@@ -80,6 +80,9 @@ typedef struct MilbWriteOptions {
                                   weight file; 0 = MILB_INLINE_MAX_DEFAULT */
     bool keep_unreadable_weights; /* a BLOBFILE whose file cannot be read stays a
                                   reference to it (no hash) instead of an error */
+    bool strip;                /* drop value and op names (all but function inputs
+                                  and outputs) and the DEBUG section (milc --strip) */
+    bool no_debug;             /* drop only the DEBUG section (milc --no-debug) */
 } MilbWriteOptions;
 
 typedef struct MilbStats {
@@ -89,6 +92,7 @@ typedef struct MilbStats {
     int nfuncs, nops, nstrings, ntypes, nconsts, nweights, nblobs;
     size_t weight_bytes;       /* size of the weight file (0 = none) */
     uint64_t content_hash;
+    bool stripped;
 } MilbStats;
 
 typedef struct MilbOutput {

@@ -76,6 +76,9 @@ MilProgram *mil_milb_disassemble(const void *buf, size_t len, const char *file, 
         }
         ok = ok && C[i];
     }
+    /* DEBUG: ops get their source locations back (so writing the disassembly
+     * again gives the same bytes) */
+    const char *dfile = ok && v.debug_file ? mil_strdup(p, v.debug_file) : NULL;
     if (ok) {
         p->trailing_newline = v.prog_flags & MILB_PF_TRAILING_NEWLINE;
         for (int i = 0; i < v.nattrs; i++) mil_program_set_attr(p, S[v.attrs[i].name], C[v.attrs[i].cst]);
@@ -96,6 +99,7 @@ MilProgram *mil_milb_disassemble(const void *buf, size_t len, const char *file, 
             const MilbOpRow *row = milb_op_row(o->kind);
             MilOp *op = mil_op_new(f, o->kind, o->kind == MIL_OP_UNKNOWN ? S[o->opname] : NULL);
             if (!op) { ok = false; break; }
+            if (dfile && o->line > 0) op->loc = (MilLoc){dfile, o->line, o->col};
             if (o->opset >= 0) op->opset = mil_strdup(p, S[o->opset]);
             for (int j = 0; ok && j < o->nargs; j++) {
                 const MilbArg *a = &o->args[j];
@@ -115,7 +119,9 @@ MilProgram *mil_milb_disassemble(const void *buf, size_t len, const char *file, 
             if (o->name >= 0) mil_op_set_attr(op, "name", mil_const_string(p, S[o->name]));
             for (int j = 0; j < o->nattrs; j++) mil_op_set_attr(op, S[o->attrs[j].name], C[o->attrs[j].cst]);
             for (int j = 0; ok && j < o->nresults; j++) {
-                MilValue *r = mil_op_add_result(op, T[o->res_types[j]], S[o->res_names[j]]);
+                char anon[64];
+                if (o->anon) milb_anon_name(S, v.nstrings, o->first_result + j, anon, sizeof anon);
+                MilValue *r = mil_op_add_result(op, T[o->res_types[j]], o->anon ? anon : S[o->res_names[j]]);
                 V[o->first_result + j] = r;
                 ok = r != NULL;
             }

@@ -130,6 +130,19 @@ typedef struct W {
     Blob *blobs;
     int nblobs, capblobs;
     int *vnum;               /* MilValue.id -> value number */
+    bool *isout;             /* MilValue.id -> a function output */
+    /* weight files and references (WEIGHTS is assembled at the end) */
+    struct WFile { int path; bool hashed; } *wfiles;
+    int nwfiles;
+    struct WRef { int file; uint64_t off; bool hashed; } *wrefs;
+    int capwrefs;
+    /* ops (CODE is assembled at the end: palette, default flags, ops) */
+    struct WOp { int pal; uint8_t flags; size_t off, len; int line, col; } *ops;
+    int capops;
+    uint64_t pal[256 + MIL_OP_COUNT];
+    int npal;
+    Buf tails;
+    const char *debug_file;
 } W;
 
 static void werr(W *w, MilLoc loc, const char *fmt, const char *a, const char *b) {
@@ -149,17 +162,19 @@ static int intern_str(W *w, const char *s) {
     return i;
 }
 
+/* Types are deduplicated by their encoded bytes (identical descriptors are
+ * shared whatever the IR objects). */
 static int intern_type(W *w, const MilType *t) {
     if (!t) return -1;
-    uint64_t h = XXH3_64bits(&t, sizeof t);
-    int i = map_find(&w->types, &t, sizeof t, h);
-    if (i >= 0) return i;
     Buf e = {0};
     switch (t->kind) {
     case MIL_TY_TENSOR:
-        put_u8(&e, MILB_TY_TENSOR);
+        if (t->rank > MILB_MAX_TYPE_RANK) {
+            mil_error(w->d, (MilLoc){0}, "rank %d is above the .milb limit of %d", t->rank, MILB_MAX_TYPE_RANK);
+            return -1;
+        }
+        put_u8(&e, (uint8_t)(MILB_TY_TENSOR | t->rank << 4));
         put_var(&e, (uint64_t)milb_dtype_code(t->dtype));
-        put_var(&e, (uint64_t)t->rank);
         for (int k = 0; k < t->rank; k++) put_var(&e, t->dims[k] < 0 ? 0 : (uint64_t)t->dims[k] + 1);
         break;
     case MIL_TY_LIST: {
@@ -193,11 +208,15 @@ static int intern_type(W *w, const MilType *t) {
         break;
     }
     }
-    put_bytes(&w->sec[MILB_SEC_TYPES], e.p, e.n);
     if (e.oom) w->sec[MILB_SEC_TYPES].oom = true;
+    uint64_t h = XXH3_64bits(e.p, e.n);
+    int i = map_find(&w->types, e.p, e.n, h);
+    if (i < 0) {
+        put_bytes(&w->sec[MILB_SEC_TYPES], e.p, e.n);
+        i = w->ntypes++;
+        if (map_add(&w->types, e.p, e.n, h, i)) w->sec[MILB_SEC_TYPES].oom = true;
+    }
     free(e.p);
-    i = w->ntypes++;
-    if (map_add(&w->types, &t, sizeof t, h, i)) w->sec[MILB_SEC_TYPES].oom = true;
     return i;
 }
 
@@ -256,11 +275,26 @@ static int intern_weight(W *w, const char *path, uint64_t off, bool has_hash, ui
     if (key.oom) return -1;
     uint64_t h = XXH3_64bits(key.p, key.n);
     int i = map_find(&w->weights, key.p, key.n, h);
+    (void)hash;   /* the per-file hash is computed over the payloads at the end */
     if (i < 0) {
         Buf *s = &w->sec[MILB_SEC_WEIGHTS];
-        put_var(s, (uint64_t)intern_str(w, path) << 1 | (has_hash ? 1 : 0));
-        put_var(s, off);
-        if (has_hash) put_u64(s, hash);
+        int ps = intern_str(w, path), f = 0;
+        while (f < w->nwfiles && w->wfiles[f].path != ps) f++;
+        if (f == w->nwfiles) {
+            struct WFile *nf = realloc(w->wfiles, sizeof *nf * (size_t)(w->nwfiles + 1));
+            if (!nf) { s->oom = true; free(key.p); return 0; }
+            w->wfiles = nf;
+            w->wfiles[w->nwfiles++] = (struct WFile){ps, true};
+        }
+        if (!has_hash) w->wfiles[f].hashed = false;
+        if (w->nweights == w->capwrefs) {
+            int nc = w->capwrefs ? w->capwrefs * 2 : 16;
+            struct WRef *nr = realloc(w->wrefs, sizeof *nr * (size_t)nc);
+            if (!nr) { s->oom = true; free(key.p); return 0; }
+            w->wrefs = nr;
+            w->capwrefs = nc;
+        }
+        w->wrefs[w->nweights] = (struct WRef){f, off, has_hash};
         i = w->nweights++;
         if (map_add(&w->weights, key.p, key.n, h, i)) s->oom = true;
     }
@@ -280,7 +314,8 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
     Buf e = {0};
     const MilType *t = c->type;
     int ti = intern_type(w, t);
-    int rc = 0;
+    int rc = ti < 0 ? -1 : 0;
+    if (rc) return -1;
     switch (c->kind) {
     case MIL_CONST_TENSOR: {
         MilDType dt = t->dtype;
@@ -301,14 +336,11 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
             uint64_t off = add_blob(w, dt, pay, size, bits < 8 ? padbits : 0);
             free(pay);
             if (!off) { rc = -1; e.oom = true; break; }
-            put_u8(&e, MILB_C_BLOB);
-            put_var(&e, (uint64_t)ti);
+            put_var(&e, (uint64_t)ti << 3 | MILB_C_BLOB);
             put_var(&e, (uint64_t)intern_weight(w, w->o->weight_path, off, true, blob_hash(w, off)));
             break;
         }
-        put_u8(&e, MILB_C_TENSOR);
-        put_var(&e, (uint64_t)ti);
-        put_var(&e, (uint64_t)n);
+        put_var(&e, (uint64_t)ti << 3 | MILB_C_TENSOR);
         int fb = milb_float_bytes(dt);
         for (int64_t i = 0; i < n; i++) {
             const uint8_t *q = (const uint8_t *)c->data + (size_t)i * es;
@@ -342,8 +374,7 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
         MilRtBlobInfo info;
         if (!bf || mil_rt_blob_info(bf, c->blob_offset, &info, &re)) {
             if (w->o->keep_unreadable_weights && c->blob_offset % 64 == 0 && c->blob_offset >= 64 && c->blob_path[0]) {
-                put_u8(&e, MILB_C_BLOB);
-                put_var(&e, (uint64_t)ti);
+                put_var(&e, (uint64_t)ti << 3 | MILB_C_BLOB);
                 put_var(&e, (uint64_t)intern_weight(w, c->blob_path, c->blob_offset, false, 0));
                 break;
             }
@@ -362,8 +393,7 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
         }
         uint64_t off = add_blob(w, t->dtype, info.data, info.size, info.padding_bits);
         if (!off) { rc = -1; e.oom = true; break; }
-        put_u8(&e, MILB_C_BLOB);
-        put_var(&e, (uint64_t)ti);
+        put_var(&e, (uint64_t)ti << 3 | MILB_C_BLOB);
         put_var(&e, (uint64_t)intern_weight(w, w->o->weight_path, off, true, blob_hash(w, off)));
         break;
     }
@@ -374,8 +404,8 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
             if ((ids[i] = intern_const(w, c->items[i], loc, false)) < 0) rc = -1;
         if (!rc) {
             int nitems = c->nitems;
-            put_u8(&e, c->kind == MIL_CONST_LIST ? MILB_C_LIST : c->kind == MIL_CONST_TUPLE ? MILB_C_TUPLE : MILB_C_DICT);
-            put_var(&e, (uint64_t)ti);
+            put_var(&e, (uint64_t)ti << 3 |
+                            (c->kind == MIL_CONST_LIST ? MILB_C_LIST : c->kind == MIL_CONST_TUPLE ? MILB_C_TUPLE : MILB_C_DICT));
             put_var(&e, (uint64_t)nitems);
             for (int i = 0; i < nitems; i++) put_var(&e, (uint64_t)ids[i]);
         }
@@ -383,8 +413,7 @@ static int intern_const(W *w, const MilConst *c, MilLoc loc, bool top) {
         break;
     }
     case MIL_CONST_EMPTY:
-        put_u8(&e, MILB_C_EMPTY);
-        put_var(&e, (uint64_t)ti);
+        put_var(&e, (uint64_t)ti << 3 | MILB_C_EMPTY);
         break;
     }
     if (rc || e.oom) {
@@ -436,7 +465,7 @@ static int put_attrs(W *w, Buf *b, const MilAttr *attrs, int n, const MilAttr *s
     return rc;
 }
 
-static uint64_t binding(W *w, const MilBinding *bd, MilLoc loc, int *err) {
+static uint64_t binding(W *w, const MilBinding *bd, MilLoc loc, int nvals, int *err) {
     if (bd->value) {
         int id = bd->value->id;
         if (id < 0 || w->vnum[id] < 0) {
@@ -444,7 +473,7 @@ static uint64_t binding(W *w, const MilBinding *bd, MilLoc loc, int *err) {
             *err = 1;
             return 0;
         }
-        return (uint64_t)w->vnum[id] << 1;
+        return (uint64_t)(nvals - 1 - w->vnum[id]) << 1;
     }
     int k = intern_const(w, bd->cst, loc, true);
     if (k < 0) { *err = 1; return 0; }
@@ -456,9 +485,18 @@ static int cmp_arg(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
+/* Palette index of a wire code (first-use order). */
+static int palette(W *w, uint64_t wire) {
+    for (int i = 0; i < w->npal; i++)
+        if (w->pal[i] == wire) return i;
+    w->pal[w->npal] = wire;
+    return w->npal++;
+}
+
 static int encode_op(W *w, const MilOp *op, int *nvals) {
-    Buf *c = &w->sec[MILB_SEC_CODE];
+    Buf *c = &w->tails;
     Buf e = {0};
+    bool strip = w->o->strip;
     const MilOpInfo *info = mil_op_info(op->kind);
     const MilAttr *name_attr = NULL;
     for (int i = 0; i < op->nattrs; i++) {
@@ -469,31 +507,58 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
     }
     uint8_t fl = 0;
     const char *nm = name_attr ? mil_const_get_str(name_attr->val) : NULL;
+    if (strip) {
+        /* names go, except those of function outputs (the runtime binds by name) */
+        nm = NULL;
+        bool out = false;
+        for (int i = 0; i < op->nresults; i++) out |= op->results[i]->id >= 0 && w->isout[op->results[i]->id];
+        if (!out) fl |= MILB_OP_ANON;
+    }
     if (nm && op->nresults > 0 && op->results[0]->name && !strcmp(nm, op->results[0]->name)) fl |= MILB_OP_NAME0;
     else if (nm) fl |= MILB_OP_NAME;
     if (op->opset) fl |= MILB_OP_OPSET;
-    if (op->nattrs > (name_attr ? 1 : 0)) fl |= MILB_OP_ATTRS;
-    if (info) put_var(&e, info->wire);
-    else {
-        put_var(&e, 0);
-        put_var(&e, (uint64_t)intern_str(w, op->opname));
+    int nattrs = op->nattrs - (name_attr ? 1 : 0);
+    /* const ops: the `val` constant and an implicit result type */
+    int val = -1;
+    if (op->kind == MIL_OP_CONST && nattrs == 1 && op->nargs == 0 && op->nresults == 1) {
+        const MilAttr *va = NULL;
+        for (int i = 0; i < op->nattrs; i++)
+            if (&op->attrs[i] != name_attr) va = &op->attrs[i];
+        if (!strcmp(va->name, "val") && va->val && va->val->type) {
+            int k = intern_const(w, va->val, va->loc.line ? va->loc : op->loc, true);
+            if (k < 0) { free(e.p); return -1; }
+            if (intern_type(w, va->val->type) == intern_type(w, op->results[0]->type)) val = k;
+        }
     }
-    put_u8(&e, fl);
+    if (val >= 0) {
+        fl |= MILB_OP_VAL;
+        intern_str(w, "val");   /* the loader names the attribute from the string table */
+    }
+    else if (nattrs > 0) fl |= MILB_OP_ATTRS;
+    int pal = palette(w, info ? info->wire : 0);
+    if (!info) put_var(&e, (uint64_t)intern_str(w, op->opname));
     if (fl & MILB_OP_OPSET) put_var(&e, (uint64_t)intern_str(w, op->opset));
     if (fl & MILB_OP_NAME) put_var(&e, (uint64_t)intern_str(w, nm));
-    if (!info || info->nresults < 0) put_var(&e, (uint64_t)op->nresults);
+    if (val >= 0) {
+        put_var(&e, (uint64_t)val);
+        if (!(fl & MILB_OP_ANON)) put_var(&e, (uint64_t)intern_str(w, op->results[0]->name));
+    } else if (!info || info->nresults < 0) put_var(&e, (uint64_t)op->nresults);
     else if (info->nresults != op->nresults) {
         mil_error(w->d, op->loc, "op '%s' has %d results, the ops table says %d", op->opname, op->nresults,
                   info->nresults);
         free(e.p);
         return -1;
     }
-    for (int i = 0; i < op->nresults; i++) {
-        put_var(&e, (uint64_t)intern_str(w, op->results[i]->name));
-        put_var(&e, (uint64_t)intern_type(w, op->results[i]->type));
+    for (int i = 0; val < 0 && i < op->nresults; i++) {
+        if (!(fl & MILB_OP_ANON)) put_var(&e, (uint64_t)intern_str(w, op->results[i]->name));
+        int ti = intern_type(w, op->results[i]->type);
+        if (ti < 0) { free(e.p); return -1; }
+        put_var(&e, (uint64_t)ti);
     }
     int err = 0;
-    if (info) {
+    if (val >= 0) {
+        /* nothing else */
+    } else if (info) {
         /* slot mask, then the bindings of each bound slot */
         uint64_t mask = 0;
         const MilArg *by_slot[64] = {0};
@@ -520,7 +585,7 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
             const MilArg *a = by_slot[s];
             if (!a) continue;
             if (info->args[s].flags & A_VARIADIC) put_var(&e, (uint64_t)a->n << 1 | (a->variadic ? 1 : 0));
-            for (int j = 0; j < a->n && !err; j++) put_var(&e, binding(w, &a->items[j], a->loc, &err));
+            for (int j = 0; j < a->n && !err; j++) put_var(&e, binding(w, &a->items[j], a->loc, *nvals, &err));
         }
     } else {
         const MilArg **args = malloc(sizeof *args * (size_t)(op->nargs + 1));
@@ -537,7 +602,7 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
             }
             put_var(&e, (uint64_t)intern_str(w, a->name));
             put_var(&e, (uint64_t)a->n << 1 | (a->variadic ? 1 : 0));
-            for (int j = 0; j < a->n && !err; j++) put_var(&e, binding(w, &a->items[j], a->loc, &err));
+            for (int j = 0; j < a->n && !err; j++) put_var(&e, binding(w, &a->items[j], a->loc, *nvals, &err));
         }
         free(args);
     }
@@ -545,6 +610,16 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
     if (!err) {
         for (int i = 0; i < op->nresults; i++)
             if (op->results[i]->id >= 0) w->vnum[op->results[i]->id] = (*nvals)++;
+        if (w->nops == w->capops) {
+            int nc = w->capops ? w->capops * 2 : 64;
+            struct WOp *no = realloc(w->ops, sizeof *no * (size_t)nc);
+            if (!no) { c->oom = true; free(e.p); return -1; }
+            w->ops = no;
+            w->capops = nc;
+        }
+        int line = op->loc.line > 0 ? op->loc.line : 0;
+        if (line && op->loc.file && !w->debug_file) w->debug_file = op->loc.file;
+        w->ops[w->nops] = (struct WOp){pal, fl, c->n, e.n, line, line ? op->loc.col : 0};
         put_bytes(c, e.p, e.n);
         if (e.oom) c->oom = true;
     }
@@ -559,6 +634,12 @@ static int encode_func(W *w, const MilFunc *f) {
     w->vnum = malloc(sizeof *w->vnum * (size_t)(f->nvalues + 1));
     if (!w->vnum) return -1;
     for (int i = 0; i < f->nvalues; i++) w->vnum[i] = -1;
+    free(w->isout);
+    w->isout = calloc((size_t)f->nvalues + 1, sizeof *w->isout);
+    if (!w->isout) return -1;
+    for (int i = 0; i < f->body.nouts; i++)
+        if (f->body.outs[i] && f->body.outs[i]->id >= 0 && f->body.outs[i]->id < f->nvalues)
+            w->isout[f->body.outs[i]->id] = true;
     put_var(b, (uint64_t)intern_str(w, f->name));
     put_var(b, f->opset ? (uint64_t)intern_str(w, f->opset) + 1 : 0);
     if (put_attrs(w, b, f->attrs, f->nattrs, NULL, f->loc)) return -1;
@@ -566,7 +647,9 @@ static int encode_func(W *w, const MilFunc *f) {
     int nvals = 0;
     for (int i = 0; i < f->nparams; i++) {
         put_var(b, (uint64_t)intern_str(w, f->params[i]->name));
-        put_var(b, (uint64_t)intern_type(w, f->params[i]->type));
+        int ti = intern_type(w, f->params[i]->type);
+        if (ti < 0) return -1;
+        put_var(b, (uint64_t)ti);
         if (f->params[i]->id >= 0) w->vnum[f->params[i]->id] = nvals;
         nvals++;
     }
@@ -606,17 +689,84 @@ static void assemble(W *w, MilbOutput *out) {
     put_u8(&f, w->nweights ? MILB_F_WEIGHTS : 0);
     /* section payloads: counts first */
     Buf body[MILB_SEC_MAX + 1] = {{0}};
-    int counts[MILB_SEC_MAX + 1] = {0, w->nstrings, w->ntypes, w->nweights, w->nconsts, 0, 0, 0};
-    for (int id = 1; id <= MILB_SEC_MAX; id++) {
-        if (id == MILB_SEC_FUNCS || id == MILB_SEC_CODE || id == MILB_SEC_HASH) continue;
+    int counts[MILB_SEC_MAX + 1] = {0, w->nstrings, w->ntypes, 0, w->nconsts};
+    for (int id = 1; id <= MILB_SEC_CONSTS; id++) {
         if (!counts[id]) continue;
         put_var(&body[id], (uint64_t)counts[id]);
         put_bytes(&body[id], w->sec[id].p, w->sec[id].n);
     }
+    /* WEIGHTS: files with one hash over their references' payloads, then the
+     * references (offsets / 64, delta-encoded) */
+    if (w->nweights) {
+        Buf *b = &body[MILB_SEC_WEIGHTS];
+        put_var(b, (uint64_t)w->nwfiles);
+        for (int fi = 0; fi < w->nwfiles; fi++) {
+            put_var(b, (uint64_t)w->wfiles[fi].path << 1 | (w->wfiles[fi].hashed ? 1 : 0));
+            if (!w->wfiles[fi].hashed) continue;
+            XXH3_state_t *st = XXH3_createState();
+            if (!st) { b->oom = true; continue; }
+            XXH3_64bits_reset(st);
+            for (int r = 0; r < w->nweights; r++) {
+                if (w->wrefs[r].file != fi) continue;
+                for (int k = 0; k < w->nblobs; k++)
+                    if (w->blobs[k].meta_off == w->wrefs[r].off) {
+                        XXH3_64bits_update(st, w->wfile.p + w->blobs[k].meta_off + 64, (size_t)w->blobs[k].size);
+                        break;
+                    }
+            }
+            put_u64(b, XXH3_64bits_digest(st));
+            XXH3_freeState(st);
+        }
+        put_var(b, (uint64_t)w->nweights);
+        int64_t prev = 0;
+        for (int r = 0; r < w->nweights; r++) {
+            int64_t o = (int64_t)(w->wrefs[r].off / 64);
+            put_var(b, (uint64_t)w->wrefs[r].file);
+            put_var(b, milb_zigzag(o - prev));
+            prev = o;
+        }
+    }
     /* FUNCS: version, flags, program attrs, nfuncs, then the function records */
     put_bytes(&body[MILB_SEC_FUNCS], w->sec[0].p, w->sec[0].n);
     put_bytes(&body[MILB_SEC_FUNCS], w->sec[MILB_SEC_FUNCS].p, w->sec[MILB_SEC_FUNCS].n);
-    put_bytes(&body[MILB_SEC_CODE], w->sec[MILB_SEC_CODE].p, w->sec[MILB_SEC_CODE].n);
+    /* CODE: the op palette, the most common flags, then the ops */
+    {
+        Buf *b = &body[MILB_SEC_CODE];
+        int *freq = calloc((size_t)w->npal + 1, sizeof *freq * (MILB_OP_ALL + 1));
+        uint8_t def[sizeof w->pal / sizeof w->pal[0]] = {0};
+        if (!freq) b->oom = true;
+        for (int i = 0; freq && i < w->nops; i++) freq[w->ops[i].pal * (MILB_OP_ALL + 1) + w->ops[i].flags]++;
+        put_var(b, (uint64_t)w->npal);
+        for (int i = 0; freq && i < w->npal; i++) {
+            const int *fr = freq + i * (MILB_OP_ALL + 1);
+            for (int k = 1; k <= MILB_OP_ALL; k++)
+                if (fr[k] > fr[def[i]]) def[i] = (uint8_t)k;
+            put_var(b, w->pal[i]);
+            put_u8(b, def[i]);
+        }
+        free(freq);
+        for (int i = 0; i < w->nops; i++) {
+            const struct WOp *op = &w->ops[i];
+            bool ex = op->flags != def[op->pal];
+            put_var(b, (uint64_t)op->pal << 1 | ex);
+            if (ex) put_u8(b, op->flags);
+            put_bytes(b, w->tails.p + op->off, op->len);
+        }
+        if (w->tails.oom) b->oom = true;
+    }
+    /* DEBUG: source file, per op line delta and column */
+    if (w->debug_file && !w->o->strip && !w->o->no_debug) {
+        Buf *b = &body[MILB_SEC_DEBUG];
+        size_t n = strlen(w->debug_file);
+        put_var(b, n);
+        put_bytes(b, w->debug_file, n);
+        int64_t prev = 0;
+        for (int i = 0; i < w->nops; i++) {
+            put_var(b, milb_zigzag((int64_t)w->ops[i].line - prev));
+            put_var(b, (uint64_t)(w->ops[i].col > 0 ? w->ops[i].col : 0));
+            prev = w->ops[i].line;
+        }
+    }
     /* content hash over the other sections in file order */
     Buf all = {0};
     for (int id = 1; id < MILB_SEC_HASH; id++) put_bytes(&all, body[id].p, body[id].n);
@@ -668,7 +818,7 @@ int mil_milb_write(const MilProgram *p, const MilbWriteOptions *opt, MilbOutput 
         if (encode_func(&w, p->funcs[i])) rc = -1;
     bool oom = false;
     for (int i = 0; i <= MILB_SEC_MAX; i++) oom |= w.sec[i].oom;
-    oom |= w.wfile.oom;
+    oom |= w.wfile.oom || w.tails.oom;
     if (oom) mil_error(d, (MilLoc){0}, "out of memory while writing the binary program");
     if (!rc && !oom && d->nerrors == w.errors0) {
         assemble(&w, out);
@@ -685,8 +835,14 @@ int mil_milb_write(const MilProgram *p, const MilbWriteOptions *opt, MilbOutput 
         out->stats.nops = w.nops;
         out->stats.nfuncs = p->nfuncs;
         out->stats.weight_bytes = out->weights_len;
+        out->stats.stripped = o.strip;
     }
     for (int i = 0; i <= MILB_SEC_MAX; i++) free(w.sec[i].p);
+    free(w.isout);
+    free(w.wfiles);
+    free(w.wrefs);
+    free(w.ops);
+    free(w.tails.p);
     map_free(&w.strings);
     map_free(&w.types);
     map_free(&w.consts);
@@ -778,4 +934,6 @@ void mil_milb_print_stats(const MilbStats *s, const char *path, FILE *out) {
             s->nstrings, s->ntypes, s->nconsts, s->nweights);
     fprintf(out, "milb: weights: %d blobs, %zu bytes; content hash %016llx\n", s->nblobs, s->weight_bytes,
             (unsigned long long)s->content_hash);
+    fprintf(out, "milb: names: %s; debug info: %s\n", s->stripped ? "stripped (inputs and outputs only)" : "kept",
+            s->sections[MILB_SEC_DEBUG] ? "yes" : "no");
 }

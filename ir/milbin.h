@@ -25,30 +25,37 @@
  *   end-8 8    checksum         XXH3-64 of every byte before it
  *
  * The checksum is verified right after magic and version, before any other
- * field is used.  Sections (absent = empty, except FUNCS, CODE, HASH):
+ * field is used.  Sections (absent = empty, except FUNCS, CODE, HASH; DEBUG
+ * is optional):
  *
  *   STRINGS  varint n; n x { varint len; len bytes (no NUL) }
  *   TYPES    varint n; n x type:
- *              u8 kind | layout << 4  (layout 0 = dense row-major, the only one)
+ *              u8 kind | rank << 4 (TENSOR; 0 for the other kinds).  Bit 3 is
+ *                      the layout (0 = dense row-major, the only one)
  *              TENSOR: varint dtype proto code (ir/dtypes.def, never the enum),
- *                      varint rank (<= MIL_MAX_RANK), rank x varint (dim + 1; 0 = `?`)
+ *                      rank (<= 15 here) x varint (dim + 1; 0 = `?`)
  *              LIST:   varint elem type; svarint len (-1 = `?`)
  *              DICT:   varint key type; varint value type
  *              TUPLE:  varint n; n x varint type
  *              STATE:  varint wrapped type
  *            type references point at earlier types only (no cycles)
- *   WEIGHTS  varint n; n x { varint path string << 1 | h; varint metadata
- *                           offset; [u64 XXH3-64 of the blob's payload bytes if h] }
- *            h = 0 only for references kept without their data (the writer's
- *            keep_unreadable_weights, for programs compiled without their
- *            weight files); the loader then checks dtype and size only
+ *   WEIGHTS  weight files, then references into them:
+ *            varint nfiles; nfiles x { varint path string << 1 | h;
+ *                                      [u64 hash if h] }
+ *            varint nrefs; nrefs x { varint file; svarint (offset / 64) minus the
+ *                                    previous reference's (offset / 64) }
+ *            hash = XXH3-64 of the payload bytes of every reference to that
+ *            file, concatenated in reference order (one hash per file, not per
+ *            blob).  h = 0 only for files kept without their data (the writer's
+ *            keep_unreadable_weights); the loader then checks dtype and size
  *   CONSTS   varint n; n x constant (references point at earlier constants):
- *              u8 kind; varint type
- *              TENSOR: varint count; count elements: floats raw little-endian
- *                      bits (fp16/bf16 2, fp32 4, fp64 8, fp8 1), strings a
- *                      varint string index, everything else (bool, ints,
- *                      sub-byte) an svarint
- *              BLOB:   varint weight index
+ *              varint type << 3 | kind
+ *              TENSOR: (the element count is the type's, which must be
+ *                      concrete) elements: floats raw little-endian bits
+ *                      (fp16/bf16 2, fp32 4, fp64 8, fp8 1), strings a varint
+ *                      string index, everything else (bool, ints, sub-byte) an
+ *                      svarint
+ *              BLOB:   varint weight reference
  *              LIST / TUPLE / DICT: varint n; n x varint constant (DICT: key,
  *                      value pairs, n = 2 x entries)
  *              EMPTY:  nothing
@@ -58,27 +65,48 @@
  *              varint nparams; nparams x { varint name; varint type };
  *              varint nops; varint nouts; nouts x varint value
  *            attrs = varint n; n x { varint name; varint constant }
- *   CODE     the ops of every function in order.  Values are numbered per
- *            function: parameters first, then each op's results.  One op:
- *              varint wire code (ir/ops.def; 0 = an unknown op, followed by
- *                     varint spelling string)
- *              u8 flags (MILB_OP_*)
+ *   CODE     varint npal; npal x { varint wire code; u8 default flags } (the
+ *            op palette: distinct wire codes of ir/ops.def, 0 = unknown op, in
+ *            first-use order, each with the flags most of its ops have); then
+ *            the ops of every function in order.
+ *            Values are numbered per function: parameters first, then each
+ *            op's results.  One op:
+ *              varint palette index << 1 | f; f = 1: u8 flags (MILB_OP_*)
+ *                     follows, f = 0: the op has its palette entry's flags
+ *              [varint spelling string]         for palette wire 0
  *              [varint opset string]            if MILB_OP_OPSET
  *              [varint name string]             if MILB_OP_NAME
+ *              MILB_OP_VAL (const ops only): varint constant, the `val`
+ *                  attribute; the op has one result whose type is the
+ *                  constant's type; then its name (unless MILB_OP_ANON) and
+ *                  nothing else
  *              [varint nresults]                only when ops.def says -1 (or wire 0)
- *              nresults x { varint name; varint type }
+ *              nresults x { [varint name] unless MILB_OP_ANON; varint type }
  *              ops.def ops: varint slot mask (bit s = argument slot s, the
  *                  s-th alphabetical ARG row, is bound); then for each bound
  *                  slot in order: A_VARIADIC slots varint n << 1 | variadic and
  *                  n bindings, other slots exactly one binding
  *              unknown ops: varint nargs; nargs x { varint name string;
  *                  varint n << 1 | variadic; n bindings }, sorted by name
- *              binding = varint value << 1, or constant << 1 | 1
+ *              binding = varint back-distance << 1 (the value numbered
+ *                  nvalues - 1 - distance, nvalues = the values defined so
+ *                  far), or constant << 1 | 1
  *              [attrs]                          if MILB_OP_ATTRS
  *            MILB_OP_NAME0: the op has `name = string(<first result's name>)`.
- *   HASH     u64 XXH3-64 of the bytes of all other sections in file order: the
- *            program's content hash (a compile-cache key; it covers the weight
- *            hashes, so it identifies program + weights).
+ *            MILB_OP_ANON: the results carry no names (a stripped program);
+ *            readers synthesise "v<value number>" (see milb_anon_name).
+ *   HASH     u64 XXH3-64 of the bytes of all sections before it in file order:
+ *            the program's content hash (a compile-cache key; it covers the
+ *            weight hashes, so it identifies program + weights, and not the
+ *            debug information).
+ *   DEBUG    optional (dropped by strip modes): varint len; len bytes: the
+ *            source file name; then per function in order, per op in order:
+ *            svarint line minus the previous op's line (starting at 0);
+ *            varint column.  Line 0 = unknown.
+ *
+ * Strip modes (MilbWriteOptions.strip, `milc --emit=milb --strip`): value and
+ * op names and the DEBUG section are dropped; function names, input names and
+ * the names of function outputs stay (the runtime binds by name).
  *
  * The writer is deterministic (same IR -> same bytes): strings, types and
  * constants are numbered in first-use order, constants are deduplicated by
@@ -90,12 +118,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ir/vocab.h"
 
 #define MILB_MAGIC "\x1bMLB"
-#define MILB_VERSION 0x10
+#define MILB_VERSION 0x11
 #define MILB_FORMAT 0
 #define MILB_SENTINEL "\x19\x93\r\n\x1a\n"
 #define MILB_SAMPLE_INT 0x12345678
@@ -117,11 +146,12 @@ enum {
     MILB_SEC_FUNCS = 5,
     MILB_SEC_CODE = 6,
     MILB_SEC_HASH = 7,
-    MILB_SEC_MAX = 7,
+    MILB_SEC_DEBUG = 8,
+    MILB_SEC_MAX = 8,
 };
 
 static inline const char *milb_section_name(int id) {
-    static const char *const names[] = {"header", "STRINGS", "TYPES", "WEIGHTS", "CONSTS", "FUNCS", "CODE", "HASH"};
+    static const char *const names[] = {"header", "STRINGS", "TYPES", "WEIGHTS", "CONSTS", "FUNCS", "CODE", "HASH", "DEBUG"};
     return id >= 0 && id <= MILB_SEC_MAX ? names[id] : "?";
 }
 
@@ -130,7 +160,11 @@ enum { MILB_TY_TENSOR = 0, MILB_TY_LIST = 1, MILB_TY_DICT = 2, MILB_TY_TUPLE = 3
 /* Constant kinds (== MilConstKind). */
 enum { MILB_C_TENSOR = 0, MILB_C_BLOB = 1, MILB_C_LIST = 2, MILB_C_TUPLE = 3, MILB_C_DICT = 4, MILB_C_EMPTY = 5, MILB_C_MAX = 5 };
 /* Op flags. */
-enum { MILB_OP_NAME0 = 1, MILB_OP_NAME = 2, MILB_OP_OPSET = 4, MILB_OP_ATTRS = 8, MILB_OP_ALL = 15 };
+enum {
+    MILB_OP_NAME0 = 1, MILB_OP_NAME = 2, MILB_OP_OPSET = 4, MILB_OP_ATTRS = 8, MILB_OP_ANON = 16, MILB_OP_VAL = 32,
+    MILB_OP_ALL = 63
+};
+#define MILB_MAX_TYPE_RANK 15   /* the rank nibble of a TENSOR type byte */
 
 /* Limits the loader enforces (beyond "fits in the remaining bytes"). */
 #define MILB_MAX_DIM ((int64_t)1 << 40)
@@ -346,11 +380,16 @@ typedef struct MilbConst {
     const uint32_t *items;
 } MilbConst;
 
-typedef struct MilbWeight {
+typedef struct MilbWeightFile {
     int path;                 /* string index: the BLOBFILE path as written */
-    uint64_t offset;          /* metadata offset in that file */
     bool has_hash;
-    uint64_t hash;            /* XXH3-64 of the payload */
+    uint64_t hash;            /* XXH3-64 of the payloads of its references, in order */
+} MilbWeightFile;
+
+typedef struct MilbWeight {
+    int file;                 /* MilbView.wfiles index */
+    int path;                 /* == wfiles[file].path */
+    uint64_t offset;          /* metadata offset in that file */
 } MilbWeight;
 
 typedef struct MilbAttr {
@@ -378,6 +417,8 @@ typedef struct MilbOp {
     const MilbArg *args;
     int nattrs;
     const MilbAttr *attrs;
+    bool anon;                /* results without names (MILB_OP_ANON) */
+    int line, col;            /* from DEBUG; 0 = unknown */
 } MilbOp;
 
 typedef struct MilbFunc {
@@ -407,6 +448,8 @@ typedef struct MilbView {
     const char *const *strings;
     int ntypes;
     const MilbType *types;
+    int nwfiles;
+    const MilbWeightFile *wfiles;
     int nweights;
     const MilbWeight *weights;
     int nconsts;
@@ -417,7 +460,21 @@ typedef struct MilbView {
     const MilbAttr *attrs;
     int nfuncs;
     const MilbFunc *funcs;
+    const char *debug_file;   /* DEBUG section's source file; NULL = no DEBUG section */
     void *mem_;               /* private: allocations */
 } MilbView;
+
+/* The name a reader gives value `num` of an op with MILB_OP_ANON: "v<num>",
+ * with '_' appended while it collides with one of the program's strings (so
+ * it never clashes with a kept input or output name). */
+static inline void milb_anon_name(const char *const *strings, int nstrings, int num, char *buf, size_t size) {
+    int n = snprintf(buf, size, "v%d", num);
+    for (int i = 0; i < nstrings && n > 0 && (size_t)n + 1 < size; i++)
+        if (!strcmp(strings[i], buf)) {
+            buf[n++] = '_';
+            buf[n] = 0;
+            i = -1;
+        }
+}
 
 #endif /* MILC_IR_MILBIN_H */

@@ -130,18 +130,18 @@ static int parse_types(Parser *P, MilbCursor *c) {
         MilbType *ty = &t[i];
         uint8_t kb;
         if (!milb_get_byte(c, &kb)) return bad(P, "type %lld: kind truncated", (long long)i);
-        ty->kind = kb & 15;
-        if ((kb >> 4) != 0) return bad(P, "type %lld: unknown layout %d", (long long)i, kb >> 4);
+        ty->kind = kb & 7;
+        if (kb & 8) return bad(P, "type %lld: unknown layout", (long long)i);
         if (ty->kind > MILB_TY_MAX) return bad(P, "type %lld: unknown kind %d", (long long)i, ty->kind);
+        if (ty->kind != MILB_TY_TENSOR && (kb >> 4)) return bad(P, "type %lld: rank bits on a non-tensor type", (long long)i);
         ty->elem = ty->val = -1;
         switch (ty->kind) {
         case MILB_TY_TENSOR: {
-            uint64_t code, rank;
+            uint64_t code, rank = (uint64_t)(kb >> 4);
             if (!milb_get_varint(c, &code)) return bad(P, "type %lld: dtype truncated", (long long)i);
             ty->dtype = milb_dtype_from_code(code);
             if (ty->dtype == MIL_DT_NONE)
                 return bad(P, "type %lld: unknown dtype code %llu", (long long)i, (unsigned long long)code);
-            if (!milb_get_varint(c, &rank)) return bad(P, "type %lld: rank truncated", (long long)i);
             if (rank > MIL_MAX_RANK)
                 return bad(P, "type %lld: rank %llu above the limit of %d", (long long)i, (unsigned long long)rank,
                            MIL_MAX_RANK);
@@ -198,30 +198,53 @@ static int parse_types(Parser *P, MilbCursor *c) {
 
 static int parse_weights(Parser *P, MilbCursor *c) {
     MilbView *v = P->v;
-    int64_t n = get_count(P, c, 2, "weight count");
-    if (n < 0) return -1;
-    MilbWeight *w = vmem(v, sizeof *w * (size_t)(n + 1));
-    if (!w) return bad(P, "out of memory");
-    for (int64_t i = 0; i < n; i++) {
-        int64_t s = get_index(P, c, ((uint64_t)v->nstrings) << 1, "weight path string");
-        uint64_t off;
+    int64_t nf = get_count(P, c, 1, "weight file count");
+    if (nf < 0) return -1;
+    MilbWeightFile *wf = vmem(v, sizeof *wf * (size_t)(nf + 1));
+    if (!wf) return bad(P, "out of memory");
+    for (int64_t i = 0; i < nf; i++) {
+        int64_t s = get_index(P, c, ((uint64_t)v->nstrings) << 1, "weight file path string");
         const uint8_t *h = NULL;
         if (s < 0) return -1;
         bool hh = s & 1;
         s >>= 1;
-        if (!milb_get_varint(c, &off)) return bad(P, "weight %lld: offset truncated", (long long)i);
-        if (off % 64 || off < 64 || off > ((uint64_t)1 << 56))
-            return bad(P, "weight %lld: offset %llu is not a valid blob offset", (long long)i,
-                       (unsigned long long)off);
-        if (hh && !milb_get_bytes(c, 8, &h)) return bad(P, "weight %lld: hash truncated", (long long)i);
-        if (!v->strings[s][0]) return bad(P, "weight %lld: empty path", (long long)i);
+        if (hh && !milb_get_bytes(c, 8, &h)) return bad(P, "weight file %lld: hash truncated", (long long)i);
+        if (!v->strings[s][0]) return bad(P, "weight file %lld: empty path", (long long)i);
         for (int64_t j = 0; j < i; j++)
-            if (w[j].path == s && w[j].offset == off) return bad(P, "weight %lld: duplicate reference", (long long)i);
-        w[i].path = (int)s;
-        w[i].offset = off;
-        w[i].has_hash = hh;
-        w[i].hash = hh ? milb_get_u64(h) : 0;
+            if (wf[j].path == s) return bad(P, "weight file %lld: path listed twice", (long long)i);
+        wf[i].path = (int)s;
+        wf[i].has_hash = hh;
+        wf[i].hash = hh ? milb_get_u64(h) : 0;
     }
+    int64_t n = get_count(P, c, 2, "weight reference count");
+    if (n < 0) return -1;
+    if (n == 0 || nf == 0) return bad(P, "a WEIGHTS section without references");
+    MilbWeight *w = vmem(v, sizeof *w * (size_t)(n + 1));
+    if (!w) return bad(P, "out of memory");
+    bool *used = vmem(v, (size_t)nf + 1);
+    if (!used) return bad(P, "out of memory");
+    int64_t prev = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t f = get_index(P, c, (uint64_t)nf, "weight reference file");
+        uint64_t d;
+        if (f < 0) return -1;
+        if (!milb_get_varint(c, &d)) return bad(P, "weight %lld: offset truncated", (long long)i);
+        int64_t delta = milb_unzigzag(d);
+        if (delta > ((int64_t)1 << 50) || delta < -((int64_t)1 << 50) || prev + delta < 1 || prev + delta > ((int64_t)1 << 50))
+            return bad(P, "weight %lld: offset is not a valid blob offset", (long long)i);
+        prev += delta;
+        uint64_t off = (uint64_t)prev * 64;
+        for (int64_t j = 0; j < i; j++)
+            if (w[j].file == f && w[j].offset == off) return bad(P, "weight %lld: duplicate reference", (long long)i);
+        w[i].file = (int)f;
+        w[i].path = wf[f].path;
+        w[i].offset = off;
+        used[f] = true;
+    }
+    for (int64_t i = 0; i < nf; i++)
+        if (!used[i]) return bad(P, "weight file %lld has no references", (long long)i);
+    v->nwfiles = (int)nf;
+    v->wfiles = wf;
     v->nweights = (int)n;
     v->weights = w;
     return 0;
@@ -278,18 +301,18 @@ static void store_int(void *dst, MilDType dt, int64_t i, int64_t x) {
 
 static int parse_consts(Parser *P, MilbCursor *c) {
     MilbView *v = P->v;
-    int64_t n = get_count(P, c, 2, "constant count");
+    int64_t n = get_count(P, c, 1, "constant count");
     if (n < 0) return -1;
     MilbConst *k = vmem(v, sizeof *k * (size_t)(n + 1));
     if (!k) return bad(P, "out of memory");
     for (int64_t i = 0; i < n; i++) {
         MilbConst *cs = &k[i];
-        uint8_t kind;
-        if (!milb_get_byte(c, &kind)) return bad(P, "constant %lld: kind truncated", (long long)i);
+        int64_t tkind = get_index(P, c, (uint64_t)v->ntypes << 3, "constant type");
+        if (tkind < 0) return -1;
+        int kind = (int)(tkind & 7);
+        int64_t ti = tkind >> 3;
         if (kind > MILB_C_MAX) return bad(P, "constant %lld: unknown kind %d", (long long)i, kind);
         cs->kind = kind;
-        int64_t ti = get_index(P, c, (uint64_t)v->ntypes, "constant type");
-        if (ti < 0) return -1;
         cs->type = (int)ti;
         const MilbType *ty = &v->types[ti];
         cs->weight = -1;
@@ -298,12 +321,11 @@ static int parse_consts(Parser *P, MilbCursor *c) {
             if (ty->kind != MILB_TY_TENSOR) return bad(P, "constant %lld: tensor data with a non-tensor type", (long long)i);
             MilDType dt = ty->dtype;
             int fb = milb_float_bytes(dt);
-            int64_t cnt = get_count(P, c, fb ? (size_t)fb : 1, "constant element count");
-            if (cnt < 0) return -1;
-            int64_t want = type_numel(ty);
-            if (want != cnt)
-                return bad(P, "constant %lld: %lld elements but its type holds %lld", (long long)i,
-                           (long long)cnt, (long long)want);
+            int64_t cnt = type_numel(ty);
+            if (cnt < 0) return bad(P, "constant %lld: tensor data with an unknown or huge shape", (long long)i);
+            if ((uint64_t)cnt > milb_left(c) / (fb ? (size_t)fb : 1))
+                return bad(P, "constant %lld: %lld elements cannot fit in the %zu bytes left", (long long)i,
+                           (long long)cnt, milb_left(c));
             size_t es = storage_size(dt);
             void *data = vmem(v, es * (size_t)cnt);
             if (!data) return bad(P, "out of memory");
@@ -458,15 +480,30 @@ static int parse_funcs(Parser *P, MilbCursor *c, MilbFunc **fout) {
 
 static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
     MilbView *v = P->v;
+    /* the op palette and the default flags */
+    int64_t npal = get_count(P, c, 1, "op palette size");
+    if (npal < 0) return -1;
+    if (npal > MIL_OP_COUNT) return bad(P, "op palette of %lld entries (the ops table has %d ops)", (long long)npal, MIL_OP_COUNT);
+    MilOpKind pal[MIL_OP_COUNT + 1];
+    uint8_t palfl[MIL_OP_COUNT + 1];
+    for (int64_t i = 0; i < npal; i++) {
+        uint64_t wire;
+        if (!milb_get_varint(c, &wire) || !milb_get_byte(c, &palfl[i])) return bad(P, "op palette truncated");
+        if (palfl[i] & ~MILB_OP_ALL) return bad(P, "op palette: bad default flags 0x%02x", palfl[i]);
+        pal[i] = wire ? milb_op_from_wire(wire) : MIL_OP_UNKNOWN;
+        if (wire && pal[i] == MIL_OP_UNKNOWN) return bad(P, "op palette: unknown opcode 0x%04llx", (unsigned long long)wire);
+        for (int64_t j = 0; j < i; j++)
+            if (pal[j] == pal[i]) return bad(P, "op palette: opcode 0x%04llx listed twice", (unsigned long long)wire);
+    }
     int64_t total = 0;
     for (int fi = 0; fi < v->nfuncs; fi++) total += funcs[fi].nops;
-    if ((uint64_t)total > milb_left(c) / 4) return bad(P, "%lld ops cannot fit in %zu bytes", (long long)total, milb_left(c));
+    if ((uint64_t)total > milb_left(c) / 2) return bad(P, "%lld ops cannot fit in %zu bytes", (long long)total, milb_left(c));
     /* which values are constants (const / constexpr results), for A_CONST;
      * every result takes >= 2 bytes of CODE */
     int maxparams = 0;
     for (int fi = 0; fi < v->nfuncs; fi++)
         if (funcs[fi].nparams > maxparams) maxparams = funcs[fi].nparams;
-    uint8_t *isconst = vmem(v, (size_t)maxparams + milb_left(c) / 2 + 1);
+    uint8_t *isconst = vmem(v, (size_t)maxparams + milb_left(c) + 1);
     if (!isconst) return bad(P, "out of memory");
     for (int fi = 0; fi < v->nfuncs; fi++) {
         MilbFunc *fn = &funcs[fi];
@@ -477,26 +514,30 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
         for (int oi = 0; oi < fn->nops; oi++) {
             MilbOp *op = &ops[oi];
             char where[160];
-            uint64_t wire;
+            uint64_t head;
             snprintf(where, sizeof where, "function '%s' op %d", v->strings[fn->name], oi);
-            if (!milb_get_varint(c, &wire)) return bad(P, "%s: opcode truncated", where);
+            if (!milb_get_varint(c, &head)) return bad(P, "%s: opcode truncated", where);
+            if ((head >> 1) >= (uint64_t)npal)
+                return bad(P, "%s: op palette index %llu out of range (limit %lld)", where, (unsigned long long)(head >> 1),
+                           (long long)npal);
+            uint8_t fl = palfl[head >> 1];
+            if ((head & 1) && !milb_get_byte(c, &fl)) return bad(P, "%s: flags truncated", where);
             op->opname = op->opset = op->name = -1;
+            op->kind = pal[head >> 1];
             const MilbOpRow *row = NULL;
-            if (wire == 0) {
-                op->kind = MIL_OP_UNKNOWN;
+            if (op->kind == MIL_OP_UNKNOWN) {
                 int64_t x = get_index(P, c, (uint64_t)v->nstrings, "unknown op spelling");
                 if (x < 0) return -1;
                 op->opname = (int)x;
             } else {
-                op->kind = milb_op_from_wire(wire);
-                if (op->kind == MIL_OP_UNKNOWN) return bad(P, "%s: unknown opcode 0x%04llx", where, (unsigned long long)wire);
                 row = milb_op_row(op->kind);
                 snprintf(where, sizeof where, "function '%s' op %d '%s'", v->strings[fn->name], oi, row->name);
             }
-            uint8_t fl;
-            if (!milb_get_byte(c, &fl)) return bad(P, "%s: flags truncated", where);
-            if (fl & ~MILB_OP_ALL || ((fl & MILB_OP_NAME0) && (fl & MILB_OP_NAME)))
+            if (fl & ~MILB_OP_ALL || ((fl & MILB_OP_NAME0) && (fl & MILB_OP_NAME)) ||
+                ((fl & MILB_OP_VAL) && (op->kind != MIL_OP_CONST || (fl & MILB_OP_ATTRS))) ||
+                ((fl & MILB_OP_ANON) && (fl & MILB_OP_NAME0)))
                 return bad(P, "%s: bad flags 0x%02x", where, fl);
+            op->anon = fl & MILB_OP_ANON;
             if (fl & MILB_OP_OPSET) {
                 int64_t x = get_index(P, c, (uint64_t)v->nstrings, "op opset");
                 if (x < 0) return -1;
@@ -507,9 +548,12 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 if (x < 0) return -1;
                 op->name = (int)x;
             }
-            int64_t nr;
-            if (!row || row->nresults < 0) {
-                if ((nr = get_count(P, c, 2, "result count")) < 0) return -1;
+            int64_t nr, val = -1;
+            if (fl & MILB_OP_VAL) {
+                if ((val = get_index(P, c, (uint64_t)v->nconsts, "const value")) < 0) return -1;
+                nr = 1;
+            } else if (!row || row->nresults < 0) {
+                if ((nr = get_count(P, c, 1, "result count")) < 0) return -1;
             } else {
                 nr = row->nresults;
             }
@@ -517,10 +561,15 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
             uint32_t *rn = vmem(v, sizeof *rn * (size_t)(nr + 1)), *rt = vmem(v, sizeof *rt * (size_t)(nr + 1));
             if (!rn || !rt) return bad(P, "out of memory");
             for (int64_t j = 0; j < nr; j++) {
-                int64_t x = get_index(P, c, (uint64_t)v->nstrings, "result name");
-                if (x < 0) return -1;
-                rn[j] = (uint32_t)x;
-                if ((x = get_index(P, c, (uint64_t)v->ntypes, "result type")) < 0) return -1;
+                int64_t x;
+                if (!(fl & MILB_OP_ANON)) {
+                    if ((x = get_index(P, c, (uint64_t)v->nstrings, "result name")) < 0) return -1;
+                    rn[j] = (uint32_t)x;
+                } else {
+                    rn[j] = UINT32_MAX;   /* synthesised (milb_anon_name) */
+                }
+                if (val >= 0) x = v->consts[val].type;
+                else if ((x = get_index(P, c, (uint64_t)v->ntypes, "result type")) < 0) return -1;
                 rt[j] = (uint32_t)x;
             }
             if (fl & MILB_OP_NAME0) op->name = (int)rn[0];
@@ -531,7 +580,19 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
             int nslots = row ? row->nargs : 0;
             int64_t na = 0;
             uint64_t mask = 0;
-            if (row) {
+            if (val >= 0) {
+                /* a const op: no arguments, one attribute */
+                MilbAttr *at = vmem(v, sizeof *at);
+                if (!at) return bad(P, "out of memory");
+                int vs = -1;
+                for (int q = 0; q < v->nstrings && vs < 0; q++)
+                    if (!strcmp(v->strings[q], "val")) vs = q;
+                if (vs < 0) return bad(P, "%s: the string table has no 'val'", where);
+                at->name = vs;
+                at->cst = (int)val;
+                op->nattrs = 1;
+                op->attrs = at;
+            } else if (row) {
                 if (!milb_get_varint(c, &mask)) return bad(P, "%s: argument mask truncated", where);
                 if (nslots < 64 && (mask >> nslots))
                     return bad(P, "%s: argument slot mask 0x%llx names slots beyond the op's %d", where,
@@ -575,7 +636,9 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                         if ((b >> 1) >= (uint64_t)v->nconsts) return bad(P, "%s: constant %llu out of range", where, (unsigned long long)(b >> 1));
                     } else {
                         if ((b >> 1) >= (uint64_t)nvalues)
-                            return bad(P, "%s: argument uses value %llu before it is defined", where, (unsigned long long)(b >> 1));
+                            return bad(P, "%s: argument refers %llu values back, only %lld are defined", where,
+                                       (unsigned long long)(b >> 1), (long long)nvalues);
+                        b = (uint64_t)(nvalues - 1 - (int64_t)(b >> 1)) << 1;   /* absolute value number */
                         if (ar && (ar->flags & A_CONST) && !isconst[b >> 1])
                             return bad(P, "%s: argument '%s' must be a constant", where, ar->name);
                     }
@@ -603,9 +666,9 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 if (!found) return bad(P, "%s: missing required argument '%s'", where, row->args[s].name);
             }
             if (op->kind == MIL_OP_CONST) {
-                bool val = false;
-                for (int j = 0; j < op->nattrs; j++) val |= !strcmp(v->strings[op->attrs[j].name], "val");
-                if (!val) return bad(P, "%s: const op without 'val'", where);
+                bool hasval = false;
+                for (int j = 0; j < op->nattrs; j++) hasval |= !strcmp(v->strings[op->attrs[j].name], "val");
+                if (!hasval) return bad(P, "%s: const op without 'val'", where);
             }
             for (int64_t j = 0; j < nr; j++)
                 isconst[nvalues + j] = op->kind == MIL_OP_CONST || (row && (row->flags & OPF_CONSTEXPR));
@@ -619,6 +682,37 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 return bad(P, "function '%s': output %d names value %u, which is not defined", v->strings[fn->name], j,
                            fn->outs[j]);
     }
+    return 0;
+}
+
+static int parse_debug(Parser *P, MilbCursor *c) {
+    MilbView *v = P->v;
+    int64_t len = get_count(P, c, 1, "source file name length");
+    const uint8_t *b;
+    if (len < 0) return -1;
+    if (!milb_get_bytes(c, (size_t)len, &b)) return bad(P, "source file name truncated");
+    if (memchr(b, 0, (size_t)len)) return bad(P, "source file name contains a NUL byte");
+    char *name = vmem(v, (size_t)len + 1);
+    if (!name) return bad(P, "out of memory");
+    memcpy(name, b, (size_t)len);
+    int64_t line = 0;
+    for (int fi = 0; fi < v->nfuncs; fi++) {
+        MilbFunc *fn = (MilbFunc *)&v->funcs[fi];
+        MilbOp *ops = (MilbOp *)fn->ops;
+        for (int oi = 0; oi < fn->nops; oi++) {
+            uint64_t d, col;
+            if (!milb_get_varint(c, &d) || !milb_get_varint(c, &col))
+                return bad(P, "function '%s' op %d: location truncated", v->strings[fn->name], oi);
+            int64_t dl = milb_unzigzag(d);
+            if (dl > INT32_MAX || dl < -(int64_t)INT32_MAX || line + dl < 0 || line + dl > INT32_MAX || col > INT32_MAX)
+                return bad(P, "function '%s' op %d: location out of range", v->strings[fn->name], oi);
+            line += dl;
+            ops[oi].line = (int)line;
+            ops[oi].col = line ? (int)col : 0;
+            if (!line && col) return bad(P, "function '%s' op %d: a column without a line", v->strings[fn->name], oi);
+        }
+    }
+    v->debug_file = name;
     return 0;
 }
 
@@ -692,6 +786,7 @@ int mil_rt_milb_parse(const void *buf, size_t len, const char *file, MilbView *v
         case MILB_SEC_CONSTS: rc = parse_consts(&P, &sc); break;
         case MILB_SEC_FUNCS: rc = parse_funcs(&P, &sc, &funcs); break;
         case MILB_SEC_CODE: rc = parse_code(&P, &sc, funcs); break;
+        case MILB_SEC_DEBUG: rc = parse_debug(&P, &sc); break;
         case MILB_SEC_HASH: {
             const uint8_t *h;
             if (!milb_get_bytes(&sc, 8, &h)) { rc = bad(&P, "content hash truncated"); break; }
@@ -733,6 +828,8 @@ typedef struct Loader {
     int *map;               /* value number -> runtime id */
     struct { const char *lit; int id; } defs[64];
     int ndefs;
+    const MilbOp *op;       /* the op being loaded (its DEBUG location prefixes messages) */
+    char names[2][64];      /* synthesised names */
 } Loader;
 
 static int lerr(Loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -742,10 +839,19 @@ static int lerr(Loader *L, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (L->op && L->v->debug_file && L->op->line > 0)
+        return mil_rt_errf(L->e, "%s:%d:%d: error: %s", L->v->debug_file, L->op->line, L->op->col, msg);
     return mil_rt_errf(L->e, "%s: %s", L->file, msg);
 }
 
 static const char *S(const Loader *L, int i) { return i >= 0 ? L->v->strings[i] : ""; }
+
+/* Name of result j of op (synthesised for MILB_OP_ANON ops). */
+static const char *RN(Loader *L, const MilbOp *op, int j, int buf) {
+    if (!op->anon) return S(L, (int)op->res_names[j]);
+    milb_anon_name(L->v->strings, L->v->nstrings, op->first_result + j, L->names[buf], sizeof L->names[buf]);
+    return L->names[buf];
+}
 
 /* CONST runtime value from constant k; -1 on error. */
 static int load_const(Loader *L, int k, const char *name) {
@@ -762,13 +868,28 @@ static int load_const(Loader *L, int k, const char *name) {
         MilRtErr e2;
         MilRtBlobFile *bf = mil_rt_blob_cache_get(L->cache, S(L, w->path), &e2);
         if (!bf) return lerr(L, "constant '%s': %s", name, e2.msg);
-        if (!L->wok[c->weight]) {
-            MilRtBlobInfo info;
-            if (mil_rt_blob_info(bf, w->offset, &info, &e2)) return lerr(L, "constant '%s': %s", name, e2.msg);
-            if (w->has_hash && XXH3_64bits(info.data, (size_t)info.size) != w->hash)
-                return lerr(L, "constant '%s': weight file %s does not match the program (xxhash of the blob at offset %llu differs)",
-                            name, mil_rt_blob_path(bf), (unsigned long long)w->offset);
-            L->wok[c->weight] = true;
+        if (!L->wok[w->file]) {
+            /* the first use of this weight file: every reference to it must be
+             * a readable blob, and their payloads must hash to the recorded value */
+            const MilbWeightFile *wf = &v->wfiles[w->file];
+            XXH3_state_t *st = XXH3_createState();
+            if (!st) return lerr(L, "out of memory");
+            XXH3_64bits_reset(st);
+            for (int r = 0; r < v->nweights; r++) {
+                if (v->weights[r].file != w->file) continue;
+                MilRtBlobInfo info;
+                if (mil_rt_blob_info(bf, v->weights[r].offset, &info, &e2)) {
+                    XXH3_freeState(st);
+                    return lerr(L, "constant '%s': %s", name, e2.msg);
+                }
+                XXH3_64bits_update(st, info.data, (size_t)info.size);
+            }
+            uint64_t got = XXH3_64bits_digest(st);
+            XXH3_freeState(st);
+            if (wf->has_hash && got != wf->hash)
+                return lerr(L, "constant '%s': weight file %s does not match the program (xxhash of its referenced blobs differs)",
+                            name, mil_rt_blob_path(bf));
+            L->wok[w->file] = true;
         }
         void *owned = NULL;
         if (mil_rt_blob_read(bf, w->offset, t->dtype, n, &data, &owned, &e2))
@@ -864,12 +985,12 @@ static int load_op(Loader *L, const MilbFunc *fn, const MilbOp *op, int **args, 
     const MilbView *v = L->v;
     MilRtFunc *rf = L->rf;
     const MilbOpRow *row = milb_op_row(op->kind);
-    const char *label = op->name >= 0 ? S(L, op->name) : op->nresults ? S(L, (int)op->res_names[0]) : NULL;
+    const char *label = op->name >= 0 ? S(L, op->name) : op->nresults ? RN(L, op, 0, 0) : NULL;
     if (!row) return lerr(L, "op '%s' is not supported by the runtime", S(L, op->opname));
     if (op->kind == MIL_OP_CONST) {
         for (int i = 0; i < op->nattrs; i++)
             if (!strcmp(S(L, op->attrs[i].name), "val")) {
-                int id = load_const(L, op->attrs[i].cst, S(L, (int)op->res_names[0]));
+                int id = load_const(L, op->attrs[i].cst, RN(L, op, 0, 1));
                 if (id < 0) return -1;
                 L->map[op->first_result] = id;
                 return 0;
@@ -919,7 +1040,7 @@ static int load_op(Loader *L, const MilbFunc *fn, const MilbOp *op, int **args, 
         MilDType dt;
         int rank;
         const int64_t *dims;
-        const char *rn = S(L, (int)op->res_names[i]);
+        const char *rn = RN(L, op, i, 1);
         if (tensor_of(L, (int)op->res_types[i], "result", rn, &dt, &rank, &dims)) return -1;
         outs[i] = mil_rt_func_add_value(rf, rn, MIL_RT_TEMP, dt, rank, dims);
         if (outs[i] < 0) return lerr(L, "out of memory");
@@ -953,7 +1074,8 @@ static int load_op(Loader *L, const MilbFunc *fn, const MilbOp *op, int **args, 
     }
     (void)fn;
     (void)v;
-    if (mil_rt_func_add_op(rf, op->kind, row->name, label, nslots, slot_start, *args, op->nresults, outs, 0, 0) < 0)
+    if (mil_rt_func_add_op(rf, op->kind, row->name, label, nslots, slot_start, *args, op->nresults, outs, op->line,
+                           op->col) < 0)
         return lerr(L, "out of memory");
     return 0;
 }
@@ -977,7 +1099,11 @@ static int load_func(Loader *L, const MilbFunc *fn) {
         L->map[i] = id;
     }
     int *args = NULL, cap = 0, rc = 0;
-    for (int i = 0; i < fn->nops && !rc; i++) rc = load_op(L, fn, &fn->ops[i], &args, &cap);
+    for (int i = 0; i < fn->nops && !rc; i++) {
+        L->op = &fn->ops[i];
+        rc = load_op(L, fn, &fn->ops[i], &args, &cap);
+    }
+    L->op = NULL;
     free(args);
     if (rc) return -1;
     for (int i = 0; i < fn->nouts; i++) {
@@ -1004,9 +1130,9 @@ MilRtProgram *mil_rt_milb_load_mem(const void *buf, size_t len, const char *file
     else if (slash == file) snprintf(dir, sizeof dir, "/");
     else snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
     Loader L = {.v = &v, .file = file, .e = e};
-    L.rp = mil_rt_program_new(file);
+    L.rp = mil_rt_program_new(v.debug_file ? v.debug_file : file);
     L.cache = mil_rt_blob_cache_new(dir, opt->weights_dir);
-    L.wok = calloc((size_t)v.nweights + 1, sizeof *L.wok);
+    L.wok = calloc((size_t)v.nwfiles + 1, sizeof *L.wok);
     int rc = 0;
     if (!L.rp || !L.cache || !L.wok) {
         rc = lerr(&L, "out of memory");

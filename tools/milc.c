@@ -32,6 +32,7 @@ typedef struct Options {
     MilSpelling spelling;
     bool check_only;
     bool allow_unknown_ops;
+    bool milb_strip, milb_no_debug;   /* --emit=milb --strip / --no-debug */
     MilPassOptions pass;
     bool opt_given;            /* -O or --passes given explicitly */
 } Options;
@@ -47,6 +48,8 @@ static void usage(FILE *f) {
             "  --emit=mil              output canonical MIL text (default)\n"
             "  --emit=taps             output the forward-tap channel map (JSON) of --taps\n"
             "  --emit=milb             binary program: -o PROG.milb (+ PROG.weights.bin next to it)\n"
+            "    --strip               drop value/op names (inputs and outputs keep theirs) and debug info\n"
+            "    --no-debug            drop only the debug info (source line:col per op)\n"
             "  --emit=ane-mil          -o DIR: model.mil for Apple's compiler + weights/weight.bin\n"
             "  -o NAME.mlmodelc        write a complete bundle: model.mil + weights/weight.bin\n"
             "  --spelling=1.0|1.3|same scalar spelling of the output (default: same as input)\n"
@@ -109,6 +112,10 @@ static int parse_args(int argc, char **argv, Options *o) {
             else return usage_error("unknown spelling '%s' (expected 1.0, 1.3 or same)", v);
         } else if (!strcmp(a, "--check")) {
             o->check_only = true;
+        } else if (!strcmp(a, "--strip")) {
+            o->milb_strip = true;
+        } else if (!strcmp(a, "--no-debug")) {
+            o->milb_no_debug = true;
         } else if (!strcmp(a, "--allow-unknown-ops")) {
             o->allow_unknown_ops = true;
         } else if (!strcmp(a, "-O0") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
@@ -366,7 +373,8 @@ static int emit_binary(MilProgram *p, const Options *o, const char *model_dir) {
     }
     mil_diag_init(d);
     if (o->emit == EMIT_MILB) {
-        MilbWriteOptions wo = {.model_dir = model_dir ? model_dir : "."};
+        MilbWriteOptions wo = {.model_dir = model_dir ? model_dir : ".", .strip = o->milb_strip,
+                               .no_debug = o->milb_no_debug};
         MilbStats st;
         rc = mil_milb_write_files(p, o->output, &wo, &st, d);
         if (!rc && o->pass.stats) mil_milb_print_stats(&st, o->output, stderr);
