@@ -248,3 +248,111 @@ Test(diff, attention_backward_fuses, .timeout = 60) {
     cr_expect_lt(r.max_rel_big, 1e-4, "dQ/dK/dV differ: nmse %g", r.max_rel_big);
     mil_program_free(r.opt);
 }
+
+/* ------------------------------------------------ layout chain collapse */
+
+static uint64_t lc_rng(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Random dims with product n (rank 1..5, unit dims sprinkled in). */
+static int lc_factor(uint64_t *s, int64_t n, int64_t *d) {
+    int r = 0, want = 1 + (int)(lc_rng(s) % 4);
+    while (n > 1 && r < want - 1) {
+        int64_t divs[64];
+        int nd = 0;
+        for (int64_t k = 2; k <= n && nd < 64; k++)
+            if (n % k == 0) divs[nd++] = k;
+        int64_t k = divs[lc_rng(s) % (uint64_t)nd];
+        d[r++] = k;
+        n /= k;
+    }
+    d[r++] = n;
+    if (r < 5 && lc_rng(s) % 3 == 0) {   /* a unit dim somewhere */
+        int at = (int)(lc_rng(s) % (uint64_t)(r + 1));
+        memmove(d + at + 1, d + at, sizeof *d * (size_t)(r - at));
+        d[at] = 1;
+        r++;
+    }
+    return r;
+}
+
+static void lc_dims(char *b, size_t n, int r, const int64_t *d) {
+    size_t o = 0;
+    for (int i = 0; i < r; i++) o += (size_t)snprintf(b + o, n - o, "%s%lld", i ? ", " : "", (long long)d[i]);
+}
+
+/* Random reshape / transpose chains (sizes with mixed factors, so that some
+ * chains cannot be expressed on dims and must be left alone) give the same
+ * result after the `layout` pass; most collapse to fewer ops. */
+Test(diff, layout_chains_random, .timeout = 120) {
+    static const int64_t sizes[] = {24, 36, 60, 64, 72, 96, 120, 128};
+    uint64_t seed = 0x2545f4914f6cdd1dull;
+    char *dir = tu_tmpdir();
+    int collapsed = 0;
+    for (int t = 0; t < 150; t++) {
+        int64_t n = sizes[lc_rng(&seed) % 8], d[MIL_MAX_RANK];
+        int r = lc_factor(&seed, n, d);
+        char text[16384], ds[256];
+        size_t o = 0;
+        lc_dims(ds, sizeof ds, r, d);
+        o += (size_t)snprintf(text + o, sizeof text - o, "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [%s]> x) {\n", ds);
+        int L = 2 + (int)(lc_rng(&seed) % 4);
+        const char *prev = "x";
+        char names[8][8];
+        for (int k = 0; k < L; k++) {
+            snprintf(names[k], sizeof names[k], "c%d", k);
+            if (lc_rng(&seed) % 2) {
+                int64_t p[MIL_MAX_RANK], nd[MIL_MAX_RANK];
+                for (int i = 0; i < r; i++) p[i] = i;
+                for (int i = r - 1; i > 0; i--) {
+                    int j = (int)(lc_rng(&seed) % (uint64_t)(i + 1));
+                    int64_t tmp = p[i];
+                    p[i] = p[j];
+                    p[j] = tmp;
+                }
+                for (int i = 0; i < r; i++) nd[i] = d[p[i]];
+                char ps[256];
+                lc_dims(ps, sizeof ps, r, p);
+                lc_dims(ds, sizeof ds, r, nd);
+                o += (size_t)snprintf(text + o, sizeof text - o,
+                                      "            tensor<fp32, [%s]> %s = transpose(perm = tensor<int32, [%d]>([%s]), x = %s);\n",
+                                      ds, names[k], r, ps, prev);
+                memcpy(d, nd, sizeof nd);
+            } else {
+                r = lc_factor(&seed, n, d);
+                lc_dims(ds, sizeof ds, r, d);
+                o += (size_t)snprintf(text + o, sizeof text - o,
+                                      "            tensor<fp32, [%s]> %s = reshape(shape = tensor<int32, [%d]>([%s]), x = %s);\n",
+                                      ds, names[k], r, ds, prev);
+            }
+            prev = names[k];
+        }
+        o += (size_t)snprintf(text + o, sizeof text - o,
+                              "            tensor<fp32, [%s]> y = relu(x = %s);\n        } -> (y);\n}\n", ds, prev);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/chain%d.mil", dir, t);
+        FILE *fp = fopen(path, "w");
+        cr_assert_not_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+        MilPassOptions po;
+        mil_pass_options_init(&po);
+        po.passes = "shape,layout,dce";
+        DiffResult res;
+        diff_model(path, &po, true, &res);
+        cr_assert(res.ran);
+        cr_assert_eq(res.max_abs, 0.0, "chain %d differs after `layout`:\n%s", t, text);
+        int left = count_kind(res.opt, MIL_OP_RESHAPE) + count_kind(res.opt, MIL_OP_TRANSPOSE);
+        cr_assert_leq(left, L, "chain %d grew", t);
+        collapsed += left < L;
+        mil_program_free(res.opt);
+    }
+    cr_log_info("layout chains: %d of 150 collapsed", collapsed);
+    cr_expect_gt(collapsed, 50, "only %d of 150 chains collapsed", collapsed);
+    tu_rmrf(dir);
+    free(dir);
+}
