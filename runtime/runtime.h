@@ -444,5 +444,12 @@ MilRtProgram *mil_rt_milb_load_mem(const void *buf, size_t len, const char *file
 MilRtProgram *mil_rt_milb_load(const char *path, const MilRtMilbOptions *opt, MilRtErr *e);
 /* Whole file into a malloc'd buffer. */
 int mil_rt_milb_read_file(const char *path, void **buf, size_t *len, MilRtErr *e);
+/* The FlexibleShapeInformation DefaultShapes entry of `input` of `function`
+ * (NULL = "main", or the only function) in a validated view or a .milb file:
+ * 1 and dims[0..rank) filled when there is one with that rank (what to use for
+ * `?` dims of generated inputs), 0 when there is none, -1 when the file cannot
+ * be read or is invalid. */
+int mil_rt_milb_view_default_shape(const MilbView *v, const char *function, const char *input, int rank, int64_t *dims);
+int mil_rt_milb_default_shape(const char *path, const char *function, const char *input, int rank, int64_t *dims);
 
 #endif /* MILC_RUNTIME_H */

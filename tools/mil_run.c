@@ -446,7 +446,8 @@ have_program:
         }
         MilRtTensor t = {.dtype = v->dtype, .rank = v->rank};
         int64_t dims[MIL_MAX_RANK];
-        bool have = mf && default_shape(mf, v->name, v->rank, dims);
+        bool have = mf ? default_shape(mf, v->name, v->rank, dims)
+                       : mil_rt_milb_default_shape(mil_path, f->name, v->name, v->rank, dims) == 1; /* .milb */
         for (int k = 0; k < v->rank; k++)
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
         if (mil_rt_tensor_alloc(&t, &e)) {

@@ -645,3 +645,245 @@ Test(milb, mil_run_bit_identical) {
     cr_assert(strstr(err, "bad binary format (checksum mismatch"), "%s", err);
     free(err);
 }
+
+/* ------------------------------------------------------------ stripped programs */
+
+/* MIL -> milb(stripped) -> MIL -> milb(stripped) gives the same bytes; only
+ * function inputs and outputs keep their names. */
+static void roundtrip_stripped(const MilProgram *p, const char *model_dir, const char *what, size_t *size) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilbWriteOptions wo = {.model_dir = model_dir, .weight_path = WPATH, .keep_unreadable_weights = true, .strip = true};
+    MilbOutput a, b;
+    cr_assert_eq(mil_milb_write(p, &wo, &a, &d), 0, "%s: cannot write stripped", what);
+    if (size) *size = a.milb_len;
+    if (a.weights_len) write_file(tpath("prog.weights.bin"), a.weights, a.weights_len);
+    MilbView v;
+    MilRtErr e;
+    cr_assert_eq(mil_rt_milb_parse(a.milb, a.milb_len, "prog.milb", &v, &e), 0, "%s", e.msg);
+    cr_assert_null(v.debug_file, "%s: a stripped program has no DEBUG section", what);
+    for (int fi = 0; fi < v.nfuncs; fi++)
+        for (int oi = 0; oi < v.funcs[fi].nops; oi++) {
+            const MilbOp *op = &v.funcs[fi].ops[oi];
+            cr_assert_lt(op->name, 0, "%s: a stripped op keeps its name", what);
+            bool out = false;
+            for (int j = 0; j < v.funcs[fi].nouts; j++)
+                out |= v.funcs[fi].outs[j] >= (uint32_t)op->first_result &&
+                       v.funcs[fi].outs[j] < (uint32_t)(op->first_result + op->nresults);
+            cr_assert_eq(op->anon, !out, "%s: op %d: names kept exactly for outputs", what, oi);
+        }
+    mil_rt_milb_view_free(&v);
+    MilProgram *q = mil_milb_disassemble(a.milb, a.milb_len, "prog.milb", &d);
+    cr_assert(q, "%s: stripped disassembly failed", what);
+    cr_assert_eq(mil_verify(q, &d), 0, "%s: stripped disassembly does not verify", what);
+    /* through text too: synthesised names parse back */
+    char *t1 = mil_print(q, MIL_SPELLING_SAME, NULL);
+    MilProgram *q2 = parse_text("dis.mil", t1, &d);
+    cr_assert(q2, "%s: the stripped disassembly does not parse: %s", what, d.n ? d.v[0].msg : "");
+    MilbWriteOptions wo2 = wo;
+    wo2.model_dir = tmp;
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(mil_milb_write(k ? q2 : q, &wo2, &b, &d), 0, "%s: cannot re-write", what);
+        cr_assert_eq(a.milb_len, b.milb_len, "%s: stripped round trip changed the size (%zu -> %zu)", what, a.milb_len,
+                     b.milb_len);
+        cr_assert(!memcmp(a.milb, b.milb, a.milb_len), "%s: stripped round trip changed the bytes", what);
+        mil_milb_output_free(&b);
+    }
+    free(t1);
+    mil_program_free(q);
+    mil_program_free(q2);
+    mil_milb_output_free(&a);
+    remove(tpath("prog.weights.bin"));
+    mil_diag_free(&d);
+}
+
+Test(milb, stripped_roundtrip) {
+    const char *srcs[] = {"test/backend/data/transformer_layer.mil", "examples/mil/ffn_block.mil"};
+    for (int s = 0; s < 2; s++)
+        for (int lvl = 0; lvl <= 2; lvl++) {
+            MilDiag d;
+            mil_diag_init(&d);
+            size_t len;
+            char *text = tu_read_file(tu_src(srcs[s]), &len);
+            MilProgram *p = parse_text(tu_src(srcs[s]), text, &d);
+            cr_assert(p);
+            char dir[1024];
+            snprintf(dir, sizeof dir, "%s", tu_src(srcs[s]));
+            *strrchr(dir, '/') = 0;
+            MilPassOptions po;
+            mil_pass_options_init(&po);
+            po.opt_level = lvl;
+            po.weights_dir = dir;
+            mil_pass_run(p, &po, &d);
+            cr_assert_eq(d.nerrors, 0);
+            char what[256];
+            snprintf(what, sizeof what, "%s -O%d (stripped)", srcs[s], lvl);
+            size_t sz = 0;
+            roundtrip_stripped(p, dir, what, &sz);
+            cr_log_info("%s: %zu bytes", what, sz);
+            mil_program_free(p);
+            free(text);
+            free(po.taps_json);
+            mil_diag_free(&d);
+        }
+    /* the small program (aggregates, variadics, two outputs) and a name clash
+     * between a kept output and a synthesised name */
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse_text("small.mil", small_src, &d);
+    cr_assert(p);
+    roundtrip_stripped(p, tmp, "small", NULL);
+    mil_program_free(p);
+    const char *clash =
+        "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [2]> v2) {\n"
+        "            tensor<fp32, [2]> a = relu(x = v2)[name = string(\"a\")];\n"
+        "            tensor<fp32, [2]> b = relu(x = a)[name = string(\"b\")];\n"
+        "            tensor<fp32, [2]> v1 = relu(x = b)[name = string(\"v1\")];\n"
+        "        } -> (v1);\n}\n";
+    p = parse_text("clash.mil", clash, &d);
+    cr_assert(p);
+    roundtrip_stripped(p, tmp, "clash", NULL);
+    mil_program_free(p);
+    mil_diag_free(&d);
+}
+
+static Small small_program_opts(bool strip) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse_text("small.mil", small_src, &d);
+    cr_assert(p);
+    MilbWriteOptions wo = {.weight_path = WPATH, .strip = strip};
+    MilbOutput o;
+    cr_assert_eq(mil_milb_write(p, &wo, &o, &d), 0);
+    write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
+    Small s = {o.milb, o.milb_len};
+    free(o.weights);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    return s;
+}
+
+/* The stripped encoding (anonymous results, no DEBUG) under the same
+ * corruption: every byte flipped, every truncation, every byte forged. */
+Test(milb, stripped_corruption) {
+    Small s = small_program_opts(true);
+    MilRtErr e;
+    cr_assert(try_load(s.milb, s.len, &e), "%s", e.msg);
+    uint8_t *b = malloc(s.len);
+    const uint8_t xs[] = {0x01, 0x80, 0xff, 0x10};
+    for (size_t i = 0; i < s.len; i++)
+        for (size_t k = 0; k < sizeof xs; k++) {
+            memcpy(b, s.milb, s.len);
+            b[i] ^= xs[k];
+            cr_assert(!try_load(b, s.len, &e), "flipping byte %zu by 0x%02x was accepted", i, xs[k]);
+        }
+    for (size_t n = 0; n < s.len; n++) {
+        uint8_t *t = malloc(n + 1);
+        memcpy(t, s.milb, n);
+        cr_assert(!try_load(n ? t : NULL, n, &e), "truncation to %zu bytes accepted", n);
+        if (n >= MILB_MIN_SIZE) {
+            reseal(t, n);
+            cr_assert(!try_load(t, n, &e), "truncation to %zu bytes (resealed) accepted", n);
+        }
+        free(t);
+    }
+    const uint8_t vals[] = {0x00, 0x01, 0x02, 0x05, 0x7f, 0x80, 0xff, 0x3f, 0x40, 0x21, 0x11};
+    for (size_t i = 0; i + 8 < s.len; i++)
+        for (size_t k = 0; k < sizeof vals; k++) {
+            memcpy(b, s.milb, s.len);
+            b[i] = vals[k];
+            reseal(b, s.len);
+            if (!try_load(b, s.len, &e)) cr_assert(strstr(e.msg, "prog.milb: "), "message: %s", e.msg);
+        }
+    free(b);
+    free(s.milb);
+}
+
+/* ------------------------------------------------------------ debug info */
+
+Test(milb, debug_locations) {
+    Small s = small_program_opts(false);
+    MilbView v;
+    MilRtErr e;
+    cr_assert_eq(mil_rt_milb_parse(s.milb, s.len, "prog.milb", &v, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(v.debug_file, "small.mil");
+    /* op 2 is `m = matmul(...)` on line 7 */
+    cr_assert_eq(v.funcs[0].ops[2].kind, MIL_OP_MATMUL);
+    cr_assert_eq(v.funcs[0].ops[2].line, 7);
+    cr_assert_gt(v.funcs[0].ops[2].col, 0);
+    mil_rt_milb_view_free(&v);
+    /* the runtime program's ops carry them: file:line:col in run-time messages */
+    MilRtMilbOptions mo = {.model_dir = tmp};
+    MilRtProgram *rp = mil_rt_milb_load_mem(s.milb, s.len, "prog.milb", &mo, &e);
+    cr_assert(rp, "%s", e.msg);
+    const MilRtFunc *f = rp->funcs[0];
+    cr_assert_eq(f->ops[0].line, 7);
+    char where[256];
+    mil_rt_op_where(f, &f->ops[0], where, sizeof where);
+    cr_assert(!strncmp(where, "small.mil:7:", 12), "%s", where);
+    mil_rt_program_free(rp);
+    /* the DEBUG section is optional, and the stripped file is smaller */
+    Small t = small_program_opts(true);
+    cr_assert_lt(t.len, s.len);
+    cr_assert(try_load(t.milb, t.len, &e), "%s", e.msg);
+    free(t.milb);
+    free(s.milb);
+    /* a load-time error about an op names its source line */
+    const char *src =
+        "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [2]> x) {\n"
+        "            tensor<fp32, [2]> a = relu(x = x)[name = string(\"a\")];\n"
+        "            tensor<fp32, [2]> b = frobnicate(x = a)[name = string(\"b\")];\n"
+        "        } -> (b);\n}\n";
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse_text("model.mil", src, &d);
+    cr_assert(p);
+    MilbOutput o;
+    cr_assert_eq(mil_milb_write(p, NULL, &o, &d), 0);
+    cr_assert_null(mil_rt_milb_load_mem(o.milb, o.milb_len, "prog.milb", &mo, &e));
+    cr_assert(strstr(e.msg, "model.mil:5:"), "%s", e.msg);
+    cr_assert(strstr(e.msg, "error: op 'frobnicate'"), "%s", e.msg);
+    mil_milb_output_free(&o);
+    /* without debug info: the .milb is named instead */
+    MilbWriteOptions nd = {.no_debug = true};
+    cr_assert_eq(mil_milb_write(p, &nd, &o, &d), 0);
+    cr_assert_null(mil_rt_milb_load_mem(o.milb, o.milb_len, "prog.milb", &mo, &e));
+    cr_assert(!strncmp(e.msg, "prog.milb: ", 11), "%s", e.msg);
+    mil_milb_output_free(&o);
+    mil_program_free(p);
+    mil_diag_free(&d);
+}
+
+/* ------------------------------------------------------------ default shapes */
+
+Test(milb, default_shapes) {
+    const char *src =
+        "program(1.3)\n{\n    func main<ios16>(tensor<fp32, [1, ?]> x) [FlexibleShapeInformation = "
+        "tuple<tuple<string, dict<string, tensor<int32, [?]>>>, tuple<string, dict<string, list<tensor<int32, [2]>, ?>>>>"
+        "(((\"DefaultShapes\", {{\"x\", [1, 5]}}), (\"RangeDims\", {{\"x\", [[1, 1], [1, 64]]}})))] {\n"
+        "            tensor<fp32, [1, ?]> y = relu(x = x)[name = string(\"y\")];\n"
+        "        } -> (y);\n}\n";
+    write_file(tpath("flex.mil"), src, strlen(src));
+    const char *milc = tu_tool("milc"), *run = tu_tool("mil-run");
+    char *err = NULL;
+    for (int strip = 0; strip <= 1; strip++) {
+        cr_assert_eq(tu_run(cmd("%s %s --emit=milb -o %s %s", milc, strip ? "--strip" : "", tpath("flex.milb"),
+                                tpath("flex.mil")), NULL, &err), 0, "%s", err);
+        free(err);
+        int64_t dims[2] = {0, 0};
+        cr_assert_eq(mil_rt_milb_default_shape(tpath("flex.milb"), NULL, "x", 2, dims), 1);
+        cr_assert_eq(dims[0], 1);
+        cr_assert_eq(dims[1], 5);
+        cr_assert_eq(mil_rt_milb_default_shape(tpath("flex.milb"), "main", "x", 3, dims), 0);
+        cr_assert_eq(mil_rt_milb_default_shape(tpath("flex.milb"), "main", "nope", 2, dims), 0);
+        cr_assert_eq(mil_rt_milb_default_shape(tpath("missing.milb"), "main", "x", 2, dims), -1);
+        /* mil-run uses them for random inputs, like for the source */
+        cr_assert_eq(tu_run(cmd("%s --random-inputs 3 -o %s %s", run, tpath("fb"), tpath("flex.milb")), NULL, &err), 0, "%s",
+                     err);
+        free(err);
+        cr_assert_eq(tu_run(cmd("%s --random-inputs 3 -o %s %s", run, tpath("ft"), tpath("flex.mil")), NULL, &err), 0, "%s",
+                     err);
+        free(err);
+        same_file(tpath("fb/y.npy"), tpath("ft/y.npy"));
+    }
+}
