@@ -14,6 +14,15 @@
  * function input); the op gets it as `probs`.  The scale may sit on either
  * factor of the product.  dO may come from anything (for instance the output
  * projection's Wo^T); that part stays outside.  Rooted at the dQ matmul.
+ *
+ * Forms covered by differential tests (test/passes/test_diff.c): P recomputed
+ * by softmax (data/attn_bwd.mil), P given as a function input
+ * (data/attn_bwd_probs.mil), and dO = heads of dY @ Wo, i.e. preceded by the
+ * output projection's Wo^T (data/attn_bwd_wo.mil; that matmul becomes a conv
+ * at -O2 and feeds d_out through one reshape + transpose).  Not recognised:
+ * a backward written with the explicit transpose ops instead of the
+ * transpose_x / transpose_y flags, and dS with the scale folded into P or dO
+ * upstream -- those stay decomposed (correct, just unfused).
  */
 #include <string.h>
 

@@ -356,3 +356,38 @@ Test(diff, layout_chains_random, .timeout = 120) {
     tu_rmrf(dir);
     free(dir);
 }
+
+/* ------------------------------------------- attention forms (issue 4, 5/6) */
+
+static void fused_case(const char *rel, MilTarget target, MilOpKind k, int want) {
+    MilPassOptions o;
+    mil_pass_options_init(&o);
+    o.opt_level = 2;
+    o.target = target;
+    DiffResult r;
+    diff_model(tu_src(rel), &o, true, &r);
+    cr_expect(r.ran);
+    cr_expect_eq(count_kind(r.opt, k), want, "%s: %d fused op(s) expected", rel, want);
+    cr_expect_lt(r.max_rel_big, 1e-4, "%s: outputs differ: nmse %g", rel, r.max_rel_big);
+    mil_program_free(r.opt);
+}
+
+/* Attention in the ANE [1, C, 1, S] layout: heads split with reshape /
+ * transpose, K used as [HD, S], constant causal mask: fused for cpu,
+ * left decomposed (no SDPA) for ane. */
+Test(diff, attention_cf_heads, .timeout = 60) {
+    fused_case("test/passes/data/attn_cf_heads.mil", MIL_TARGET_CPU, MIL_OP_SCALED_DOT_PRODUCT_ATTENTION, 1);
+    fused_case("test/passes/data/attn_cf_heads.mil", MIL_TARGET_ANE, MIL_OP_SCALED_DOT_PRODUCT_ATTENTION, 0);
+}
+
+/* Attention backward preceded by the output projection's Wo^T (dO = heads of
+ * dY @ Wo, lowered to a conv at -O2), P recomputed by softmax. */
+Test(diff, attention_backward_after_wo, .timeout = 60) {
+    fused_case("test/passes/data/attn_bwd_wo.mil", MIL_TARGET_CPU, MIL_OP_SDPA_BACKWARD, 1);
+}
+
+/* Attention backward with P provided (a function input, saved from the
+ * forward pass) instead of recomputed. */
+Test(diff, attention_backward_probs_given, .timeout = 60) {
+    fused_case("test/passes/data/attn_bwd_probs.mil", MIL_TARGET_CPU, MIL_OP_SDPA_BACKWARD, 1);
+}
