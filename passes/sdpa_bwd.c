@@ -20,9 +20,8 @@
  * (data/attn_bwd_probs.mil), and dO = heads of dY @ Wo, i.e. preceded by the
  * output projection's Wo^T (data/attn_bwd_wo.mil; that matmul becomes a conv
  * at -O2 and feeds d_out through one reshape + transpose).  Not recognised:
- * a backward written with the explicit transpose ops instead of the
- * transpose_x / transpose_y flags, and dS with the scale folded into P or dO
- * upstream -- those stay decomposed (correct, just unfused).
+ * a backward written with explicit transpose ops instead of the
+ * transpose_x / transpose_y flags -- it stays decomposed (correct, unfused).
  */
 #include <string.h>
 
