@@ -137,7 +137,7 @@ typedef struct W {
     struct WRef { int file; uint64_t off; bool hashed; } *wrefs;
     int capwrefs;
     /* ops (CODE is assembled at the end: palette, default flags, ops) */
-    struct WOp { int pal; uint8_t flags; size_t off, len; int line, col; } *ops;
+    struct WOp { int pal; uint8_t flags; size_t off, len; int line, col; uint64_t mask; bool has_mask; } *ops;
     int capops;
     uint64_t pal[256 + MIL_OP_COUNT];
     int npal;
@@ -493,6 +493,13 @@ static int palette(W *w, uint64_t wire) {
     return w->npal++;
 }
 
+/* Is v a constant for the loader's A_CONST rule (a const or constexpr result)? */
+static bool is_const_value(const MilValue *v) {
+    if (!v->def) return false;
+    const MilbOpRow *row = milb_op_row(v->def->kind);
+    return v->def->kind == MIL_OP_CONST || (row && (row->flags & OPF_CONSTEXPR));
+}
+
 static int encode_op(W *w, const MilOp *op, int *nvals) {
     Buf *c = &w->tails;
     Buf e = {0};
@@ -518,6 +525,7 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
     else if (nm) fl |= MILB_OP_NAME;
     if (op->opset) fl |= MILB_OP_OPSET;
     int nattrs = op->nattrs - (name_attr ? 1 : 0);
+    int err = 0;
     /* const ops: the `val` constant and an implicit result type */
     int val = -1;
     if (op->kind == MIL_OP_CONST && nattrs == 1 && op->nargs == 0 && op->nresults == 1) {
@@ -526,42 +534,20 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
             if (&op->attrs[i] != name_attr) va = &op->attrs[i];
         if (!strcmp(va->name, "val") && va->val && va->val->type) {
             int k = intern_const(w, va->val, va->loc.line ? va->loc : op->loc, true);
-            if (k < 0) { free(e.p); return -1; }
+            if (k < 0) return -1;
             if (intern_type(w, va->val->type) == intern_type(w, op->results[0]->type)) val = k;
         }
     }
     if (val >= 0) {
         fl |= MILB_OP_VAL;
         intern_str(w, "val");   /* the loader names the attribute from the string table */
+    } else if (nattrs > 0) {
+        fl |= MILB_OP_ATTRS;
     }
-    else if (nattrs > 0) fl |= MILB_OP_ATTRS;
-    int pal = palette(w, info ? info->wire : 0);
-    if (!info) put_var(&e, (uint64_t)intern_str(w, op->opname));
-    if (fl & MILB_OP_OPSET) put_var(&e, (uint64_t)intern_str(w, op->opset));
-    if (fl & MILB_OP_NAME) put_var(&e, (uint64_t)intern_str(w, nm));
-    if (val >= 0) {
-        put_var(&e, (uint64_t)val);
-        if (!(fl & MILB_OP_ANON)) put_var(&e, (uint64_t)intern_str(w, op->results[0]->name));
-    } else if (!info || info->nresults < 0) put_var(&e, (uint64_t)op->nresults);
-    else if (info->nresults != op->nresults) {
-        mil_error(w->d, op->loc, "op '%s' has %d results, the ops table says %d", op->opname, op->nresults,
-                  info->nresults);
-        free(e.p);
-        return -1;
-    }
-    for (int i = 0; val < 0 && i < op->nresults; i++) {
-        if (!(fl & MILB_OP_ANON)) put_var(&e, (uint64_t)intern_str(w, op->results[i]->name));
-        int ti = intern_type(w, op->results[i]->type);
-        if (ti < 0) { free(e.p); return -1; }
-        put_var(&e, (uint64_t)ti);
-    }
-    int err = 0;
-    if (val >= 0) {
-        /* nothing else */
-    } else if (info) {
-        /* slot mask, then the bindings of each bound slot */
-        uint64_t mask = 0;
-        const MilArg *by_slot[64] = {0};
+    /* ops.def ops: arguments by slot */
+    uint64_t mask = 0;
+    const MilArg *by_slot[64] = {0};
+    if (info && val < 0) {
         for (int i = 0; i < op->nargs && !err; i++) {
             int s = -1;
             for (int k = 0; k < info->nargs && k < 64; k++)
@@ -580,7 +566,43 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
                 mask |= (uint64_t)1 << s;
             }
         }
-        put_var(&e, mask);
+        if (err) return -1;
+        /* implicit result type: that of the first non-constant value argument */
+        const MilValue *first = NULL;
+        for (int s = 0; s < info->nargs && s < 64 && !first; s++)
+            for (int j = 0; by_slot[s] && j < by_slot[s]->n && !first; j++) {
+                const MilValue *x = by_slot[s]->items[j].value;
+                if (x && !is_const_value(x)) first = x;
+            }
+        if (first && op->nresults == 1 && info->nresults == 1) {
+            int a1 = intern_type(w, first->type), a2 = intern_type(w, op->results[0]->type);
+            if (a1 >= 0 && a1 == a2) fl |= MILB_OP_TSAME;
+        }
+    }
+    int pal = palette(w, info ? info->wire : 0);
+    if (!info) put_var(&e, (uint64_t)intern_str(w, op->opname));
+    if (fl & MILB_OP_OPSET) put_var(&e, (uint64_t)intern_str(w, op->opset));
+    if (fl & MILB_OP_NAME) put_var(&e, (uint64_t)intern_str(w, nm));
+    if (val >= 0) {
+        put_var(&e, (uint64_t)val);
+        if (!(fl & MILB_OP_ANON)) put_var(&e, (uint64_t)intern_str(w, op->results[0]->name));
+    } else if (!info || info->nresults < 0) put_var(&e, (uint64_t)op->nresults);
+    else if (info->nresults != op->nresults) {
+        mil_error(w->d, op->loc, "op '%s' has %d results, the ops table says %d", op->opname, op->nresults,
+                  info->nresults);
+        free(e.p);
+        return -1;
+    }
+    for (int i = 0; val < 0 && i < op->nresults; i++) {
+        if (!(fl & MILB_OP_ANON)) put_var(&e, (uint64_t)intern_str(w, op->results[i]->name));
+        int ti = intern_type(w, op->results[i]->type);
+        if (ti < 0) { free(e.p); return -1; }
+        if (!(fl & MILB_OP_TSAME)) put_var(&e, (uint64_t)ti);
+    }
+    if (val >= 0) {
+        /* nothing else */
+    } else if (info) {
+        /* the slot mask goes in front of the op (assemble); the bindings of each bound slot */
         for (int s = 0; s < info->nargs && s < 64 && !err; s++) {
             const MilArg *a = by_slot[s];
             if (!a) continue;
@@ -619,7 +641,7 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
         }
         int line = op->loc.line > 0 ? op->loc.line : 0;
         if (line && op->loc.file && !w->debug_file) w->debug_file = op->loc.file;
-        w->ops[w->nops] = (struct WOp){pal, fl, c->n, e.n, line, line ? op->loc.col : 0};
+        w->ops[w->nops] = (struct WOp){pal, fl, c->n, e.n, line, line ? op->loc.col : 0, mask, info && val < 0};
         put_bytes(c, e.p, e.n);
         if (e.oom) c->oom = true;
     }
@@ -670,6 +692,12 @@ static int encode_func(W *w, const MilFunc *f) {
         put_var(b, (uint64_t)w->vnum[v->id]);
     }
     return rc;
+}
+
+static int cmp_pm(const void *a, const void *b) {
+    const struct { int pal; uint64_t mask; } *x = a, *y = b;
+    if (x->pal != y->pal) return x->pal < y->pal ? -1 : 1;
+    return x->mask < y->mask ? -1 : x->mask > y->mask;
 }
 
 static void assemble(W *w, MilbOutput *out) {
@@ -732,17 +760,43 @@ static void assemble(W *w, MilbOutput *out) {
     /* CODE: the op palette, the most common flags, then the ops */
     {
         Buf *b = &body[MILB_SEC_CODE];
-        int *freq = calloc((size_t)w->npal + 1, sizeof *freq * (MILB_OP_ALL + 1));
+        enum { NF = MILB_OP_ALL + 1 };
+        int np = w->npal;
+        int *freq = calloc((size_t)np + 1, sizeof *freq * NF);
         uint8_t def[sizeof w->pal / sizeof w->pal[0]] = {0};
+        uint64_t defmask[sizeof w->pal / sizeof w->pal[0]] = {0};
         if (!freq) b->oom = true;
-        for (int i = 0; freq && i < w->nops; i++) freq[w->ops[i].pal * (MILB_OP_ALL + 1) + w->ops[i].flags]++;
-        put_var(b, (uint64_t)w->npal);
-        for (int i = 0; freq && i < w->npal; i++) {
-            const int *fr = freq + i * (MILB_OP_ALL + 1);
-            for (int k = 1; k <= MILB_OP_ALL; k++)
+        /* per palette entry: the most common slot mask (ties: the smaller
+         * mask), then the most common flags once the masks are settled */
+        struct PM { int pal; uint64_t mask; } *pm = malloc(sizeof *pm * ((size_t)w->nops + 1));
+        int npm = 0;
+        if (!pm) b->oom = true;
+        for (int i = 0; pm && i < w->nops; i++)
+            if (w->ops[i].has_mask) pm[npm++] = (struct PM){w->ops[i].pal, w->ops[i].mask};
+        if (pm) qsort(pm, (size_t)npm, sizeof *pm, cmp_pm);
+        int bestn[sizeof w->pal / sizeof w->pal[0]] = {0};
+        for (int i = 0; i < npm;) {
+            int j = i;
+            while (j < npm && pm[j].pal == pm[i].pal && pm[j].mask == pm[i].mask) j++;
+            if (j - i > bestn[pm[i].pal]) {
+                bestn[pm[i].pal] = j - i;
+                defmask[pm[i].pal] = pm[i].mask;
+            }
+            i = j;
+        }
+        free(pm);
+        if (freq) memset(freq, 0, sizeof *freq * NF * ((size_t)np + 1));
+        for (int i = 0; i < w->nops; i++)
+            if (w->ops[i].has_mask && w->ops[i].mask != defmask[w->ops[i].pal]) w->ops[i].flags |= MILB_OP_MASK;
+        for (int i = 0; freq && i < w->nops; i++) freq[w->ops[i].pal * NF + w->ops[i].flags]++;
+        put_var(b, (uint64_t)np);
+        for (int i = 0; freq && i < np; i++) {
+            const int *fr = freq + i * NF;
+            for (int k = 1; k < NF; k++)
                 if (fr[k] > fr[def[i]]) def[i] = (uint8_t)k;
             put_var(b, w->pal[i]);
             put_u8(b, def[i]);
+            if (w->pal[i]) put_var(b, defmask[i]);
         }
         free(freq);
         for (int i = 0; i < w->nops; i++) {
@@ -750,6 +804,7 @@ static void assemble(W *w, MilbOutput *out) {
             bool ex = op->flags != def[op->pal];
             put_var(b, (uint64_t)op->pal << 1 | ex);
             if (ex) put_u8(b, op->flags);
+            if (op->flags & MILB_OP_MASK) put_var(b, op->mask);
             put_bytes(b, w->tails.p + op->off, op->len);
         }
         if (w->tails.oom) b->oom = true;

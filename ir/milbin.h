@@ -65,14 +65,17 @@
  *              varint nparams; nparams x { varint name; varint type };
  *              varint nops; varint nouts; nouts x varint value
  *            attrs = varint n; n x { varint name; varint constant }
- *   CODE     varint npal; npal x { varint wire code; u8 default flags } (the
- *            op palette: distinct wire codes of ir/ops.def, 0 = unknown op, in
- *            first-use order, each with the flags most of its ops have); then
- *            the ops of every function in order.
+ *   CODE     varint npal; npal x { varint wire code; u8 default flags;
+ *            [varint default slot mask] unless wire 0 } (the op palette:
+ *            distinct wire codes of ir/ops.def, 0 = unknown op, in first-use
+ *            order, each with the flags and the slot mask most of its ops
+ *            have); then the ops of every function in order.
  *            Values are numbered per function: parameters first, then each
  *            op's results.  One op:
  *              varint palette index << 1 | f; f = 1: u8 flags (MILB_OP_*)
  *                     follows, f = 0: the op has its palette entry's flags
+ *              [varint slot mask]               if MILB_OP_MASK (else the
+ *                                               palette entry's mask)
  *              [varint spelling string]         for palette wire 0
  *              [varint opset string]            if MILB_OP_OPSET
  *              [varint name string]             if MILB_OP_NAME
@@ -81,11 +84,12 @@
  *                  constant's type; then its name (unless MILB_OP_ANON) and
  *                  nothing else
  *              [varint nresults]                only when ops.def says -1 (or wire 0)
- *              nresults x { [varint name] unless MILB_OP_ANON; varint type }
- *              ops.def ops: varint slot mask (bit s = argument slot s, the
- *                  s-th alphabetical ARG row, is bound); then for each bound
- *                  slot in order: A_VARIADIC slots varint n << 1 | variadic and
- *                  n bindings, other slots exactly one binding
+ *              nresults x { [varint name] unless MILB_OP_ANON;
+ *                           [varint type] unless MILB_OP_TSAME }
+ *              ops.def ops: for each slot of the slot mask (bit s = argument
+ *                  slot s, the s-th alphabetical ARG row, is bound) in order:
+ *                  A_VARIADIC slots varint n << 1 | variadic and n bindings,
+ *                  other slots exactly one binding
  *              unknown ops: varint nargs; nargs x { varint name string;
  *                  varint n << 1 | variadic; n bindings }, sorted by name
  *              binding = varint back-distance << 1 (the value numbered
@@ -93,6 +97,9 @@
  *                  far), or constant << 1 | 1
  *              [attrs]                          if MILB_OP_ATTRS
  *            MILB_OP_NAME0: the op has `name = string(<first result's name>)`.
+ *            MILB_OP_TSAME (ops.def ops with one result): the result's type
+ *            is the type of the first argument value (slot order) that is not
+ *            a constant (a const or constexpr result); no shape inference.
  *            MILB_OP_ANON: the results carry no names (a stripped program);
  *            readers synthesise "v<value number>" (see milb_anon_name).
  *   HASH     u64 XXH3-64 of the bytes of all sections before it in file order:
@@ -162,7 +169,7 @@ enum { MILB_C_TENSOR = 0, MILB_C_BLOB = 1, MILB_C_LIST = 2, MILB_C_TUPLE = 3, MI
 /* Op flags. */
 enum {
     MILB_OP_NAME0 = 1, MILB_OP_NAME = 2, MILB_OP_OPSET = 4, MILB_OP_ATTRS = 8, MILB_OP_ANON = 16, MILB_OP_VAL = 32,
-    MILB_OP_ALL = 63
+    MILB_OP_MASK = 64, MILB_OP_TSAME = 128, MILB_OP_ALL = 255
 };
 #define MILB_MAX_TYPE_RANK 15   /* the rank nibble of a TENSOR type byte */
 

@@ -486,12 +486,19 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
     if (npal > MIL_OP_COUNT) return bad(P, "op palette of %lld entries (the ops table has %d ops)", (long long)npal, MIL_OP_COUNT);
     MilOpKind pal[MIL_OP_COUNT + 1];
     uint8_t palfl[MIL_OP_COUNT + 1];
+    uint64_t palmask[MIL_OP_COUNT + 1];
     for (int64_t i = 0; i < npal; i++) {
         uint64_t wire;
         if (!milb_get_varint(c, &wire) || !milb_get_byte(c, &palfl[i])) return bad(P, "op palette truncated");
-        if (palfl[i] & ~MILB_OP_ALL) return bad(P, "op palette: bad default flags 0x%02x", palfl[i]);
         pal[i] = wire ? milb_op_from_wire(wire) : MIL_OP_UNKNOWN;
         if (wire && pal[i] == MIL_OP_UNKNOWN) return bad(P, "op palette: unknown opcode 0x%04llx", (unsigned long long)wire);
+        palmask[i] = 0;
+        if (wire) {
+            int ns = milb_op_row(pal[i])->nargs;
+            if (!milb_get_varint(c, &palmask[i])) return bad(P, "op palette truncated");
+            if (ns < 64 && (palmask[i] >> ns))
+                return bad(P, "op palette: slot mask 0x%llx names slots beyond the op's %d", (unsigned long long)palmask[i], ns);
+        }
         for (int64_t j = 0; j < i; j++)
             if (pal[j] == pal[i]) return bad(P, "op palette: opcode 0x%04llx listed twice", (unsigned long long)wire);
     }
@@ -503,14 +510,17 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
     int maxparams = 0;
     for (int fi = 0; fi < v->nfuncs; fi++)
         if (funcs[fi].nparams > maxparams) maxparams = funcs[fi].nparams;
-    uint8_t *isconst = vmem(v, (size_t)maxparams + milb_left(c) + 1);
-    if (!isconst) return bad(P, "out of memory");
+    size_t nvmax = (size_t)maxparams + milb_left(c) + 1;
+    uint8_t *isconst = vmem(v, nvmax);
+    uint32_t *vtype = vmem(v, sizeof *vtype * nvmax);
+    if (!isconst || !vtype) return bad(P, "out of memory");
     for (int fi = 0; fi < v->nfuncs; fi++) {
         MilbFunc *fn = &funcs[fi];
         MilbOp *ops = vmem(v, sizeof *ops * (size_t)(fn->nops + 1));
         if (!ops) return bad(P, "out of memory");
         int64_t nvalues = fn->nparams;
         memset(isconst, 0, (size_t)fn->nparams);
+        for (int j = 0; j < fn->nparams; j++) vtype[j] = fn->param_types[j];
         for (int oi = 0; oi < fn->nops; oi++) {
             MilbOp *op = &ops[oi];
             char where[160];
@@ -533,10 +543,13 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 row = milb_op_row(op->kind);
                 snprintf(where, sizeof where, "function '%s' op %d '%s'", v->strings[fn->name], oi, row->name);
             }
-            if (fl & ~MILB_OP_ALL || ((fl & MILB_OP_NAME0) && (fl & MILB_OP_NAME)) ||
-                ((fl & MILB_OP_VAL) && (op->kind != MIL_OP_CONST || (fl & MILB_OP_ATTRS))) ||
-                ((fl & MILB_OP_ANON) && (fl & MILB_OP_NAME0)))
+            if (((fl & MILB_OP_NAME0) && (fl & MILB_OP_NAME)) ||
+                ((fl & MILB_OP_VAL) && (op->kind != MIL_OP_CONST || (fl & (MILB_OP_ATTRS | MILB_OP_MASK | MILB_OP_TSAME)))) ||
+                ((fl & MILB_OP_ANON) && (fl & MILB_OP_NAME0)) ||
+                (!row && (fl & (MILB_OP_MASK | MILB_OP_TSAME))) || ((fl & MILB_OP_TSAME) && row->nresults != 1))
                 return bad(P, "%s: bad flags 0x%02x", where, fl);
+            uint64_t mask = palmask[head >> 1];
+            if ((fl & MILB_OP_MASK) && !milb_get_varint(c, &mask)) return bad(P, "%s: argument mask truncated", where);
             op->anon = fl & MILB_OP_ANON;
             if (fl & MILB_OP_OPSET) {
                 int64_t x = get_index(P, c, (uint64_t)v->nstrings, "op opset");
@@ -569,6 +582,7 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                     rn[j] = UINT32_MAX;   /* synthesised (milb_anon_name) */
                 }
                 if (val >= 0) x = v->consts[val].type;
+                else if (fl & MILB_OP_TSAME) x = 0;   /* set from the arguments below */
                 else if ((x = get_index(P, c, (uint64_t)v->ntypes, "result type")) < 0) return -1;
                 rt[j] = (uint32_t)x;
             }
@@ -579,7 +593,6 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
             op->first_result = (int)nvalues;
             int nslots = row ? row->nargs : 0;
             int64_t na = 0;
-            uint64_t mask = 0;
             if (val >= 0) {
                 /* a const op: no arguments, one attribute */
                 MilbAttr *at = vmem(v, sizeof *at);
@@ -593,7 +606,6 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 op->nattrs = 1;
                 op->attrs = at;
             } else if (row) {
-                if (!milb_get_varint(c, &mask)) return bad(P, "%s: argument mask truncated", where);
                 if (nslots < 64 && (mask >> nslots))
                     return bad(P, "%s: argument slot mask 0x%llx names slots beyond the op's %d", where,
                                (unsigned long long)mask, nslots);
@@ -650,6 +662,14 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
             }
             op->nargs = (int)na;
             op->args = args;
+            if (fl & MILB_OP_TSAME) {
+                int64_t first = -1;
+                for (int64_t j = 0; j < na && first < 0; j++)
+                    for (int q = 0; q < args[j].n && first < 0; q++)
+                        if (!(args[j].items[q] & 1) && !isconst[args[j].items[q] >> 1]) first = args[j].items[q] >> 1;
+                if (first < 0) return bad(P, "%s: implicit result type without a non-constant argument", where);
+                rt[0] = vtype[first];
+            }
             if (fl & MILB_OP_ATTRS) {
                 if (parse_attrs(P, c, &op->nattrs, &op->attrs)) return -1;
                 for (int j = 0; j < op->nattrs; j++)
@@ -670,8 +690,10 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 for (int j = 0; j < op->nattrs; j++) hasval |= !strcmp(v->strings[op->attrs[j].name], "val");
                 if (!hasval) return bad(P, "%s: const op without 'val'", where);
             }
-            for (int64_t j = 0; j < nr; j++)
+            for (int64_t j = 0; j < nr; j++) {
                 isconst[nvalues + j] = op->kind == MIL_OP_CONST || (row && (row->flags & OPF_CONSTEXPR));
+                vtype[nvalues + j] = rt[j];
+            }
             nvalues += nr;
             if (nvalues > INT32_MAX / 2) return bad(P, "%s: too many values", where);
         }
