@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcriterion-dev libopenblas-dev
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build check demo bench clean
+.PHONY: all deps configure build check demo bench fuzz clean
 
 all: build
 
@@ -43,5 +43,16 @@ demo: build
 bench: build
 	./bench/run.sh $(BUILD)
 
+# Coverage-guided fuzzing of the parser, the .milb loader and the .npy reader
+# (clang + libFuzzer; FUZZ_SECONDS each).  Crashes are written to build-fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -DMILC_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_parse fuzz_milb fuzz_npy
+	mkdir -p build-fuzz/corpus-parse && cp examples/mil/*.mil test/frontend/data/*.mil build-fuzz/corpus-parse/
+	cd build-fuzz && ./test/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 corpus-parse
+	cd build-fuzz && ./test/fuzz/fuzz_milb -max_total_time=$(FUZZ_SECONDS)
+	cd build-fuzz && ./test/fuzz/fuzz_npy -max_total_time=$(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
