@@ -143,6 +143,7 @@ typedef struct W {
     int npal;
     Buf tails;
     const char *debug_file;
+    size_t sprev_off, sprev_len;   /* the last string added (front coding) */
 } W;
 
 static void werr(W *w, MilLoc loc, const char *fmt, const char *a, const char *b) {
@@ -155,10 +156,19 @@ static int intern_str(W *w, const char *s) {
     uint64_t h = XXH3_64bits(s, n);
     int i = map_find(&w->strings, s, n, h);
     if (i >= 0) return i;
+    /* front coding: up to 7 leading bytes shared with the previous string */
+    size_t pre = 0;
+    if (w->nstrings && !w->strings.keys.oom) {
+        const char *prev = (const char *)w->strings.keys.p + w->sprev_off;
+        while (pre < 7 && pre < n && pre < w->sprev_len && prev[pre] == s[pre]) pre++;
+    }
     i = w->nstrings++;
+    size_t off = w->strings.keys.n;
     if (map_add(&w->strings, s, n, h, i)) w->sec[MILB_SEC_STRINGS].oom = true;
-    put_var(&w->sec[MILB_SEC_STRINGS], n);
-    put_bytes(&w->sec[MILB_SEC_STRINGS], s, n);
+    w->sprev_off = off;
+    w->sprev_len = n;
+    put_var(&w->sec[MILB_SEC_STRINGS], (uint64_t)(n - pre) << 3 | pre);
+    put_bytes(&w->sec[MILB_SEC_STRINGS], s + pre, n - pre);
     return i;
 }
 

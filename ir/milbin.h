@@ -28,7 +28,9 @@
  * field is used.  Sections (absent = empty, except FUNCS, CODE, HASH; DEBUG
  * is optional):
  *
- *   STRINGS  varint n; n x { varint len; len bytes (no NUL) }
+ *   STRINGS  varint n; n x { varint len << 3 | pre; len bytes (no NUL) }: the
+ *            string is the first pre (0..7) bytes of the previous string
+ *            followed by the len bytes (front coding)
  *   TYPES    varint n; n x type:
  *              u8 kind | rank << 4 (TENSOR; 0 for the other kinds).  Bit 3 is
  *                      the layout (0 = dense row-major, the only one)

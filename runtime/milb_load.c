@@ -104,16 +104,24 @@ static int parse_strings(Parser *P, MilbCursor *c) {
     if (n < 0) return -1;
     const char **s = vmem(v, sizeof *s * (size_t)(n + 1));
     if (!s) return bad(P, "out of memory");
+    size_t prevlen = 0;
     for (int64_t i = 0; i < n; i++) {
-        int64_t len = get_count(P, c, 1, "string length");
+        uint64_t lp;
         const uint8_t *b;
-        if (len < 0) return -1;
+        if (!milb_get_varint(c, &lp)) return bad(P, "string %lld: length truncated or malformed", (long long)i);
+        size_t pre = (size_t)(lp & 7);
+        uint64_t len = lp >> 3;
+        if (len > milb_left(c)) return bad(P, "string %lld: length %llu exceeds the %zu bytes left", (long long)i,
+                                          (unsigned long long)len, milb_left(c));
+        if (pre > prevlen) return bad(P, "string %lld: shares %zu bytes with a string of %zu", (long long)i, pre, prevlen);
         if (!milb_get_bytes(c, (size_t)len, &b)) return bad(P, "string %lld truncated", (long long)i);
         if (memchr(b, 0, (size_t)len)) return bad(P, "string %lld contains a NUL byte", (long long)i);
-        char *d = vmem(v, (size_t)len + 1);
+        char *d = vmem(v, pre + (size_t)len + 1);
         if (!d) return bad(P, "out of memory");
-        memcpy(d, b, (size_t)len);
+        if (pre) memcpy(d, s[i - 1], pre);
+        memcpy(d + pre, b, (size_t)len);
         s[i] = d;
+        prevlen = pre + (size_t)len;
     }
     v->nstrings = (int)n;
     v->strings = s;
