@@ -497,6 +497,30 @@ Test(milb, error_messages) {
     b[st] = 0x7f;
     reseal(b, s.len);
     expect_error(b, s.len, "STRINGS", NULL);
+    /* DEBUG: a forged file name length, a forged line delta */
+    memcpy(b, s.milb, s.len);
+    size_t dbg_size = 0, dbg = section_offset(s.milb, s.len, MILB_SEC_DEBUG, &dbg_size);
+    cr_assert_eq(b[dbg], 9);   /* "small.mil" */
+    b[dbg] = 0x7f;
+    reseal(b, s.len);
+    expect_error(b, s.len, "(DEBUG: source file name", NULL);
+    memcpy(b, s.milb, s.len);
+    b[dbg + 10] = 0x01;         /* first op: line -1 */
+    reseal(b, s.len);
+    expect_error(b, s.len, "(DEBUG: function 'main' op 0: location out of range", NULL);
+    memcpy(b, s.milb, s.len);
+    b[dbg + dbg_size - 1] = 0x80;   /* the last column no longer terminates */
+    reseal(b, s.len);
+    expect_error(b, s.len, "(DEBUG: function 'main' op", "location truncated");
+    /* WEIGHTS: a reference to a file that is not listed */
+    memcpy(b, s.milb, s.len);
+    size_t ws = section_offset(s.milb, s.len, MILB_SEC_WEIGHTS, NULL);
+    cr_assert_eq(b[ws], 1);     /* one file, hashed: path << 1 | 1, 8 hash bytes, one reference */
+    cr_assert_eq(b[ws + 10], 1);
+    cr_assert_eq(b[ws + 11], 0);
+    b[ws + 11] = 1;
+    reseal(b, s.len);
+    expect_error(b, s.len, "(WEIGHTS: weight reference file 1 out of range", NULL);
     /* weight file: one payload byte changed */
     size_t wl;
     char *wf = tu_read_file(tpath("prog.weights.bin"), &wl);
