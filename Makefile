@@ -48,10 +48,12 @@ bench: build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B build-fuzz -DMILC_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_parse fuzz_milb fuzz_npy
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_parse fuzz_milb fuzz_npy milc
 	mkdir -p build-fuzz/corpus-parse && cp examples/mil/*.mil test/frontend/data/*.mil build-fuzz/corpus-parse/
 	cd build-fuzz && ./test/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 corpus-parse
-	cd build-fuzz && ./test/fuzz/fuzz_milb -max_total_time=$(FUZZ_SECONDS)
+	mkdir -p build-fuzz/corpus-milb && for f in test/passes/data/*.mil test/backend/data/*.mil examples/mil/*.mil test/frontend/data/*.mil; do \
+	  ./build-fuzz/tools/milc -O0 --emit=milb -o build-fuzz/corpus-milb/$$(basename $$f .mil).milb $$f 2>/dev/null || true; done
+	cd build-fuzz && ./test/fuzz/fuzz_milb -max_total_time=$(FUZZ_SECONDS) corpus-milb
 	cd build-fuzz && ./test/fuzz/fuzz_npy -max_total_time=$(FUZZ_SECONDS)
 
 clean:
