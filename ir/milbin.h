@@ -84,7 +84,7 @@
  *              MILB_OP_VAL (const ops only): varint constant, the `val`
  *                  attribute; the op has one result whose type is the
  *                  constant's type; then its name (unless MILB_OP_ANON) and
- *                  nothing else
+ *                  nothing else (STRINGS must hold "val", the attribute's name)
  *              [varint nresults]                only when ops.def says -1 (or wire 0)
  *              nresults x { [varint name] unless MILB_OP_ANON;
  *                           [varint type] unless MILB_OP_TSAME }
@@ -115,7 +115,16 @@
  *
  * Strip modes (MilbWriteOptions.strip, `milc --emit=milb --strip`): value and
  * op names and the DEBUG section are dropped; function names, input names and
- * the names of function outputs stay (the runtime binds by name).
+ * the names of function outputs stay (the runtime binds by name); the
+ * disassembly names the rest v<N> and writing it stripped again gives the same
+ * bytes.  MilbWriteOptions.no_debug (`--no-debug`) drops only DEBUG.  A text
+ * round trip (MIL -> milb -> MIL -> milb) gives identical bytes except in
+ * DEBUG, which then records the disassembly's lines; in memory
+ * (mil_milb_disassemble restores the op locations) it is byte-identical.
+ *
+ * Sizes (milc --stats, test/backend/data/transformer_layer.mil, format 1.1):
+ * -O0 883 B named with DEBUG, 732 B --no-debug, 538 B --strip; -O2 1115 /
+ * 968 / 594 B; a 128x128 or 1024x1024 fp16 matmul of two inputs 145 B.
  *
  * The writer is deterministic (same IR -> same bytes): strings, types and
  * constants are numbered in first-use order, constants are deduplicated by
