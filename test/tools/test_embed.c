@@ -58,4 +58,5 @@ Test(embed, runs_milb_like_source) {
     snprintf(cmd, sizeof cmd, "%s/examples/embed %s/nonexistent.milb %s", MILC_BINARY_DIR, dir, dir);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 1);
     tu_rmrf(dir);
+    free(dir);
 }
