@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define ANE_BLOB_PATH "@model_path/weights/weight.bin"
 #define ANE_INLINE_MAX 64
 
 typedef struct Ex {
@@ -225,70 +224,6 @@ int mil_ane_expand_ext(MilProgram *p, MilDiag *d) {
     return rc;
 }
 
-/* ------------------------------------------------------------- weights */
-
-typedef struct Wmap {
-    const char *path;
-    uint64_t off;
-    const MilType *type;
-    uint64_t new_off;
-} Wmap;
-
-typedef struct Wt {
-    MilProgram *p;
-    MilRtBlobWriter *w;
-    MilRtBlobCache *cache;
-    Wmap *map;
-    int n, cap;
-    MilDiag *d;
-    int failed, nblobs;
-} Wt;
-
-static MilConst *move_const(Wt *b, MilConst *c, MilLoc loc) {
-    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR) return c;
-    int64_t n = mil_type_numel(c->type);
-    MilDType dt = c->type->dtype;
-    MilRtErr e;
-    if (n < 0 || !mil_rt_dtype_blob_code(dt)) return c;
-    if (c->kind == MIL_CONST_BLOB) {
-        for (int i = 0; i < b->n; i++)
-            if (b->map[i].off == c->blob_offset && b->map[i].type == c->type && !strcmp(b->map[i].path, c->blob_path))
-                return mil_const_blob(b->p, c->type, ANE_BLOB_PATH, b->map[i].new_off);
-        MilRtBlobFile *bf = mil_rt_blob_cache_get(b->cache, c->blob_path, &e);
-        const void *data = NULL;
-        void *owned = NULL;
-        uint64_t off;
-        if (!bf || mil_rt_blob_read(bf, c->blob_offset, dt, n, &data, &owned, &e) ||
-            mil_rt_blob_writer_append(b->w, dt, data, n, &off, &e)) {
-            mil_error(b->d, loc, "%s", e.msg);
-            free(owned);
-            b->failed = 1;
-            return c;
-        }
-        free(owned);
-        if (b->n == b->cap) {
-            b->cap = b->cap ? 2 * b->cap : 32;
-            Wmap *nm = realloc(b->map, sizeof *nm * (size_t)b->cap);
-            if (!nm) { b->failed = 1; return c; }
-            b->map = nm;
-        }
-        b->map[b->n++] = (Wmap){c->blob_path, c->blob_offset, c->type, off};
-        b->nblobs++;
-        return mil_const_blob(b->p, c->type, ANE_BLOB_PATH, off);
-    }
-    if (c->kind == MIL_CONST_TENSOR && c->count == n && (size_t)n * mil_dtype_storage_size(dt) > ANE_INLINE_MAX) {
-        uint64_t off;
-        if (mil_rt_blob_writer_append(b->w, dt, c->data, n, &off, &e)) {
-            mil_error(b->d, loc, "%s", e.msg);
-            b->failed = 1;
-            return c;
-        }
-        b->nblobs++;
-        return mil_const_blob(b->p, c->type, ANE_BLOB_PATH, off);
-    }
-    return c;
-}
-
 static bool later_than_ios17(const char *opset) {
     if (!opset || strncmp(opset, "ios", 3)) return false;
     return atoi(opset + 3) >= 18;
@@ -306,55 +241,11 @@ int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, M
             if (later_than_ios17(p->funcs[i]->opset)) sp = MIL_SPELLING_1_3;
     }
     p->version = mil_strdup(p, sp == MIL_SPELLING_1_3 ? "1.3" : "1.0");
-    char path[4096];
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        mil_error(d, (MilLoc){0}, "cannot create '%s': %s", dir, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/weights", dir);
-    if (mkdir(path, 0777) && errno != EEXIST) {
-        mil_error(d, (MilLoc){0}, "cannot create '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/weights/weight.bin", dir);
-    MilRtErr e;
-    Wt b = {.p = p, .d = d};
-    b.w = mil_rt_blob_writer_open(path, &e);
-    if (!b.w) {
-        mil_error(d, (MilLoc){0}, "%s", e.msg);
-        return -1;
-    }
-    b.cache = mil_rt_blob_cache_new(opt->model_dir ? opt->model_dir : ".", opt->weights_dir);
-    for (int fi = 0; fi < p->nfuncs; fi++)
-        for (MilOp *op = p->funcs[fi]->body.first; op; op = op->next) {
-            for (int i = 0; i < op->nattrs; i++) op->attrs[i].val = move_const(&b, op->attrs[i].val, op->loc);
-            for (int i = 0; i < op->nargs; i++)
-                for (int j = 0; j < op->args[i].n; j++)
-                    if (op->args[i].items[j].cst)
-                        op->args[i].items[j].cst = move_const(&b, op->args[i].items[j].cst, op->args[i].loc);
-        }
-    if (mil_rt_blob_writer_close(b.w, &e)) {
-        mil_error(d, (MilLoc){0}, "%s", e.msg);
-        b.failed = 1;
-    }
-    mil_rt_blob_cache_free(b.cache);
-    free(b.map);
-    if (!b.nblobs) remove(path);  /* dynamic weights: nothing to store */
-    if (b.failed || d->nerrors > errors0) return -1;
-    size_t len = 0;
-    char *text = mil_print(p, sp, &len);
-    if (!text) {
-        mil_error(d, (MilLoc){0}, "out of memory");
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/model.mil", dir);
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(text, 1, len, f) == len;
-    if (f) ok = (fclose(f) == 0) && ok;
-    free(text);
-    if (!ok) {
-        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno));
-        return -1;
-    }
+    MilBundleOptions bo = {.spelling = sp,
+                           .model_dir = opt->model_dir,
+                           .weights_dir = opt->weights_dir,
+                           .inline_max_bytes = ANE_INLINE_MAX,
+                           .omit_empty_weights = true};
+    if (d->nerrors > errors0 || mil_bundle_write(p, dir, &bo, d)) return -1;
     return 0;
 }

@@ -116,6 +116,25 @@ MilProgram *mil_milb_disassemble(const void *buf, size_t len, const char *file, 
 /* Is path a .milb file (by name)? */
 bool mil_milb_is_path(const char *path);
 
+/* ------------------------------------------------------ model directories */
+
+typedef struct MilBundleOptions {
+    MilSpelling spelling;        /* of model.mil */
+    const char *model_dir;       /* the input's `@model_path` (to read its BLOBFILEs); NULL = "." */
+    const char *weights_dir;     /* override for the input's weights; NULL = none */
+    size_t inline_max_bytes;     /* inline tensors above this many bytes move to the
+                                    weight file; 0 = coremltools' rule (>= 10
+                                    elements of a weight-file dtype) */
+    bool omit_empty_weights;     /* no weight.bin when nothing goes into it */
+} MilBundleOptions;
+
+/* Writes DIR/model.mil + DIR/weights/weight.bin (every BLOBFILE constant the
+ * program references, shared blobs once, and the large inline constants).
+ * Built under a temporary name and renamed into place: on failure nothing is
+ * left and an existing DIR is untouched.  p's constants are rewritten in
+ * place to point into the new weight file.  0 or -1 (diagnostics in d). */
+int mil_bundle_write(MilProgram *p, const char *dir, const MilBundleOptions *opt, MilDiag *d);
+
 typedef struct MilAneOptions {
     MilSpelling spelling;      /* SAME = 1.3 if any function is ios18, else 1.0 */
     const char *model_dir;     /* the input's `@model_path`; NULL = "." */
@@ -128,5 +147,60 @@ int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, M
 /* Expands every milc extension op (OPF_EXT) of p into standard MIL ops in
  * place (used by mil_emit_ane_mil); -1 after reporting an op it cannot. */
 int mil_ane_expand_ext(MilProgram *p, MilDiag *d);
+
+
+/* ===================================================== synthetic weights
+ * (backend/synth.c)  Real programs often reference weight files that are not
+ * available (e.g. Git LFS pointers).  mil_synth_weights re-creates them with
+ * deterministic random data so the program can be lowered and run (tests,
+ * benchmarks, `mil-run --random-weights`).
+ *
+ * For every BLOBFILE constant of p (op arguments and attributes, function and
+ * program attributes, inside lists/tuples/dicts), the path is resolved like
+ * mil_lower does (`@model_path` = model_dir, weights_dir override).  A file
+ * that exists is used as it is (never rewritten or checked).  A missing file
+ * is written with the runtime's MILBlob v2 writer:
+ *   - one record at exactly each referenced metadata offset; constants
+ *     sharing an offset share the record (they must have the same dtype and
+ *     element count);
+ *   - a gap before a record is bridged by one uint8 filler record whose
+ *     payload ends where the next record starts (gaps up to 1 GiB);
+ *   - the record's dtype and element count are the constant's declared
+ *     tensor type;
+ *   - values: floats uniform in [-0.05, 0.05); bool and uint1 in {0, 1};
+ *     other integers (sub-byte included) in [0, 4); fp8 small magnitudes.
+ *     They depend only on (seed, the path as written, the offset), so the
+ *     same program and seed give byte-identical files.
+ * Errors go into d at the constant's location, and nothing is written for
+ * that file: an offset that is not a multiple of 64, lies in the 64-byte
+ * header, or overlaps the previous record; constants of different types at
+ * one offset; a type of unknown size or not storable; a directory or file
+ * that cannot be created.  Never exits or crashes.
+ *
+ * Returns the number of files written (0 = nothing was missing), or -1 when
+ * there was any error (files for other, valid paths may have been written).
+ *
+ * mil_synth_weights_opt with link_dir set mirrors a real model directory:
+ * model_dir is then a (usually empty, private) directory, and a file that
+ * exists when resolved against link_dir / link_weights_dir is symlinked into
+ * model_dir instead of being synthesised, so lowering with model_dir (and no
+ * weights_dir) reads the real weights where they exist and synthetic ones
+ * elsewhere. */
+typedef struct MilSynthStats {
+    int files;                 /* weight files written */
+    int blobs;                 /* BLOBFILE constants seen */
+} MilSynthStats;
+
+typedef struct MilSynthOptions {
+    const char *model_dir;     /* `@model_path`; missing files are written here; NULL = "." */
+    const char *weights_dir;   /* as MilLowerOptions.weights_dir; NULL = none */
+    const char *link_dir;      /* real model dir whose existing files are linked; NULL = none */
+    const char *link_weights_dir; /* weights_dir override for link_dir */
+    uint64_t seed;
+    MilSynthStats *stats;      /* filled when not NULL */
+} MilSynthOptions;
+
+int mil_synth_weights(const MilProgram *p, const char *model_dir, uint64_t seed, MilDiag *d);
+int mil_synth_weights_opt(const MilProgram *p, const MilSynthOptions *opt, MilDiag *d);
 
 #endif /* MILC_BACKEND_H */

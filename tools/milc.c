@@ -234,115 +234,16 @@ static int write_taps_sidecar(const Options *o) {
     return write_output(path, o->pass.taps_json, strlen(o->pass.taps_json));
 }
 
-/* One weight record already copied: (source path, offset, type) -> new offset. */
-typedef struct BlobMap {
-    const char *path;
-    uint64_t off;
-    const MilType *type;
-    uint64_t new_off;
-} BlobMap;
-
-typedef struct Bundle {
-    MilProgram *p;
-    MilRtBlobWriter *w;
-    MilRtBlobCache *cache;
-    BlobMap *map;
-    int n, cap;
-    int failed;
-} Bundle;
-
-#define BUNDLE_BLOB_PATH "@model_path/weights/weight.bin"
-
-static bool blob_dtype(MilDType dt) {
-    return dt == MIL_DT_FP16 || dt == MIL_DT_FP32 || dt == MIL_DT_INT8 || dt == MIL_DT_UINT8 ||
-           dt == MIL_DT_BF16 || dt == MIL_DT_INT16 || dt == MIL_DT_UINT16 || dt == MIL_DT_INT32;
-}
-
-/* Moves one constant into the bundle's weight file (returns the replacement). */
-static MilConst *bundle_const(Bundle *b, MilConst *c) {
-    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR) return c;
-    MilRtErr e;
-    int64_t n = mil_type_numel(c->type);
-    if (n < 0) return c;
-    if (c->kind == MIL_CONST_BLOB) {
-        for (int i = 0; i < b->n; i++)
-            if (b->map[i].off == c->blob_offset && b->map[i].type == c->type && !strcmp(b->map[i].path, c->blob_path))
-                return mil_const_blob(b->p, c->type, BUNDLE_BLOB_PATH, b->map[i].new_off);
-        MilRtBlobFile *bf = mil_rt_blob_cache_get(b->cache, c->blob_path, &e);
-        const void *data = NULL;
-        void *owned = NULL;
-        uint64_t off;
-        if (!bf || mil_rt_blob_read(bf, c->blob_offset, c->type->dtype, n, &data, &owned, &e) != 0 ||
-            mil_rt_blob_writer_append(b->w, c->type->dtype, data, n, &off, &e) != 0) {
-            fprintf(stderr, "milc: error: %s\n", e.msg);
-            free(owned);
-            b->failed = 1;
-            return c;
-        }
-        free(owned);
-        if (b->n == b->cap) {
-            b->cap = b->cap ? 2 * b->cap : 64;
-            b->map = realloc(b->map, sizeof *b->map * (size_t)b->cap);
-        }
-        b->map[b->n++] = (BlobMap){c->blob_path, c->blob_offset, c->type, off};
-        return mil_const_blob(b->p, c->type, BUNDLE_BLOB_PATH, off);
-    }
-    /* large inline tensors (e.g. created by folding) go to the weight file too */
-    if (c->kind == MIL_CONST_TENSOR && n >= 10 && c->count == n && blob_dtype(c->type->dtype)) {
-        uint64_t off;
-        if (mil_rt_blob_writer_append(b->w, c->type->dtype, c->data, n, &off, &e) != 0) {
-            fprintf(stderr, "milc: error: %s\n", e.msg);
-            b->failed = 1;
-            return c;
-        }
-        return mil_const_blob(b->p, c->type, BUNDLE_BLOB_PATH, off);
-    }
-    return c;
-}
-
 /* -o NAME.mlmodelc: NAME.mlmodelc/model.mil + weights/weight.bin holding every
  * BLOBFILE constant the output references (and large inline constants). */
 static int write_bundle(MilProgram *p, const Options *o, const char *model_dir) {
-    char path[4096];
-    MilRtErr e;
-    if (mkdir(o->output, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "milc: error: cannot create '%s': %s\n", o->output, strerror(errno));
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/weights", o->output);
-    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "milc: error: cannot create '%s': %s\n", path, strerror(errno));
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/weights/weight.bin", o->output);
-    Bundle b = {.p = p};
-    b.w = mil_rt_blob_writer_open(path, &e);
-    if (!b.w) {
-        fprintf(stderr, "milc: error: %s\n", e.msg);
-        return 1;
-    }
-    b.cache = mil_rt_blob_cache_new(model_dir ? model_dir : ".", NULL);
-    for (int fi = 0; fi < p->nfuncs; fi++)
-        for (MilOp *op = p->funcs[fi]->body.first; op; op = op->next) {
-            for (int i = 0; i < op->nattrs; i++) op->attrs[i].val = bundle_const(&b, op->attrs[i].val);
-            for (int i = 0; i < op->nargs; i++)
-                for (int j = 0; j < op->args[i].n; j++)
-                    if (op->args[i].items[j].cst) op->args[i].items[j].cst = bundle_const(&b, op->args[i].items[j].cst);
-        }
-    int rc = mil_rt_blob_writer_close(b.w, &e) != 0 || b.failed;
-    mil_rt_blob_cache_free(b.cache);
-    free(b.map);
-    if (rc) {
-        fprintf(stderr, "milc: error: cannot write '%s'\n", path);
-        return 1;
-    }
-    size_t len = 0;
-    char *text = mil_print(p, o->spelling, &len);
-    if (!text) return 1;
-    snprintf(path, sizeof path, "%s/model.mil", o->output);
-    rc = write_output(path, text, len);
-    free(text);
-    return rc;
+    MilDiag d;
+    mil_diag_init(&d);
+    MilBundleOptions bo = {.spelling = o->spelling, .model_dir = model_dir};
+    int rc = mil_bundle_write(p, o->output, &bo, &d);
+    mil_diag_print(&d, stderr);
+    mil_diag_free(&d);
+    return rc ? 1 : 0;
 }
 
 /* ------------------------------------------------- binary outputs (issue 5)
@@ -366,7 +267,6 @@ static int emit_binary(MilProgram *p, const Options *o, const char *model_dir) {
     int rc;
     MilDiag dd, *d = &dd;
     if (!o->output || !strcmp(o->output, "-")) {
-        (void)d;
         fprintf(stderr, "milc: error: --emit=%s needs -o %s\n", o->emit == EMIT_MILB ? "milb" : "ane-mil",
                 o->emit == EMIT_MILB ? "PROG.milb" : "DIR");
         return 1;

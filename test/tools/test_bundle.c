@@ -1,0 +1,85 @@
+/* test/tools/test_bundle.c -- `milc -o NAME.mlmodelc` and `--emit=ane-mil`
+ * write their directory atomically: complete on success, absent (or the old
+ * one untouched) on failure. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+static const char *prog_missing_weight =
+    "program(1.3)\n"
+    "[buildInfo = dict<string, string>({})]\n"
+    "{\n"
+    "    func main<ios18>(tensor<fp32, [4]> x) {\n"
+    "            tensor<fp32, [4]> w = const()[name = string(\"w\"), val = tensor<fp32, [4]>(BLOBFILE(path = "
+    "string(\"@model_path/weights/absent.bin\"), offset = uint64(64)))];\n"
+    "            tensor<fp32, [4]> y = add(x = x, y = w)[name = string(\"y\")];\n"
+    "        } -> (y);\n"
+    "}\n";
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+Test(bundle, failure_leaves_nothing_and_keeps_old) {
+    char *dir = tu_tmpdir();
+    char src[4200], out[4200], cmd[9000], marker[4300];
+    snprintf(src, sizeof src, "%s/m.mil", dir);
+    write_file(src, prog_missing_weight);
+    const char *kinds[] = {"-o %s/out.mlmodelc", "--emit=ane-mil -o %s/out.mlmodelc"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(out, sizeof out, "%s/out.mlmodelc", dir);
+        char oarg[4300];
+        snprintf(oarg, sizeof oarg, kinds[k], dir);
+        snprintf(cmd, sizeof cmd, "%s -O0 %s %s", tu_tool("milc"), oarg, src);
+        char *err = NULL;
+        cr_assert_eq(tu_run(cmd, NULL, &err), 1, "%s", cmd);
+        cr_assert(err && strstr(err, "absent.bin"), "%s", err ? err : "");
+        free(err);
+        cr_assert(!exists(out), "%s left behind by a failed run", out);
+        /* an existing directory survives a failed run untouched */
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && echo keep > %s/marker", out, out);
+        cr_assert_eq(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s -O0 %s %s", tu_tool("milc"), oarg, src);
+        cr_assert_eq(tu_run(cmd, NULL, NULL), 1);
+        snprintf(marker, sizeof marker, "%s/marker", out);
+        cr_assert(exists(marker));
+        snprintf(cmd, sizeof cmd, "ls -a %s | grep -c 'tmp\\|old' > /dev/null", dir);
+        cr_assert_neq(system(cmd), 0, "staging directories left in %s", dir);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", out);
+        cr_assert_eq(system(cmd), 0);
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(bundle, success_replaces_old_and_runs) {
+    char *dir = tu_tmpdir();
+    char out[4200], cmd[9000], marker[4300], model[4300];
+    snprintf(out, sizeof out, "%s/ffn.mlmodelc", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && echo old > %s/marker", out, out);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s -O2 -o %s %s", tu_tool("milc"), out, tu_src("examples/mil/ffn_block.mil"));
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0, "%s", cmd);
+    snprintf(marker, sizeof marker, "%s/marker", out);
+    cr_assert(!exists(marker), "the old directory was not replaced");
+    snprintf(model, sizeof model, "%s/model.mil", out);
+    cr_assert(exists(model));
+    snprintf(model, sizeof model, "%s/weights/weight.bin", out);
+    cr_assert(exists(model));
+    snprintf(cmd, sizeof cmd, "%s --random-inputs 1 %s", tu_tool("mil-run"), out);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0, "%s", cmd);
+    tu_rmrf(dir);
+    free(dir);
+}
