@@ -6,9 +6,10 @@
  *
  * Without PROGRAM, the largest .mil in $MILC_CORPUS_DIR (default
  * ../shared/corpus/real) is used.  Every BLOBFILE the program references is
- * re-created in a temporary model directory with the runtime's weight writer
- * at exactly the referenced offsets (filler records bridge gaps), filled with
- * deterministic random values (floats in [-0.05, 0.05), integers in [0, 4)).
+ * re-created in a temporary model directory by mil_synth_weights
+ * (backend/backend.h: the runtime's weight writer at exactly the referenced
+ * offsets, filler records bridging gaps, deterministic random values: floats
+ * in [-0.05, 0.05), integers in [0, 4)).
  * Then the program is lowered, prepared once with random inputs (`?` dims
  * from NAME=D0,D1,... arguments, else FlexibleShapeInformation's
  * DefaultShapes, else 1), run RUNS times (default 5), and the per-run wall time is printed.
@@ -24,34 +25,6 @@
 #include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "runtime/runtime.h"
-
-typedef struct Ref {
-    const char *path;
-    uint64_t offset;
-    MilDType dt;
-    int64_t count;
-} Ref;
-
-static Ref *refs;
-static int nrefs, caprefs;
-
-static void add_ref(const MilConst *c) {
-    if (!c || c->kind != MIL_CONST_BLOB || !c->type || c->type->kind != MIL_TY_TENSOR) return;
-    int64_t n = mil_type_numel(c->type);
-    if (n < 0) return;
-    if (nrefs == caprefs) {
-        caprefs = caprefs ? caprefs * 2 : 256;
-        refs = realloc(refs, sizeof *refs * (size_t)caprefs);
-    }
-    refs[nrefs++] = (Ref){c->blob_path, c->blob_offset, c->type->dtype, n};
-}
-
-static int cmp_ref(const void *a, const void *b) {
-    const Ref *x = a, *y = b;
-    int c = strcmp(x->path, y->path);
-    if (c) return c;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
 
 /* FlexibleShapeInformation's DefaultShapes entry for input `name` (as mil-run). */
 static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
@@ -80,59 +53,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static uint64_t rng = 12345;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-/* Writes one weight file holding refs[a..b) (sorted by offset). */
-static int synth_file(const char *path, int a, int b) {
-    MilRtErr e;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
-    if (system(cmd) != 0) return -1;
-    MilRtBlobWriter *w = mil_rt_blob_writer_open(path, &e);
-    if (!w) { fprintf(stderr, "%s\n", e.msg); return -1; }
-    uint64_t end = 64;
-    for (int i = a; i < b; i++) {
-        if (i > a && refs[i].offset == refs[i - 1].offset) continue;  /* shared record */
-        uint64_t m = (end + 63) & ~(uint64_t)63;
-        if (refs[i].offset != m) {  /* bridge the gap with a filler record */
-            if (refs[i].offset < m + 64) {
-                fprintf(stderr, "%s: cannot place the blob at %llu\n", path, (unsigned long long)refs[i].offset);
-                return -1;
-            }
-            int64_t fill = (int64_t)(refs[i].offset - m - 64);
-            uint8_t *z = calloc((size_t)fill + 1, 1);
-            mil_rt_blob_writer_append(w, MIL_DT_UINT8, z, fill, NULL, &e);
-            free(z);
-            end = m + 64 + (uint64_t)fill;
-            m = (end + 63) & ~(uint64_t)63;
-        }
-        MilRtTensor t = {.dtype = refs[i].dt, .rank = 1, .dims = {refs[i].count}};
-        if (mil_rt_tensor_alloc(&t, &e)) { fprintf(stderr, "%s\n", e.msg); return -1; }
-        bool fl = mil_rt_dtype_is_float(t.dtype);
-        for (int64_t k = 0; k < refs[i].count; k++)
-            mil_rt_set_f64(&t, k, fl ? ((double)(next() >> 11) * 0x1p-53 - 0.5) * 0.1 : (double)(next() % 4));
-        uint64_t got;
-        if (mil_rt_blob_writer_append(w, t.dtype, t.data, refs[i].count, &got, &e)) {
-            fprintf(stderr, "%s\n", e.msg);
-            return -1;
-        }
-        mil_rt_tensor_free(&t);
-        if (got != refs[i].offset) {
-            fprintf(stderr, "%s: blob landed at %llu, wanted %llu\n", path, (unsigned long long)got,
-                    (unsigned long long)refs[i].offset);
-            return -1;
-        }
-        end = got + 64 + mil_rt_blob_payload_size(refs[i].dt, refs[i].count);
-    }
-    return mil_rt_blob_writer_close(w, &e);
 }
 
 static char *largest_in(const char *dir) {
@@ -174,23 +94,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     double t_parse = now_ms() - t0;
-    for (int i = 0; i < p->nfuncs; i++)
-        for (const MilOp *op = p->funcs[i]->body.first; op; op = op->next) {
-            for (int a = 0; a < op->nattrs; a++) add_ref(op->attrs[a].val);
-            for (int a = 0; a < op->nargs; a++)
-                for (int j = 0; j < op->args[a].n; j++) add_ref(op->args[a].items[j].cst);
-        }
-    qsort(refs, (size_t)nrefs, sizeof *refs, cmp_ref);
     char tmpl[] = "/tmp/milc-bench-XXXXXX";
     char *dir = mkdtemp(tmpl);
     MilRtErr e;
-    for (int a = 0, b; a < nrefs; a = b) {
-        for (b = a; b < nrefs && !strcmp(refs[b].path, refs[a].path); b++) {}
-        char path[4096];
-        if (mil_rt_blob_resolve(refs[a].path, dir, NULL, path, sizeof path, &e) || synth_file(path, a, b)) {
-            fprintf(stderr, "bench_corpus: cannot synthesise %s\n", refs[a].path);
-            return 1;
-        }
+    MilSynthStats st = {0};
+    MilSynthOptions so = {.model_dir = dir, .seed = 12345, .stats = &st};
+    if (!dir || mil_synth_weights_opt(p, &so, &d) < 0) {
+        mil_diag_print(&d, stderr);
+        fprintf(stderr, "bench_corpus: cannot synthesise the weights\n");
+        return 1;
     }
     MilRtDevice *dev = mil_rt_device_new("cpu", &e);
     t0 = now_ms();
@@ -234,7 +146,7 @@ int main(int argc, char **argv) {
     const MilRtPlan *plan = mil_rt_session_plan(s);
     printf("%s\n", prog);
     printf("  %d ops (%d run, %d folded at prepare, %d sized at run time), %d weight blobs\n", f->nops,
-           plan->info.nsteps, plan->info.nfolded, plan->info.ndynamic, nrefs);
+           plan->info.nsteps, plan->info.nfolded, plan->info.ndynamic, st.blobs);
     printf("  arena %.2f MB (%.2f MB without reuse), scratch %.2f MB\n", plan->info.arena_bytes / 1e6,
            plan->info.naive_bytes / 1e6, plan->info.scratch_bytes / 1e6);
     printf("  parse %.1f ms, lower %.1f ms, prepare + first run %.1f ms\n", t_parse, t_lower, t_first);
@@ -261,7 +173,6 @@ int main(int argc, char **argv) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) {}
-    free(refs);
     free(prog);
     return 0;
 }
