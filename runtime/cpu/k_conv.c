@@ -115,6 +115,13 @@ static int geo_forward(MilKernelCtx *k, Geo *g, int kind, int s_pad, bool ceil_m
     return 0;
 }
 
+/* The output: [N, C, *out] with x's dtype and rank. */
+static void geo_set_out(MilKernelCtx *k, const Geo *g, const MilRtTensor *x, int64_t C) {
+    int64_t dims[MIL_MAX_RANK] = {g->N, C};
+    for (int i = 0; i < g->S; i++) dims[2 + i] = g->out[3 - g->S + i];
+    k_set_shape(k->out[0], x->dtype, x->rank, dims);
+}
+
 /* =================================================================== conv */
 
 typedef struct {
@@ -122,72 +129,130 @@ typedef struct {
     const MilRtTensor *x, *w, *b;
 } ConvP;
 
-static int conv_params(MilKernelCtx *k, ConvP *p) {
-    const MilRtTensor *x = k_req(k, MIL_A_CONV_x), *w = x ? k_req(k, MIL_A_CONV_weight) : NULL;
+/* What conv and conv_transpose read alike: x, weight, bias, strides,
+ * dilations, groups (must divide C_in) and pad_type; k->kind picks the slots. */
+static int conv_inputs(MilKernelCtx *k, ConvP *p, int *kind) {
+    bool tr = k->kind == MIL_OP_CONV_TRANSPOSE;
+    const MilRtTensor *x = k_req(k, tr ? MIL_A_CONV_TRANSPOSE_x : MIL_A_CONV_x),
+                      *w = x ? k_req(k, tr ? MIL_A_CONV_TRANSPOSE_weight : MIL_A_CONV_weight) : NULL;
     if (!w) return MIL_K_ERROR;
-    p->x = x; p->w = w; p->b = mil_k_in(k, MIL_A_CONV_bias);
-    int rc, kind;
+    p->x = x; p->w = w; p->b = mil_k_in(k, tr ? MIL_A_CONV_TRANSPOSE_bias : MIL_A_CONV_bias);
+    int rc;
     int64_t groups;
     if ((rc = k_need_float(k, x, "x")) || (rc = k_need_float(k, w, "weight"))) return rc;
     if (w->rank != x->rank)
-        return mil_k_fail(k, "conv: weight rank %d does not match x rank %d", w->rank, x->rank);
-    if ((rc = geo_common(k, &p->g, x, w->dims + 2, MIL_A_CONV_strides, MIL_A_CONV_dilations))) return rc;
-    if ((rc = k_arg_int(k, MIL_A_CONV_groups, 1, &groups))) return rc;
-    if ((rc = pad_kind(k, MIL_A_CONV_pad_type, "valid", &kind))) return rc;
+        return mil_k_fail(k, "%s: weight rank %d does not match x rank %d", k_opname(k), w->rank, x->rank);
+    if ((rc = geo_common(k, &p->g, x, w->dims + 2, tr ? MIL_A_CONV_TRANSPOSE_strides : MIL_A_CONV_strides,
+                         tr ? MIL_A_CONV_TRANSPOSE_dilations : MIL_A_CONV_dilations)))
+        return rc;
+    if ((rc = k_arg_int(k, tr ? MIL_A_CONV_TRANSPOSE_groups : MIL_A_CONV_groups, 1, &groups))) return rc;
+    if ((rc = pad_kind(k, tr ? MIL_A_CONV_TRANSPOSE_pad_type : MIL_A_CONV_pad_type, "valid", kind))) return rc;
     if (groups < 1 || p->g.Cin % groups)
-        return mil_k_fail(k, "conv: groups %lld must divide C_in %lld", (long long)groups, (long long)p->g.Cin);
+        return mil_k_fail(k, "%s: groups %lld must divide C_in %lld", k_opname(k), (long long)groups,
+                          (long long)p->g.Cin);
     p->g.G = groups;
+    return 0;
+}
+
+/* The bias, when given, is a float vector of C_out values. */
+static int conv_bias_check(MilKernelCtx *k, const ConvP *p) {
+    int rc;
+    if (!p->b) return 0;
+    if ((rc = k_need_float(k, p->b, "bias"))) return rc;
+    if (p->b->rank > 1 || k_numel(p->b) != p->g.Cout)
+        return mil_k_fail(k, "%s: bias must have shape [%lld]", k_opname(k), (long long)p->g.Cout);
+    return 0;
+}
+
+static int conv_params(MilKernelCtx *k, ConvP *p) {
+    int rc, kind;
+    if ((rc = conv_inputs(k, p, &kind))) return rc;
+    const MilRtTensor *w = p->w;
+    int64_t groups = p->g.G;
     p->g.Cout = w->dims[0];
     if (w->dims[1] * groups != p->g.Cin)
         return mil_k_fail(k, "conv: weight is [%lld, %lld, ...] but C_in / groups = %lld", (long long)w->dims[0],
                           (long long)w->dims[1], (long long)(p->g.Cin / groups));
     if (p->g.Cout % groups)
         return mil_k_fail(k, "conv: groups %lld must divide C_out %lld", (long long)groups, (long long)p->g.Cout);
-    if (p->b) {
-        if ((rc = k_need_float(k, p->b, "bias"))) return rc;
-        if (p->b->rank > 1 || k_numel(p->b) != p->g.Cout)
-            return mil_k_fail(k, "conv: bias must have shape [%lld]", (long long)p->g.Cout);
-    }
+    if ((rc = conv_bias_check(k, p))) return rc;
     return geo_forward(k, &p->g, kind, MIL_A_CONV_pad, false);
+}
+
+static int convt_params(MilKernelCtx *k, ConvP *p);
+
+/* conv_params or convt_params, by k->kind. */
+static int conv_any_params(MilKernelCtx *k, ConvP *p) {
+    return k->kind == MIL_OP_CONV_TRANSPOSE ? convt_params(k, p) : conv_params(k, p);
 }
 
 int k_conv_shape(MilKernelCtx *k) {
     ConvP p;
     int rc = conv_params(k, &p);
     if (rc) return rc;
-    int64_t dims[MIL_MAX_RANK] = {p.g.N, p.g.Cout};
-    for (int i = 0; i < p.g.S; i++) dims[2 + i] = p.g.out[3 - p.g.S + i];
-    MilDType odt = p.x->dtype;
-    k_set_shape(k->out[0], odt, p.x->rank, dims);
+    geo_set_out(k, &p.g, p.x, p.g.Cout);
     return 0;
 }
 
-static size_t conv_scratch_p(const ConvP *p) {
-    const Geo *g = &p->g;
-    int64_t kk = (g->Cin / g->G) * prod3(g->ker), po = prod3(g->out);
-    return f32_need(p->x) + f32_need(p->w) + al64((size_t)(kk * po) * sizeof(float)) +
-           al64((size_t)(g->Cout * po) * sizeof(float));
+/* Elements of the column matrix: (C / G) * prod(kernel) rows, over the output
+ * positions for conv (im2col), over the input positions for conv_transpose
+ * (C = C_out, before col2im). */
+static int64_t col_elems(const Geo *g, bool tr) {
+    return ((tr ? g->Cout : g->Cin) / g->G) * prod3(g->ker) * prod3(tr ? g->in : g->out);
 }
 
-size_t k_conv_scratch(const MilKernelCtx *k) {
+/* fp32 copies of x and weight, the column matrix, one batch of output. */
+static size_t conv_scratch_p(const ConvP *p, bool tr) {
+    const Geo *g = &p->g;
+    return f32_need(p->x) + f32_need(p->w) + al64((size_t)col_elems(g, tr) * sizeof(float)) +
+           al64((size_t)(g->Cout * prod3(g->out)) * sizeof(float));
+}
+
+static size_t conv_scratch(const MilKernelCtx *k) {
     ConvP p;
-    if (conv_params((MilKernelCtx *)k, &p)) return 0;
-    return conv_scratch_p(&p);
+    if (conv_any_params((MilKernelCtx *)k, &p)) return 0;
+    return conv_scratch_p(&p, k->kind == MIL_OP_CONV_TRANSPOSE);
+}
+
+size_t k_conv_scratch(const MilKernelCtx *k) { return conv_scratch(k); }
+
+/* The run's start for conv and conv_transpose: parameters, scratch check and
+ * the scratch carved into X, W (fp32 views), col and Y (see conv_scratch_p). */
+static int conv_begin(MilKernelCtx *k, ConvP *p, const float **X, const float **W, float **col, float **Y) {
+    int rc = conv_any_params(k, p);
+    if (rc) return rc;
+    bool tr = k->kind == MIL_OP_CONV_TRANSPOSE;
+    if (k->scratch_size < conv_scratch_p(p, tr)) return mil_k_fail(k, "%s: scratch too small", k_opname(k));
+    char *sp = k->scratch;
+    *X = as_f32(p->x, &sp);
+    *W = as_f32(p->w, &sp);
+    *col = (float *)sp;
+    sp += al64((size_t)col_elems(&p->g, tr) * sizeof(float));
+    *Y = (float *)sp;
+    return 0;
+}
+
+/* The run's end for one batch n: add the bias to Y and store it. */
+static void conv_finish(MilKernelCtx *k, const ConvP *p, int64_t n, float *Y) {
+    const Geo *g = &p->g;
+    int64_t po = prod3(g->out);
+    if (p->b)
+        for (int64_t c = 0; c < g->Cout; c++) {
+            float bv = (float)k_getf(p->b, c);
+            for (int64_t i = 0; i < po; i++) Y[c * po + i] += bv;
+        }
+    k_storef(k->out[0], n * g->Cout * po, g->Cout * po, Y);
 }
 
 int k_conv_run(MilKernelCtx *k) {
     ConvP p;
-    int rc = conv_params(k, &p);
+    const float *X, *W;
+    float *col, *Y;
+    int rc = conv_begin(k, &p, &X, &W, &col, &Y);
     if (rc) return rc;
-    if (k->scratch_size < conv_scratch_p(&p)) return mil_k_fail(k, "conv: scratch too small");
     const Geo *g = &p.g;
-    char *sp = k->scratch;
-    const float *X = as_f32(p.x, &sp), *W = as_f32(p.w, &sp);
     int64_t cig = g->Cin / g->G, cog = g->Cout / g->G, pk = prod3(g->ker), po = prod3(g->out),
             pi = prod3(g->in), kk = cig * pk;
-    float *col = (float *)sp;
-    sp += al64((size_t)(kk * po) * sizeof(float));
-    float *Y = (float *)sp;
     for (int64_t n = 0; n < g->N; n++) {
         for (int64_t gi = 0; gi < g->G; gi++) {
             /* im2col: rows (c, kd, kh, kw), columns (od, oh, ow) */
@@ -220,12 +285,7 @@ int k_conv_run(MilKernelCtx *k) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)po, (int)kk, 1.0f,
                             W + gi * cog * kk, (int)kk, col, (int)po, 0.0f, Y + gi * cog * po, (int)po);
         }
-        if (p.b)
-            for (int64_t c = 0; c < g->Cout; c++) {
-                float bv = (float)k_getf(p.b, c);
-                for (int64_t i = 0; i < po; i++) Y[c * po + i] += bv;
-            }
-        k_storef(k->out[0], n * g->Cout * po, g->Cout * po, Y);
+        conv_finish(k, &p, n, Y);
     }
     return 0;
 }
@@ -233,32 +293,15 @@ int k_conv_run(MilKernelCtx *k) {
 /* ========================================================= conv_transpose */
 
 static int convt_params(MilKernelCtx *k, ConvP *p) {
-    const MilRtTensor *x = k_req(k, MIL_A_CONV_TRANSPOSE_x), *w = x ? k_req(k, MIL_A_CONV_TRANSPOSE_weight) : NULL;
-    if (!w) return MIL_K_ERROR;
-    p->x = x; p->w = w; p->b = mil_k_in(k, MIL_A_CONV_TRANSPOSE_bias);
     int rc, kind;
-    int64_t groups;
-    if ((rc = k_need_float(k, x, "x")) || (rc = k_need_float(k, w, "weight"))) return rc;
-    if (w->rank != x->rank)
-        return mil_k_fail(k, "conv_transpose: weight rank %d does not match x rank %d", w->rank, x->rank);
+    if ((rc = conv_inputs(k, p, &kind))) return rc;
+    const MilRtTensor *x = p->x, *w = p->w;
     Geo *g = &p->g;
-    if ((rc = geo_common(k, g, x, w->dims + 2, MIL_A_CONV_TRANSPOSE_strides, MIL_A_CONV_TRANSPOSE_dilations)))
-        return rc;
-    if ((rc = k_arg_int(k, MIL_A_CONV_TRANSPOSE_groups, 1, &groups))) return rc;
-    if ((rc = pad_kind(k, MIL_A_CONV_TRANSPOSE_pad_type, "valid", &kind))) return rc;
-    if (groups < 1 || g->Cin % groups)
-        return mil_k_fail(k, "conv_transpose: groups %lld must divide C_in %lld", (long long)groups,
-                          (long long)g->Cin);
     if (w->dims[0] != g->Cin)
         return mil_k_fail(k, "conv_transpose: weight's first dimension %lld must equal C_in %lld",
                           (long long)w->dims[0], (long long)g->Cin);
-    g->G = groups;
-    g->Cout = w->dims[1] * groups;
-    if (p->b) {
-        if ((rc = k_need_float(k, p->b, "bias"))) return rc;
-        if (p->b->rank > 1 || k_numel(p->b) != g->Cout)
-            return mil_k_fail(k, "conv_transpose: bias must have shape [%lld]", (long long)g->Cout);
-    }
+    g->Cout = w->dims[1] * g->G;
+    if ((rc = conv_bias_check(k, p))) return rc;
     int64_t pv[6], os[MIL_MAX_RANK];
     int nos;
     if ((rc = spatial_vec(k, kind == 1 ? MIL_A_CONV_TRANSPOSE_pad : -1, g->S, 0, pv, 2))) return rc;
@@ -303,38 +346,21 @@ int k_conv_t_shape(MilKernelCtx *k) {
     ConvP p;
     int rc = convt_params(k, &p);
     if (rc) return rc;
-    int64_t dims[MIL_MAX_RANK] = {p.g.N, p.g.Cout};
-    for (int i = 0; i < p.g.S; i++) dims[2 + i] = p.g.out[3 - p.g.S + i];
-    k_set_shape(k->out[0], p.x->dtype, p.x->rank, dims);
+    geo_set_out(k, &p.g, p.x, p.g.Cout);
     return 0;
 }
 
-static size_t convt_scratch_p(const ConvP *p) {
-    const Geo *g = &p->g;
-    int64_t kk = (g->Cout / g->G) * prod3(g->ker), pi = prod3(g->in), po = prod3(g->out);
-    return f32_need(p->x) + f32_need(p->w) + al64((size_t)(kk * pi) * sizeof(float)) +
-           al64((size_t)(g->Cout * po) * sizeof(float));
-}
-
-size_t k_conv_t_scratch(const MilKernelCtx *k) {
-    ConvP p;
-    if (convt_params((MilKernelCtx *)k, &p)) return 0;
-    return convt_scratch_p(&p);
-}
+size_t k_conv_t_scratch(const MilKernelCtx *k) { return conv_scratch(k); }
 
 int k_conv_t_run(MilKernelCtx *k) {
     ConvP p;
-    int rc = convt_params(k, &p);
+    const float *X, *W;
+    float *col, *Y;
+    int rc = conv_begin(k, &p, &X, &W, &col, &Y);
     if (rc) return rc;
-    if (k->scratch_size < convt_scratch_p(&p)) return mil_k_fail(k, "conv_transpose: scratch too small");
     const Geo *g = &p.g;
-    char *sp = k->scratch;
-    const float *X = as_f32(p.x, &sp), *W = as_f32(p.w, &sp);
     int64_t cig = g->Cin / g->G, cog = g->Cout / g->G, pk = prod3(g->ker), pi = prod3(g->in),
             po = prod3(g->out), kk = cog * pk;
-    float *col = (float *)sp;
-    sp += al64((size_t)(kk * pi) * sizeof(float));
-    float *Y = (float *)sp;
     for (int64_t n = 0; n < g->N; n++) {
         memset(Y, 0, (size_t)(g->Cout * po) * sizeof(float));
         for (int64_t gi = 0; gi < g->G; gi++) {
@@ -366,12 +392,7 @@ int k_conv_t_run(MilKernelCtx *k) {
                         }
             }
         }
-        if (p.b)
-            for (int64_t c = 0; c < g->Cout; c++) {
-                float bv = (float)k_getf(p.b, c);
-                for (int64_t i = 0; i < po; i++) Y[c * po + i] += bv;
-            }
-        k_storef(k->out[0], n * g->Cout * po, g->Cout * po, Y);
+        conv_finish(k, &p, n, Y);
     }
     return 0;
 }
@@ -412,9 +433,7 @@ int k_pool_shape(MilKernelCtx *k) {
     int rc = pool_params(k, &p);
     if (rc) return rc;
     const MilRtTensor *x = mil_k_in(k, k->kind == MIL_OP_AVG_POOL ? MIL_A_AVG_POOL_x : MIL_A_MAX_POOL_x);
-    int64_t dims[MIL_MAX_RANK] = {p.g.N, p.g.Cin};
-    for (int i = 0; i < p.g.S; i++) dims[2 + i] = p.g.out[3 - p.g.S + i];
-    k_set_shape(k->out[0], x->dtype, x->rank, dims);
+    geo_set_out(k, &p.g, x, p.g.Cin);
     return 0;
 }
 
