@@ -6,24 +6,6 @@
 
 #include "runtime/cpu/kutil.h"
 
-static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-static const float *as_f32(const MilRtTensor *t, char **sp) {
-    if (t->dtype == MIL_DT_FP32) return t->data;
-    float *d = (float *)*sp;
-    k_tof32(t, d);
-    *sp += al64((size_t)k_numel(t) * sizeof(float));
-    return d;
-}
-static size_t f32_need(const MilRtTensor *t) {
-    return t->dtype == MIL_DT_FP32 ? 0 : al64((size_t)k_numel(t) * sizeof(float));
-}
-static float *take(char **sp, int64_t n) {
-    float *p = (float *)*sp;
-    *sp += al64((size_t)n * sizeof(float));
-    return p;
-}
-
 typedef struct {
     int nb;                               /* batch rank */
     int64_t bd[MIL_MAX_RANK], nbatch;     /* broadcast batch dims */
@@ -175,8 +157,8 @@ int k_sdpa_shape(MilKernelCtx *k) {
 }
 
 static size_t sdpa_scratch_p(const MilKernelCtx *k, const AttnP *p) {
-    return f32_need(mil_k_in(k, SD(query))) + f32_need(mil_k_in(k, SD(key))) + f32_need(mil_k_in(k, SD(value))) +
-           al64((size_t)(p->L * p->S) * sizeof(float)) + al64((size_t)(p->L * p->EV) * sizeof(float));
+    return k_f32_need(mil_k_in(k, SD(query))) + k_f32_need(mil_k_in(k, SD(key))) + k_f32_need(mil_k_in(k, SD(value))) +
+           k_al64((size_t)(p->L * p->S) * sizeof(float)) + k_al64((size_t)(p->L * p->EV) * sizeof(float));
 }
 
 size_t k_sdpa_scratch(const MilKernelCtx *k) {
@@ -194,8 +176,8 @@ int k_sdpa_run(MilKernelCtx *k) {
     if (k->scratch_size < sdpa_scratch_p(k, &p)) return mil_k_fail(k, "scaled_dot_product_attention: scratch too small");
     const MilRtTensor *q = mil_k_in(k, SD(query)), *kt = mil_k_in(k, SD(key)), *v = mil_k_in(k, SD(value));
     char *sp = k->scratch;
-    const float *Q = as_f32(q, &sp), *K = as_f32(kt, &sp), *V = as_f32(v, &sp);
-    float *P = take(&sp, p.L * p.S), *O = take(&sp, p.L * p.EV);
+    const float *Q = k_as_f32(q, &sp), *K = k_as_f32(kt, &sp), *V = k_as_f32(v, &sp);
+    float *P = k_take(&sp, p.L * p.S), *O = k_take(&sp, p.L * p.EV);
     int64_t L = p.L, S = p.S, E = p.E, EV = p.EV;
     for (int64_t b = 0; b < p.nbatch; b++) {
         if (L * EV == 0) continue;
@@ -268,9 +250,9 @@ int k_sdpa_bwd_shape(MilKernelCtx *k) {
 
 static size_t bwd_scratch_p(const MilKernelCtx *k, const AttnP *p) {
     const MilRtTensor *q = mil_k_in(k, SB(query)), *kk = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value));
-    return f32_need(q) + f32_need(kk) + f32_need(v) + f32_need(mil_k_in(k, SB(d_out))) +
-           2 * al64((size_t)(p->L * p->S) * sizeof(float)) + al64((size_t)k_numel(q) * sizeof(float)) +
-           al64((size_t)k_numel(kk) * sizeof(float)) + al64((size_t)k_numel(v) * sizeof(float));
+    return k_f32_need(q) + k_f32_need(kk) + k_f32_need(v) + k_f32_need(mil_k_in(k, SB(d_out))) +
+           2 * k_al64((size_t)(p->L * p->S) * sizeof(float)) + k_al64((size_t)k_numel(q) * sizeof(float)) +
+           k_al64((size_t)k_numel(kk) * sizeof(float)) + k_al64((size_t)k_numel(v) * sizeof(float));
 }
 
 size_t k_sdpa_bwd_scratch(const MilKernelCtx *k) {
@@ -289,10 +271,10 @@ int k_sdpa_bwd_run(MilKernelCtx *k) {
     const MilRtTensor *q = mil_k_in(k, SB(query)), *kt = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value)),
                       *dOt = mil_k_in(k, SB(d_out)), *pr = mil_k_in(k, SB(probs));
     char *sp = k->scratch;
-    const float *Q = as_f32(q, &sp), *K = as_f32(kt, &sp), *V = as_f32(v, &sp), *dO = as_f32(dOt, &sp);
+    const float *Q = k_as_f32(q, &sp), *K = k_as_f32(kt, &sp), *V = k_as_f32(v, &sp), *dO = k_as_f32(dOt, &sp);
     int64_t L = p.L, S = p.S, E = p.E, EV = p.EV;
-    float *P = take(&sp, L * S), *dS = take(&sp, L * S);
-    float *dQ = take(&sp, k_numel(q)), *dK = take(&sp, k_numel(kt)), *dV = take(&sp, k_numel(v));
+    float *P = k_take(&sp, L * S), *dS = k_take(&sp, L * S);
+    float *dQ = k_take(&sp, k_numel(q)), *dK = k_take(&sp, k_numel(kt)), *dV = k_take(&sp, k_numel(v));
     memset(dQ, 0, (size_t)k_numel(q) * sizeof(float));
     memset(dK, 0, (size_t)k_numel(kt) * sizeof(float));
     memset(dV, 0, (size_t)k_numel(v) * sizeof(float));

@@ -5,19 +5,6 @@
 
 #include "runtime/cpu/kutil.h"
 
-static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-static const float *as_f32(const MilRtTensor *t, char **sp) {
-    if (t->dtype == MIL_DT_FP32) return t->data;
-    float *d = (float *)*sp;
-    k_tof32(t, d);
-    *sp += al64((size_t)k_numel(t) * sizeof(float));
-    return d;
-}
-static size_t f32_need(const MilRtTensor *t) {
-    return t->dtype == MIL_DT_FP32 ? 0 : al64((size_t)k_numel(t) * sizeof(float));
-}
-
 /* Geometry common to conv, conv_transpose and pooling, padded to 3-D. */
 typedef struct {
     int S;                    /* spatial dims */
@@ -204,8 +191,8 @@ static int64_t col_elems(const Geo *g, bool tr) {
 /* fp32 copies of x and weight, the column matrix, one batch of output. */
 static size_t conv_scratch_p(const ConvP *p, bool tr) {
     const Geo *g = &p->g;
-    return f32_need(p->x) + f32_need(p->w) + al64((size_t)col_elems(g, tr) * sizeof(float)) +
-           al64((size_t)(g->Cout * prod3(g->out)) * sizeof(float));
+    return k_f32_need(p->x) + k_f32_need(p->w) + k_al64((size_t)col_elems(g, tr) * sizeof(float)) +
+           k_al64((size_t)(g->Cout * prod3(g->out)) * sizeof(float));
 }
 
 static size_t conv_scratch(const MilKernelCtx *k) {
@@ -224,10 +211,10 @@ static int conv_begin(MilKernelCtx *k, ConvP *p, const float **X, const float **
     bool tr = k->kind == MIL_OP_CONV_TRANSPOSE;
     if (k->scratch_size < conv_scratch_p(p, tr)) return mil_k_fail(k, "%s: scratch too small", k_opname(k));
     char *sp = k->scratch;
-    *X = as_f32(p->x, &sp);
-    *W = as_f32(p->w, &sp);
+    *X = k_as_f32(p->x, &sp);
+    *W = k_as_f32(p->w, &sp);
     *col = (float *)sp;
-    sp += al64((size_t)col_elems(&p->g, tr) * sizeof(float));
+    sp += k_al64((size_t)col_elems(&p->g, tr) * sizeof(float));
     *Y = (float *)sp;
     return 0;
 }

@@ -15,8 +15,6 @@
 
 KDECLS(k_einsum) KDECL(k_upsample_bilinear) KDECL(k_l2_pool) KDECL(k_sliding_windows)
 
-static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* ================================================================= einsum */
 
 #define EIN_MAXOP 8
@@ -137,7 +135,7 @@ int k_einsum_shape(MilKernelCtx *k) {
 size_t k_einsum_scratch(const MilKernelCtx *k) {
     size_t n = 0;
     for (int j = 0; j < k->slot_n[MIL_A_EINSUM_values]; j++)
-        n += al64((size_t)k_numel(k->slot[MIL_A_EINSUM_values][j]) * sizeof(float));
+        n += k_al64((size_t)k_numel(k->slot[MIL_A_EINSUM_values][j]) * sizeof(float));
     return n;
 }
 
@@ -152,7 +150,7 @@ int k_einsum_run(MilKernelCtx *k) {
         float *b = (float *)sp;
         k_tof32(p.v[j], b);
         buf[j] = b;
-        sp += al64((size_t)k_numel(p.v[j]) * sizeof(float));
+        sp += k_al64((size_t)k_numel(p.v[j]) * sizeof(float));
     }
     int64_t nouter = 1, ninner = 1;
     for (int i = 0; i < p.nout; i++) nouter *= p.dim[i];

@@ -5,20 +5,6 @@
 
 #include "runtime/cpu/kutil.h"
 
-static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-/* fp32 view of t: in place when fp32, else converted into *sp (advanced). */
-static const float *as_f32(const MilRtTensor *t, char **sp) {
-    if (t->dtype == MIL_DT_FP32) return t->data;
-    float *d = (float *)*sp;
-    k_tof32(t, d);
-    *sp += al64((size_t)k_numel(t) * sizeof(float));
-    return d;
-}
-static size_t f32_need(const MilRtTensor *t) {
-    return t->dtype == MIL_DT_FP32 ? 0 : al64((size_t)k_numel(t) * sizeof(float));
-}
-
 /* ================================================================= matmul */
 
 typedef struct {
@@ -99,8 +85,8 @@ size_t k_matmul_scratch(const MilKernelCtx *k) {
     MilDType odt;
     /* shape() succeeded, so this cannot fail (it only re-reads the arguments) */
     if (mm_params((MilKernelCtx *)k, &p, &odt) || !k_isfloat(odt)) return 0;
-    size_t n = f32_need(mil_k_in(k, MIL_A_MATMUL_x)) + f32_need(mil_k_in(k, MIL_A_MATMUL_y));
-    if (odt != MIL_DT_FP32) n += al64((size_t)(p.M * p.N) * sizeof(float));
+    size_t n = k_f32_need(mil_k_in(k, MIL_A_MATMUL_x)) + k_f32_need(mil_k_in(k, MIL_A_MATMUL_y));
+    if (odt != MIL_DT_FP32) n += k_al64((size_t)(p.M * p.N) * sizeof(float));
     return n;
 }
 
@@ -135,7 +121,7 @@ int k_matmul_run(MilKernelCtx *k) {
     }
     if (k->scratch_size < k_matmul_scratch(k)) return mil_k_fail(k, "matmul: scratch too small");
     char *sp = k->scratch;
-    const float *A = as_f32(x, &sp), *B = as_f32(y, &sp);
+    const float *A = k_as_f32(x, &sp), *B = k_as_f32(y, &sp);
     float *C = o->dtype == MIL_DT_FP32 ? NULL : (float *)sp;
     int lda = (int)(p.tx ? M : K), ldb = (int)(p.ty ? K : N);
     if (lda < 1) lda = 1;
@@ -190,7 +176,7 @@ int k_linear_shape(MilKernelCtx *k) {
 
 size_t k_linear_scratch(const MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_LINEAR_x), *w = mil_k_in(k, MIL_A_LINEAR_weight);
-    return f32_need(x) + f32_need(w) + al64((size_t)k_numel(k->out[0]) * sizeof(float));
+    return k_f32_need(x) + k_f32_need(w) + k_al64((size_t)k_numel(k->out[0]) * sizeof(float));
 }
 
 int k_linear_run(MilKernelCtx *k) {
@@ -202,7 +188,7 @@ int k_linear_run(MilKernelCtx *k) {
                       *b = mil_k_in(k, MIL_A_LINEAR_bias);
     MilRtTensor *o = k->out[0];
     char *sp = k->scratch;
-    const float *A = as_f32(x, &sp), *W = as_f32(w, &sp);
+    const float *A = k_as_f32(x, &sp), *W = k_as_f32(w, &sp);
     float *C = (float *)sp;
     if (M * N == 0) return 0;
     if (K == 0) memset(C, 0, (size_t)(M * N) * sizeof(float));

@@ -20,8 +20,6 @@
 
 KDECLS(k_lstm) KDECLS(k_gru) KDECLS(k_rnn)
 
-static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
-
 enum { ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_HSIG, ACT_LINEAR };
 
 typedef enum { RK_LSTM, RK_GRU, RK_RNN } RKind;
@@ -190,9 +188,9 @@ static int rnn_shape(MilKernelCtx *k, RKind kind) {
 
 static size_t rnn_scratch_of(const RP *p) {
     int64_t GH = p->G * p->H, BH = p->B * p->H;
-    return al64((size_t)(p->T * p->B * p->NI) * 4) + al64((size_t)(GH * p->NI) * 4) + al64((size_t)(GH * p->H) * 4) +
-           al64((size_t)GH * 4) + al64((size_t)(3 * p->H) * 4) + al64((size_t)(p->T * p->B * GH) * 4) +
-           al64((size_t)(p->B * GH) * 4) + 4 * al64((size_t)BH * 4);
+    return k_al64((size_t)(p->T * p->B * p->NI) * 4) + k_al64((size_t)(GH * p->NI) * 4) +
+           k_al64((size_t)(GH * p->H) * 4) + k_al64((size_t)GH * 4) + k_al64((size_t)(3 * p->H) * 4) +
+           k_al64((size_t)(p->T * p->B * GH) * 4) + k_al64((size_t)(p->B * GH) * 4) + 4 * k_al64((size_t)BH * 4);
 }
 
 static size_t rnn_scratch(const MilKernelCtx *k, RKind kind) {
@@ -201,18 +199,12 @@ static size_t rnn_scratch(const MilKernelCtx *k, RKind kind) {
     return rnn_scratch_of(&p);
 }
 
-static float *carve(char **sp, int64_t n) {
-    float *r = (float *)*sp;
-    *sp += al64((size_t)n * 4);
-    return r;
-}
-
 /* One direction d: runs the recurrence and writes its part of the outputs. */
 static void rnn_dir(MilKernelCtx *k, const RP *p, int d, const float *X, char *sp) {
     int64_t T = p->T, B = p->B, NI = p->NI, H = p->H, G = p->G, GH = G * H, DH = p->ndir * H;
-    float *W = carve(&sp, GH * NI), *R = carve(&sp, GH * H), *bias = carve(&sp, GH), *pp = carve(&sp, 3 * H);
-    float *XP = carve(&sp, T * B * GH), *gt = carve(&sp, B * GH);
-    float *h = carve(&sp, B * H), *c = carve(&sp, B * H), *t1 = carve(&sp, B * H), *t2 = carve(&sp, B * H);
+    float *W = k_take(&sp, GH * NI), *R = k_take(&sp, GH * H), *bias = k_take(&sp, GH), *pp = k_take(&sp, 3 * H);
+    float *XP = k_take(&sp, T * B * GH), *gt = k_take(&sp, B * GH);
+    float *h = k_take(&sp, B * H), *c = k_take(&sp, B * H), *t1 = k_take(&sp, B * H), *t2 = k_take(&sp, B * H);
     k_tof32(p->wih[d], W);
     k_tof32(p->whh[d], R);
     if (p->b[d]) k_tof32(p->b[d], bias);
@@ -299,7 +291,7 @@ static int rnn_run(MilKernelCtx *k, RKind kind) {
     if (rc) return rc;
     if (k->scratch_size < rnn_scratch_of(&p)) return mil_k_fail(k, "%s: scratch too small", k_opname(k));
     char *sp = k->scratch;
-    float *X = carve(&sp, p.T * p.B * p.NI);
+    float *X = k_take(&sp, p.T * p.B * p.NI);
     k_tof32(p.x, X);
     for (int d = 0; d < p.ndir; d++) rnn_dir(k, &p, d, X, sp);
     return 0;

@@ -293,6 +293,24 @@ void k_storei(MilRtTensor *t, int64_t off, int64_t n, const int64_t *src) {
 void k_tof32(const MilRtTensor *t, float *dst) { k_loadf(t, 0, 1, k_numel(t), dst); }
 void k_fromf32(MilRtTensor *t, const float *src) { k_storef(t, 0, k_numel(t), src); }
 
+float *k_take(char **sp, int64_t n) {
+    float *p = (float *)*sp;
+    *sp += k_al64((size_t)n * sizeof(float));
+    return p;
+}
+
+const float *k_as_f32(const MilRtTensor *t, char **sp) {
+    if (t->dtype == MIL_DT_FP32) return t->data;
+    float *d = (float *)*sp;
+    k_tof32(t, d);
+    *sp += k_al64((size_t)k_numel(t) * sizeof(float));
+    return d;
+}
+
+size_t k_f32_need(const MilRtTensor *t) {
+    return t->dtype == MIL_DT_FP32 ? 0 : k_al64((size_t)k_numel(t) * sizeof(float));
+}
+
 float k_roundf_dt(float v, MilDType dt) {
     if (dt == MIL_DT_FP16) return mil_h2f(mil_f2h(v));
     if (dt == MIL_DT_BF16) return mil_bf2f(mil_f2bf(v));

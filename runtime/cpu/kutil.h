@@ -84,6 +84,15 @@ typedef struct KRowIter {
 void k_rows_init(KRowIter *it, int rank, const int64_t *dims, int nop, const MilRtTensor *const *ops);
 bool k_rows_next(KRowIter *it); /* fills off[] for the next row; false at the end */
 
+/* ------------------------------------------------------------ scratch */
+/* n rounded up to a multiple of 64: scratch blocks stay 64-byte aligned. */
+static inline size_t k_al64(size_t n) { return (n + 63) & ~(size_t)63; }
+/* n floats carved from *sp (advanced by k_al64 of their size). */
+float *k_take(char **sp, int64_t n);
+/* fp32 view of t: in place when fp32, else converted into *sp (advanced). */
+const float *k_as_f32(const MilRtTensor *t, char **sp);
+size_t k_f32_need(const MilRtTensor *t); /* what k_as_f32 takes from *sp */
+
 /* ------------------------------------------------------------- misc */
 static inline float k_h2f(uint16_t h) { return mil_h2f(h); }
 static inline uint16_t k_f2h(float f) { return mil_f2h(f); }
