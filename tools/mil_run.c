@@ -20,7 +20,15 @@
  * and renamed only after all of them were written, so a failed run leaves no
  * partial output.  --summary (the default when -o is not given) prints one
  * line per output to stdout.  --time prints each run's wall time to stderr.
+ *
+ * --random-weights SEED runs a program whose weight files are missing (e.g.
+ * Git LFS pointers never fetched): a private temporary directory mirrors the
+ * model directory, weight files that exist are linked into it as they are,
+ * missing ones are synthesised there by mil_synth_weights (backend/backend.h:
+ * exact offsets, deterministic values from SEED), and the program is lowered
+ * against it.  The directory is removed before exit, also after errors.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,8 +51,8 @@ typedef struct Options {
     const char *model, *outdir, *function, *weights, *device;
     InputArg *inputs;
     int ninputs;
-    bool random, summary, time;
-    uint64_t seed;
+    bool random, summary, time, random_weights;
+    uint64_t seed, wseed;
     long repeat;
 } Options;
 
@@ -58,6 +66,10 @@ static void usage(FILE *f) {
             "  -i NAME=FILE.npy        value of input NAME (repeatable)\n"
             "  --random-inputs SEED    deterministic random values for inputs not given with -i\n"
             "                          (floats uniform in [-1, 1), integers in [0, 8))\n"
+            "  --random-weights SEED   synthesise missing weight files (deterministic values from SEED:\n"
+            "                          floats in [-0.05, 0.05), integers in [0, 4)) in a private temporary\n"
+            "                          copy of the model directory, removed on exit; existing weight\n"
+            "                          files are used as they are\n"
             "  -o DIR                  write DIR/<output>.npy for every output\n"
             "  --function NAME         function to run (default: main, or the only function)\n"
             "  --weights DIR           directory of the weight files (default: MODEL's weights/)\n"
@@ -88,6 +100,7 @@ static int parse_args(int argc, char **argv, Options *o) {
         const char *a = argv[i];
         const char *val = NULL;
         bool takes = !strcmp(a, "-i") || !strcmp(a, "-o") || !strcmp(a, "--random-inputs") ||
+                     !strcmp(a, "--random-weights") ||
                      !strcmp(a, "--function") || !strcmp(a, "--weights") || !strcmp(a, "--device") ||
                      !strcmp(a, "--repeat");
         char opt[64];
@@ -95,7 +108,8 @@ static int parse_args(int argc, char **argv, Options *o) {
         if (eq && (size_t)(eq - a) < sizeof opt) { /* --opt=value */
             memcpy(opt, a, (size_t)(eq - a));
             opt[eq - a] = 0;
-            if (!strcmp(opt, "--random-inputs") || !strcmp(opt, "--function") || !strcmp(opt, "--weights") ||
+            if (!strcmp(opt, "--random-inputs") || !strcmp(opt, "--random-weights") ||
+                !strcmp(opt, "--function") || !strcmp(opt, "--weights") ||
                 !strcmp(opt, "--device") || !strcmp(opt, "--repeat")) {
                 a = opt;
                 val = eq + 1;
@@ -129,6 +143,13 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!*val || *end || errno || val[0] == '-') return usage_error("bad seed '%s'", val);
             o->random = true;
             o->seed = s;
+        } else if (!strcmp(a, "--random-weights")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(val, &end, 0);
+            if (!*val || *end || errno || val[0] == '-') return usage_error("bad seed '%s'", val);
+            o->random_weights = true;
+            o->wseed = s;
         } else if (!strcmp(a, "--function")) {
             o->function = val;
         } else if (!strcmp(a, "--weights")) {
@@ -323,6 +344,49 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* ------------------------------------------------------ random weights */
+
+/* rm -r of a directory this tool created (symlinks are removed, not followed). */
+static void remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *dp = opendir(path);
+        struct dirent *de;
+        while (dp && (de = readdir(dp))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            char sub[4096];
+            if (snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) < (int)sizeof sub) remove_tree(sub);
+        }
+        if (dp) closedir(dp);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* A private model directory for --random-weights: real weight files linked,
+ * missing ones synthesised.  Returns the malloc'd directory, or NULL after
+ * reporting (nothing left behind). */
+static char *synth_model_dir(const MilProgram *p, const char *model_dir, const Options *o, MilDiag *d) {
+    const char *t = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/mil-run-weights-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(tmpl)) {
+        fprintf(stderr, "mil-run: error: cannot create a temporary directory %s: %s\n", tmpl, strerror(errno));
+        return NULL;
+    }
+    MilSynthOptions so = {.model_dir = tmpl, .link_dir = model_dir, .link_weights_dir = o->weights,
+                          .seed = o->wseed};
+    if (mil_synth_weights_opt(p, &so, d) < 0) {
+        mil_diag_print(d, stderr);
+        fprintf(stderr, "mil-run: error: cannot synthesise the missing weight files\n");
+        remove_tree(tmpl);
+        return NULL;
+    }
+    return strdup(tmpl);
+}
+
 /* --------------------------------------------------------------- main */
 
 static void free_options(Options *o) {
@@ -366,6 +430,7 @@ int main(int argc, char **argv) {
     MilRtSession *s = NULL;
     MilDiag d;
     mil_diag_init(&d);
+    char *synth_dir = NULL;
     rc = 1;
     char mil_path[4096], model_dir[4096];
     if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
@@ -380,6 +445,11 @@ int main(int argc, char **argv) {
     }
     const MilFunc *mf = NULL;
     if (mil_milb_is_path(mil_path)) {
+        if (o.random_weights) {
+            fprintf(stderr, "mil-run: error: --random-weights works on .mil models only\n");
+            rc = 2;
+            goto done;
+        }
         if (!(rp = load_milb_model(mil_path, &o, &f))) goto done;
         goto have_program;
     }
@@ -406,11 +476,21 @@ int main(int argc, char **argv) {
             goto done;
         }
     }
-    MilLowerOptions lo = {.model_dir = model_dir, .weights_dir = o.weights, .device = dev,
-                          .function = mf->name, .file = mil_path};
+    if (o.random_weights && !(synth_dir = synth_model_dir(p, model_dir, &o, &d))) goto done;
+    MilLowerOptions lo = {.model_dir = synth_dir ? synth_dir : model_dir, .weights_dir = synth_dir ? NULL : o.weights,
+                          .device = dev, .function = mf->name, .file = mil_path};
     rp = mil_lower(p, &lo, &d);
     if (!rp) {
         mil_diag_print(&d, stderr);
+        bool missing = false;
+        for (int i = 0; i < d.n && !missing; i++) {
+            char m[1024];
+            mil_diag_format(&d, i, m, sizeof m);
+            missing = strstr(m, "cannot open weight file") != NULL;
+        }
+        if (missing && !synth_dir)
+            fprintf(stderr, "mil-run: error: weight files are missing (run with --random-weights SEED to use "
+                            "synthetic weights)\n");
         goto done;
     }
     f = mil_rt_program_find_func(rp, mf->name);
@@ -487,5 +567,7 @@ done:
     mil_program_free(p);
     mil_diag_free(&d);
     mil_rt_device_free(dev);
+    if (synth_dir) remove_tree(synth_dir);
+    free(synth_dir);
     return rc;
 }
