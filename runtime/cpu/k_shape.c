@@ -766,26 +766,25 @@ static int block_params(MilKernelCtx *k, int xs, int bs_slot, const MilRtTensor 
     return 0;
 }
 
-int k_d2s_shape(MilKernelCtx *k) {
+/* depth_to_space and pixel_shuffle: [N, C, H, W] -> [N, C/b^2, H*b, W*b] */
+static int to_space_shape(MilKernelCtx *k, int xs, int bs_slot) {
     const MilRtTensor *x;
     int64_t b;
-    int rc = block_params(k, MIL_A_DEPTH_TO_SPACE_x, MIL_A_DEPTH_TO_SPACE_block_size, &x, &b);
+    int rc = block_params(k, xs, bs_slot, &x, &b);
     if (rc) return rc;
-    if (x->dims[1] % (b * b)) return mil_k_fail(k, "depth_to_space: C must be divisible by block_size^2");
+    if (x->dims[1] % (b * b))
+        return mil_k_fail(k, "%s: C must be divisible by %s^2", k_opname(k), k_argname(k, bs_slot));
     int64_t d[4] = {x->dims[0], x->dims[1] / (b * b), x->dims[2] * b, x->dims[3] * b};
     k_set_shape(k->out[0], x->dtype, 4, d);
     return 0;
 }
 
+int k_d2s_shape(MilKernelCtx *k) {
+    return to_space_shape(k, MIL_A_DEPTH_TO_SPACE_x, MIL_A_DEPTH_TO_SPACE_block_size);
+}
+
 int k_pixel_shuffle_shape(MilKernelCtx *k) {
-    const MilRtTensor *x;
-    int64_t b;
-    int rc = block_params(k, MIL_A_PIXEL_SHUFFLE_x, MIL_A_PIXEL_SHUFFLE_upscale_factor, &x, &b);
-    if (rc) return rc;
-    if (x->dims[1] % (b * b)) return mil_k_fail(k, "pixel_shuffle: C must be divisible by upscale_factor^2");
-    int64_t d[4] = {x->dims[0], x->dims[1] / (b * b), x->dims[2] * b, x->dims[3] * b};
-    k_set_shape(k->out[0], x->dtype, 4, d);
-    return 0;
+    return to_space_shape(k, MIL_A_PIXEL_SHUFFLE_x, MIL_A_PIXEL_SHUFFLE_upscale_factor);
 }
 
 int k_s2d_shape(MilKernelCtx *k) {
@@ -799,16 +798,23 @@ int k_s2d_shape(MilKernelCtx *k) {
     return 0;
 }
 
+/* Copies x into the contiguous output, read through the 6-D view dims with
+ * element strides ss of x. */
+static int copy_view6(MilKernelCtx *k, const MilRtTensor *x, const int64_t *dims, const int64_t *ss) {
+    int64_t os[6];
+    k_contig_strides(6, dims, os);
+    copy_nd(k->out[0]->data, os, x->data, ss, k_esize(x->dtype), 6, dims);
+    return 0;
+}
+
 /* depth_to_space (DCR): out[n, c, h*b+i, w*b+j] = x[n, (i*b+j)*C' + c, h, w] */
 int k_d2s_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_DEPTH_TO_SPACE_x);
     MilRtTensor *o = k->out[0];
     int64_t b = o->dims[2] / x->dims[2], C = x->dims[1], Cp = o->dims[1], H = x->dims[2], W = x->dims[3];
-    int64_t dims[6] = {x->dims[0], Cp, H, b, W, b}, os[6];
+    int64_t dims[6] = {x->dims[0], Cp, H, b, W, b};
     int64_t ss[6] = {C * H * W, H * W, W, b * Cp * H * W, 1, Cp * H * W};
-    k_contig_strides(6, dims, os);
-    copy_nd(o->data, os, x->data, ss, k_esize(x->dtype), 6, dims);
-    return 0;
+    return copy_view6(k, x, dims, ss);
 }
 
 /* pixel_shuffle (CRD): out[n, c, h*f+i, w*f+j] = x[n, c*f*f + i*f + j, h, w] */
@@ -816,11 +822,9 @@ int k_pixel_shuffle_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_PIXEL_SHUFFLE_x);
     MilRtTensor *o = k->out[0];
     int64_t f = o->dims[2] / x->dims[2], C = x->dims[1], Cp = o->dims[1], H = x->dims[2], W = x->dims[3];
-    int64_t dims[6] = {x->dims[0], Cp, H, f, W, f}, os[6];
+    int64_t dims[6] = {x->dims[0], Cp, H, f, W, f};
     int64_t ss[6] = {C * H * W, f * f * H * W, W, f * H * W, 1, H * W};
-    k_contig_strides(6, dims, os);
-    copy_nd(o->data, os, x->data, ss, k_esize(x->dtype), 6, dims);
-    return 0;
+    return copy_view6(k, x, dims, ss);
 }
 
 /* space_to_depth: out[n, (i*b+j)*C + c, h, w] = x[n, c, h*b+i, w*b+j] */
@@ -828,11 +832,9 @@ int k_s2d_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_SPACE_TO_DEPTH_x);
     MilRtTensor *o = k->out[0];
     int64_t b = x->dims[2] / o->dims[2], C = x->dims[1], H = x->dims[2], W = x->dims[3];
-    int64_t dims[6] = {x->dims[0], b, b, C, H / b, W / b}, os[6];
+    int64_t dims[6] = {x->dims[0], b, b, C, H / b, W / b};
     int64_t ss[6] = {C * H * W, W, 1, H * W, b * W, b};
-    k_contig_strides(6, dims, os);
-    copy_nd(o->data, os, x->data, ss, k_esize(x->dtype), 6, dims);
-    return 0;
+    return copy_view6(k, x, dims, ss);
 }
 
 /* ============================================== upsample_nearest_neighbor */
