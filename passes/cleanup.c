@@ -390,6 +390,7 @@ static void init_fold_rules(void) {
 static void set_weights(const MilPassOptions *o) { pass_set_weights_dir(o ? o->weights_dir : NULL); }
 
 int mil_pass_fold(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     set_weights(o);
     init_fold_rules();
     int n = 0;
@@ -398,6 +399,7 @@ int mil_pass_fold(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
 }
 
 int mil_pass_identity(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++)
         n += mil_rewrite_fixpoint(p->funcs[i], cleanup_rules, (int)(sizeof cleanup_rules / sizeof cleanup_rules[0]), NULL);
@@ -405,6 +407,7 @@ int mil_pass_identity(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
 }
 
 int mil_pass_dce(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += mil_dce_func(p->funcs[i]);
     return n > 0;
@@ -550,6 +553,7 @@ static int cse_func(MilFunc *f) {
 }
 
 int mil_pass_cse(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += cse_func(p->funcs[i]);
     return n > 0;
@@ -557,6 +561,7 @@ int mil_pass_cse(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
 
 /* The -O1 cleanup: fold, identities and merges, CSE, DCE, to a fixed point. */
 int mil_pass_cleanup(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     int any = 0;
     for (int round = 0; round < 8; round++) {
         int c = 0;

@@ -192,6 +192,7 @@ static int run_one(MilProgram *p, const PassDef *pd, const MilPassOptions *o, Mi
 }
 
 int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     int errs0 = d->nerrors;
     int first[MIL_OP_COUNT + 1], last[MIL_OP_COUNT + 1];
     double total = 0;
@@ -248,5 +249,6 @@ int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
         for (int k = 0; k < MIL_OP_COUNT; k++)
             if (first[k] || last[k]) fprintf(o->out, "stats:   %-30s %6d -> %6d\n", kind_name(k), first[k], last[k]);
     }
+    pass_names_reset();
     return d->nerrors - errs0;
 }

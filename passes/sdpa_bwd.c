@@ -127,9 +127,9 @@ static bool rule_sdpa_bwd(MilFunc *f, MilOp *op, void *ctx) {
     if (bw->nresults != 3 || bw->results[0]->type != op->results[0]->type ||
         bw->results[1]->type != dk->results[0]->type || bw->results[2]->type != dv->results[0]->type)
         return false;
-    mil_func_rename_value(f, bw->results[0], mil_func_unique_name(f, "dq"));
-    mil_func_rename_value(f, bw->results[1], mil_func_unique_name(f, "dk"));
-    mil_func_rename_value(f, bw->results[2], mil_func_unique_name(f, "dv"));
+    mil_func_rename_value(f, bw->results[0], pass_unique_name(f, "dq"));
+    mil_func_rename_value(f, bw->results[1], pass_unique_name(f, "dk"));
+    mil_func_rename_value(f, bw->results[2], pass_unique_name(f, "dv"));
     bool ok = replace_value(f, op->results[0], bw->results[0]);
     ok &= replace_value(f, dk->results[0], bw->results[1]);
     ok &= replace_value(f, dv->results[0], bw->results[2]);
@@ -141,6 +141,7 @@ static const MilRule sdpa_bwd_rules[] = {
 };
 
 int mil_pass_sdpa_bwd(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += mil_rewrite_fixpoint(p->funcs[i], sdpa_bwd_rules, 1, NULL);
     return n > 0;

@@ -126,6 +126,7 @@ static int tap_func(MilFunc *f, const char *list, const MilPassOptions *o, MilDi
 }
 
 int mil_pass_taps(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_names_reset();
     Buf json = {0};
     put(&json, "{\"functions\": [");
     bool first = true;

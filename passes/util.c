@@ -8,14 +8,104 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/ir_int.h"   /* mil_nameset_has: read-only query of f's name set */
 #include "passes/pass_int.h"
+
+/* ------------------------------------------------------- unique names */
+
+/* mil_func_unique_name(f, base) tries base, base_1, base_2, ... from 1 each
+ * time, so naming n values after one base costs O(n^2) snprintf + hash
+ * probes.  A function's name set only grows, so once base_k has been handed
+ * out every base_j (j <= k) stays taken: remembering the last k per base lets
+ * the search resume there and yields exactly the same names.  The memo
+ * belongs to one function and one pass invocation (pass_names_reset). */
+typedef struct NameMemo {
+    char *base;
+    long k;
+} NameMemo;
+
+static const MilFunc *nm_func;
+static NameMemo *nm_tab;
+static size_t nm_cap, nm_n;
+
+void pass_names_reset(void) {
+    for (size_t i = 0; i < nm_cap; i++) free(nm_tab[i].base);
+    free(nm_tab);
+    nm_tab = NULL;
+    nm_cap = nm_n = 0;
+    nm_func = NULL;
+}
+
+static uint64_t nm_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot of base (empty slot if absent); NULL on OOM. */
+static NameMemo *nm_slot(const char *base) {
+    if ((nm_n + 1) * 2 > nm_cap) {
+        size_t ncap = nm_cap ? nm_cap * 2 : 64;
+        NameMemo *nt = calloc(ncap, sizeof *nt);
+        if (!nt) return NULL;
+        for (size_t i = 0; i < nm_cap; i++) {
+            if (!nm_tab[i].base) continue;
+            size_t j = (size_t)nm_hash(nm_tab[i].base) & (ncap - 1);
+            while (nt[j].base) j = (j + 1) & (ncap - 1);
+            nt[j] = nm_tab[i];
+        }
+        free(nm_tab);
+        nm_tab = nt;
+        nm_cap = ncap;
+    }
+    size_t mask = nm_cap - 1, i = (size_t)nm_hash(base) & mask;
+    while (nm_tab[i].base && strcmp(nm_tab[i].base, base)) i = (i + 1) & mask;
+    return &nm_tab[i];
+}
+
+const char *pass_unique_name(MilFunc *f, const char *base) {
+    if (!base || !*base) base = "var";
+    if (!f->names || !mil_nameset_has(f->names, base)) return mil_func_unique_name(f, base);
+    if (nm_func != f) {
+        pass_names_reset();
+        nm_func = f;
+    }
+    NameMemo *m = nm_slot(base);
+    size_t bl = strlen(base);
+    char stackbuf[256];
+    char *buf = bl + 24 <= sizeof stackbuf ? stackbuf : malloc(bl + 24);
+    if (!m || !buf) {
+        if (buf && buf != stackbuf) free(buf);
+        return mil_func_unique_name(f, base);
+    }
+    memcpy(buf, base, bl);
+    buf[bl] = '_';
+    long k = m->base ? m->k : 0;
+    for (;;) {
+        k++;
+        char digits[24];
+        int nd = 0;
+        for (long x = k; x; x /= 10) digits[nd++] = (char)('0' + x % 10);
+        for (int i = 0; i < nd; i++) buf[bl + 1 + i] = digits[nd - 1 - i];
+        buf[bl + 1 + nd] = '\0';
+        if (!mil_nameset_has(f->names, buf)) break;
+    }
+    if (!m->base) {
+        m->base = strdup(base);
+        if (m->base) nm_n++;
+    }
+    if (m->base) m->k = k;
+    const char *name = mil_func_unique_name(f, buf);   /* free: returns buf's copy */
+    if (buf != stackbuf) free(buf);
+    return name;
+}
 
 /* ---------------------------------------------------------- builders */
 
 static MilValue *insert_const(MilFunc *f, MilOp *before, MilConst *c, const char *base) {
     MilOp *op = mil_op_new(f, MIL_OP_CONST, NULL);
     mil_op_set_attr(op, "val", c);
-    MilValue *v = mil_op_add_result(op, c->type, mil_func_unique_name(f, base ? base : "c"));
+    MilValue *v = mil_op_add_result(op, c->type, pass_unique_name(f, base ? base : "c"));
     const char *nm = v->name;
     mil_op_set_attr(op, "name", mil_const_string(f->prog, nm));
     if (before) mil_block_insert_before(&f->body, before, op);
@@ -61,7 +151,7 @@ MilValue *pb_finish(MilFunc *f, MilOp *op, MilOp *before, const char *base) {
     const MilOpInfo *info = mil_op_info(op->kind);
     int nres = info && info->nresults > 0 ? info->nresults : 1;
     for (int i = 0; i < nres; i++)
-        mil_op_add_result(op, NULL, mil_func_unique_name(f, base ? base : "t"));
+        mil_op_add_result(op, NULL, pass_unique_name(f, base ? base : "t"));
     mil_op_set_attr(op, "name", mil_const_string(f->prog, op->results[0]->name));
     if (before) mil_block_insert_before(&f->body, before, op);
     else mil_block_append(&f->body, op);
@@ -308,7 +398,7 @@ bool replace_value(MilFunc *f, MilValue *from, MilValue *to) {
         if (!to->def || value_is_output(f, to)) return false;
         /* Keep the function's output names: `to` takes over from's name. */
         const char *name = from->name;
-        mil_func_rename_value(f, from, mil_func_unique_name(f, name));
+        mil_func_rename_value(f, from, pass_unique_name(f, name));
         mil_func_rename_value(f, to, name);
         MilAttr *a = mil_op_attr(to->def, "name");
         if (a && to->def->nresults == 1) mil_op_set_attr(to->def, "name", mil_const_string(f->prog, name));
