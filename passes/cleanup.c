@@ -516,15 +516,41 @@ static bool op_eq(const MilOp *a, const MilOp *b) {
     return na == nb;
 }
 
+/* Uses of a replaced value are redirected lazily: fwd[id] is the value that
+ * replaces value `id`.  Values are used only after their definition, so each
+ * op's arguments are forwarded just before it is hashed (exactly what an
+ * immediate mil_func_replace_uses would have left there), and one final walk
+ * forwards the rest.  Function outputs (and their names) are updated at once
+ * by replace_value_keep_uses, since later decisions look at them. */
+static MilValue *fwd_get(MilValue **fwd, int nfwd, MilValue *v) {
+    while (v && v->id < nfwd && fwd[v->id]) v = fwd[v->id];
+    return v;
+}
+
+static void fwd_args(MilOp *op, MilValue **fwd, int nfwd) {
+    for (int i = 0; i < op->nargs; i++)
+        for (int j = 0; j < op->args[i].n; j++) {
+            MilValue *v = op->args[i].items[j].value;
+            if (v) op->args[i].items[j].value = fwd_get(fwd, nfwd, v);
+        }
+}
+
 static int cse_func(MilFunc *f) {
     size_t cap = 64;
     int nops = 0;
     for (MilOp *op = f->body.first; op; op = op->next) nops++;
     while (cap < (size_t)nops * 2) cap *= 2;
     MilOp **tab = calloc(cap, sizeof *tab);
-    if (!tab) return 0;
+    int nfwd = f->nvalues;
+    MilValue **fwd = calloc((size_t)(nfwd ? nfwd : 1), sizeof *fwd);
+    if (!tab || !fwd) {
+        free(tab);
+        free(fwd);
+        return 0;
+    }
     int changed = 0;
     for (MilOp *op = f->body.first; op; op = op->next) {
+        if (changed) fwd_args(op, fwd, nfwd);
         if (!cse_candidate(op)) continue;
         uint64_t h = hash_op(op);
         size_t i = h & (cap - 1);
@@ -537,7 +563,10 @@ static int cse_func(MilFunc *f) {
                     if (value_is_output(f, from) && (value_is_output(f, to) || !to->def)) ok = false;
                 }
                 if (ok) {
-                    for (int r = 0; r < op->nresults; r++) replace_value(f, op->results[r], tab[i]->results[r]);
+                    for (int r = 0; r < op->nresults; r++) {
+                        MilValue *from = op->results[r], *to = tab[i]->results[r];
+                        if (replace_value_keep_uses(f, from, to) && from->id < nfwd) fwd[from->id] = to;
+                    }
                     changed++;
                     replaced = true;
                 }
@@ -548,6 +577,9 @@ static int cse_func(MilFunc *f) {
         if (!replaced && !tab[i]) tab[i] = op;
     }
     free(tab);
+    if (changed)
+        for (MilOp *op = f->body.first; op; op = op->next) fwd_args(op, fwd, nfwd);
+    free(fwd);
     if (changed) mil_dce_func(f);
     return changed;
 }

@@ -95,6 +95,9 @@ bool op_uses(const MilOp *op, const MilValue *v);
  * is renamed to from's name).  Returns false, changing nothing, when from is
  * an output and `to` is a parameter or another output. */
 bool replace_value(MilFunc *f, MilValue *from, MilValue *to);
+/* replace_value without touching the op arguments: renames and function
+ * outputs as replace_value; the caller redirects the argument uses itself. */
+bool replace_value_keep_uses(MilFunc *f, MilValue *from, MilValue *to);
 /* Is v a function output? */
 bool value_is_output(const MilFunc *f, const MilValue *v);
 

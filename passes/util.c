@@ -393,6 +393,12 @@ MilConst *const_from_f32(MilProgram *p, const MilType *t, const float *data) {
 /* ------------------------------------------------------------ replacing */
 
 bool replace_value(MilFunc *f, MilValue *from, MilValue *to) {
+    if (!replace_value_keep_uses(f, from, to)) return false;
+    mil_func_replace_uses(f, from, to);
+    return true;
+}
+
+bool replace_value_keep_uses(MilFunc *f, MilValue *from, MilValue *to) {
     if (from == to) return false;
     if (value_is_output(f, from)) {
         if (!to->def || value_is_output(f, to)) return false;
@@ -402,7 +408,8 @@ bool replace_value(MilFunc *f, MilValue *from, MilValue *to) {
         mil_func_rename_value(f, to, name);
         MilAttr *a = mil_op_attr(to->def, "name");
         if (a && to->def->nresults == 1) mil_op_set_attr(to->def, "name", mil_const_string(f->prog, name));
+        for (int i = 0; i < f->body.nouts; i++)
+            if (f->body.outs[i] == from) f->body.outs[i] = to;
     }
-    mil_func_replace_uses(f, from, to);
     return true;
 }
