@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ir/fp16.h"
+#include "runtime/cpu/kutil.h" /* k_raw_get/set: storage access shared with the kernels */
 
 static const struct {
     const char *name;
@@ -104,39 +105,22 @@ bool mil_rt_same_shape(const MilRtTensor *a, const MilRtTensor *b) {
 }
 
 double mil_rt_get_f64(const MilRtTensor *t, int64_t i) {
-    const void *p = t->data;
-    switch (t->dtype) {
-    case MIL_DT_FP16: return mil_h2f(((const uint16_t *)p)[i]);
-    case MIL_DT_BF16: return mil_bf2f(((const uint16_t *)p)[i]);
-    case MIL_DT_FP32: return ((const float *)p)[i];
-    case MIL_DT_FP64: return ((const double *)p)[i];
-    case MIL_DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-    case MIL_DT_INT8: case MIL_DT_INT4: return ((const int8_t *)p)[i];
-    case MIL_DT_INT16: return ((const int16_t *)p)[i];
-    case MIL_DT_INT32: return ((const int32_t *)p)[i];
-    case MIL_DT_INT64: return (double)((const int64_t *)p)[i];
-    case MIL_DT_UINT8: case MIL_DT_UINT4: case MIL_DT_UINT2: case MIL_DT_UINT1:
-    case MIL_DT_UINT6: case MIL_DT_UINT3: return ((const uint8_t *)p)[i];
-    case MIL_DT_UINT16: return ((const uint16_t *)p)[i];
-    case MIL_DT_UINT32: return ((const uint32_t *)p)[i];
-    case MIL_DT_UINT64: return (double)((const uint64_t *)p)[i];
-    default: return NAN;
-    }
+    double d;
+    int64_t v;
+    if (k_raw_getf(t->dtype, t->data, i, &d)) return d;
+    if (t->dtype == MIL_DT_UINT64) return (double)((const uint64_t *)t->data)[i];
+    if (k_raw_geti(t->dtype, t->data, i, &v)) return (double)v;
+    return NAN;
 }
 
 int64_t mil_rt_get_i64(const MilRtTensor *t, int64_t i) {
-    switch (t->dtype) {
-    case MIL_DT_INT64: return ((const int64_t *)t->data)[i];
-    case MIL_DT_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
-    case MIL_DT_INT32: return ((const int32_t *)t->data)[i];
-    default: {
-        double v = mil_rt_get_f64(t, i);
-        if (!(v == v)) return 0;
-        if (v >= 9.2e18) return INT64_MAX;
-        if (v <= -9.2e18) return INT64_MIN;
-        return (int64_t)v;
-    }
-    }
+    int64_t iv;
+    if (k_raw_geti(t->dtype, t->data, i, &iv)) return iv;
+    double v = mil_rt_get_f64(t, i);
+    if (!(v == v)) return 0;
+    if (v >= 9.2e18) return INT64_MAX;
+    if (v <= -9.2e18) return INT64_MIN;
+    return (int64_t)v;
 }
 
 static int64_t sat(double v, double lo, double hi) {
@@ -145,35 +129,6 @@ static int64_t sat(double v, double lo, double hi) {
     if (v < lo) v = lo;
     if (v > hi) v = hi;
     return (int64_t)v;
-}
-
-void mil_rt_set_f64(MilRtTensor *t, int64_t i, double v) {
-    void *p = t->data;
-    switch (t->dtype) {
-    case MIL_DT_FP16: ((uint16_t *)p)[i] = mil_f2h((float)v); break;
-    case MIL_DT_BF16: ((uint16_t *)p)[i] = mil_f2bf((float)v); break;
-    case MIL_DT_FP32: ((float *)p)[i] = (float)v; break;
-    case MIL_DT_FP64: ((double *)p)[i] = v; break;
-    case MIL_DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-    case MIL_DT_INT8: ((int8_t *)p)[i] = (int8_t)sat(v, -128, 127); break;
-    case MIL_DT_INT4: ((int8_t *)p)[i] = (int8_t)sat(v, -8, 7); break;
-    case MIL_DT_INT16: ((int16_t *)p)[i] = (int16_t)sat(v, -32768, 32767); break;
-    case MIL_DT_INT32: ((int32_t *)p)[i] = (int32_t)sat(v, -2147483648.0, 2147483647.0); break;
-    case MIL_DT_INT64: ((int64_t *)p)[i] = sat(v, -9.2e18, 9.2e18); break;
-    case MIL_DT_UINT8: ((uint8_t *)p)[i] = (uint8_t)sat(v, 0, 255); break;
-    case MIL_DT_UINT1: case MIL_DT_UINT2: case MIL_DT_UINT3: case MIL_DT_UINT4: case MIL_DT_UINT6:
-        ((uint8_t *)p)[i] = (uint8_t)sat(v, 0, (double)((1 << mil_rt_dtype_bits(t->dtype)) - 1));
-        break;
-    case MIL_DT_UINT16: ((uint16_t *)p)[i] = (uint16_t)sat(v, 0, 65535); break;
-    case MIL_DT_UINT32: ((uint32_t *)p)[i] = (uint32_t)sat(v, 0, 4294967295.0); break;
-    case MIL_DT_UINT64: ((uint64_t *)p)[i] = (uint64_t)sat(v, 0, 1.8e19); break;
-    default: break;
-    }
-}
-
-const char *mil_rt_get_str(const MilRtTensor *t) {
-    if (!t || t->dtype != MIL_DT_STRING || t->rank != 0 || !t->data) return NULL;
-    return *(const char *const *)t->data;
 }
 
 /* Range of an integer dtype. */
@@ -186,6 +141,28 @@ static void int_range(MilDType dt, double *lo, double *hi) {
         *lo = 0;
         *hi = ldexp(1, b) - 1;
     }
+}
+
+/* To integers: rounded to nearest, saturated (64-bit types to +-9.2e18 and
+ * 1.8e19, inside what a double converts exactly). */
+void mil_rt_set_f64(MilRtTensor *t, int64_t i, double v) {
+    MilDType dt = t->dtype;
+    double lo, hi;
+    if (k_raw_setf(dt, t->data, i, v)) return;
+    if (dt == MIL_DT_BOOL) {
+        k_raw_seti(dt, t->data, i, v != 0);
+        return;
+    }
+    if (!mil_rt_dtype_is_int(dt)) return;
+    if (dt == MIL_DT_INT64) { lo = -9.2e18; hi = 9.2e18; }
+    else if (dt == MIL_DT_UINT64) { lo = 0; hi = 1.8e19; }
+    else int_range(dt, &lo, &hi);
+    k_raw_seti(dt, t->data, i, sat(v, lo, hi));
+}
+
+const char *mil_rt_get_str(const MilRtTensor *t) {
+    if (!t || t->dtype != MIL_DT_STRING || t->rank != 0 || !t->data) return NULL;
+    return *(const char *const *)t->data;
 }
 
 int mil_rt_tensor_convert(MilRtTensor *dst, MilDType to, const MilRtTensor *src, MilRtErr *e) {

@@ -118,34 +118,16 @@ void k_contig_strides(int rank, const int64_t *dims, int64_t *strides) {
 }
 
 double k_getf(const MilRtTensor *t, int64_t i) {
-    const void *p = t->data;
-    switch (t->dtype) {
-    case MIL_DT_FP16: return mil_h2f(((const uint16_t *)p)[i]);
-    case MIL_DT_BF16: return mil_bf2f(((const uint16_t *)p)[i]);
-    case MIL_DT_FP32: return ((const float *)p)[i];
-    case MIL_DT_FP64: return ((const double *)p)[i];
-    default: return (double)k_geti(t, i);
-    }
+    double v;
+    if (k_raw_getf(t->dtype, t->data, i, &v)) return v;
+    return (double)k_geti(t, i);
 }
 
 int64_t k_geti(const MilRtTensor *t, int64_t i) {
-    const void *p = t->data;
-    switch (t->dtype) {
-    case MIL_DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-    case MIL_DT_INT8: case MIL_DT_INT4: return ((const int8_t *)p)[i];
-    case MIL_DT_INT16: return ((const int16_t *)p)[i];
-    case MIL_DT_INT32: return ((const int32_t *)p)[i];
-    case MIL_DT_INT64: return ((const int64_t *)p)[i];
-    case MIL_DT_UINT8: case MIL_DT_UINT4: case MIL_DT_UINT2: case MIL_DT_UINT1:
-    case MIL_DT_UINT6: case MIL_DT_UINT3:
-        return ((const uint8_t *)p)[i];
-    case MIL_DT_UINT16: return ((const uint16_t *)p)[i];
-    case MIL_DT_UINT32: return ((const uint32_t *)p)[i];
-    case MIL_DT_UINT64: return (int64_t)((const uint64_t *)p)[i];
-    case MIL_DT_FP16: case MIL_DT_BF16: case MIL_DT_FP32: case MIL_DT_FP64:
-        return k_f2i_sat(k_getf(t, i), MIL_DT_INT64);
-    default: return 0;
-    }
+    int64_t v;
+    if (k_raw_geti(t->dtype, t->data, i, &v)) return v;
+    if (k_isfloat(t->dtype)) return k_f2i_sat(k_getf(t, i), MIL_DT_INT64);
+    return 0;
 }
 
 int64_t k_wrap_int(int64_t v, MilDType dt) {
@@ -182,33 +164,13 @@ int64_t k_f2i_sat(double v, MilDType dt) {
 }
 
 void k_setf(MilRtTensor *t, int64_t i, double v) {
-    void *p = t->data;
-    switch (t->dtype) {
-    case MIL_DT_FP16: ((uint16_t *)p)[i] = mil_f2h((float)v); return;
-    case MIL_DT_BF16: ((uint16_t *)p)[i] = mil_f2bf((float)v); return;
-    case MIL_DT_FP32: ((float *)p)[i] = (float)v; return;
-    case MIL_DT_FP64: ((double *)p)[i] = v; return;
-    case MIL_DT_BOOL: ((uint8_t *)p)[i] = v != 0; return;
-    default: k_seti(t, i, k_f2i_sat(v, t->dtype)); return;
-    }
+    if (k_raw_setf(t->dtype, t->data, i, v)) return;
+    if (t->dtype == MIL_DT_BOOL) k_raw_seti(MIL_DT_BOOL, t->data, i, v != 0);
+    else k_seti(t, i, k_f2i_sat(v, t->dtype));
 }
 
 void k_seti(MilRtTensor *t, int64_t i, int64_t v) {
-    void *p = t->data;
-    switch (t->dtype) {
-    case MIL_DT_BOOL: ((uint8_t *)p)[i] = v != 0; return;
-    case MIL_DT_INT8: case MIL_DT_INT4: ((int8_t *)p)[i] = (int8_t)k_wrap_int(v, MIL_DT_INT8); return;
-    case MIL_DT_INT16: ((int16_t *)p)[i] = (int16_t)k_wrap_int(v, MIL_DT_INT16); return;
-    case MIL_DT_INT32: ((int32_t *)p)[i] = (int32_t)k_wrap_int(v, MIL_DT_INT32); return;
-    case MIL_DT_INT64: ((int64_t *)p)[i] = v; return;
-    case MIL_DT_UINT8: case MIL_DT_UINT4: case MIL_DT_UINT2: case MIL_DT_UINT1:
-    case MIL_DT_UINT6: case MIL_DT_UINT3:
-        ((uint8_t *)p)[i] = (uint8_t)k_wrap_int(v, MIL_DT_UINT8); return;
-    case MIL_DT_UINT16: ((uint16_t *)p)[i] = (uint16_t)k_wrap_int(v, MIL_DT_UINT16); return;
-    case MIL_DT_UINT32: ((uint32_t *)p)[i] = (uint32_t)k_wrap_int(v, MIL_DT_UINT32); return;
-    case MIL_DT_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; return;
-    default: k_setf(t, i, (double)v); return;
-    }
+    if (!k_raw_seti(t->dtype, t->data, i, v)) k_setf(t, i, (double)v);
 }
 
 void k_loadf(const MilRtTensor *t, int64_t off, int64_t st, int64_t n, float *dst) {

@@ -33,6 +33,67 @@ MilDType k_dtype_from_name(const char *s);  /* MIL_DT_NONE if unknown */
 void k_set_shape(MilRtTensor *o, MilDType dt, int rank, const int64_t *dims);
 void k_contig_strides(int rank, const int64_t *dims, int64_t *strides);
 
+/* Raw storage access, one switch over the storage dtypes for the kernels and
+ * for runtime/tensor.c (which includes this header for them).  p is the
+ * tensor data, i a flat element index.  Each returns false, reading or
+ * storing nothing, for a dtype outside its class. */
+/* Float storage (fp16, bf16, fp32, fp64) read to double. */
+static inline bool k_raw_getf(MilDType dt, const void *p, int64_t i, double *v) {
+    switch (dt) {
+    case MIL_DT_FP16: *v = mil_h2f(((const uint16_t *)p)[i]); return true;
+    case MIL_DT_BF16: *v = mil_bf2f(((const uint16_t *)p)[i]); return true;
+    case MIL_DT_FP32: *v = ((const float *)p)[i]; return true;
+    case MIL_DT_FP64: *v = ((const double *)p)[i]; return true;
+    default: return false;
+    }
+}
+/* Bool (0 or 1) and integer storage (sub-byte unpacked; uint64 reinterpreted). */
+static inline bool k_raw_geti(MilDType dt, const void *p, int64_t i, int64_t *v) {
+    switch (dt) {
+    case MIL_DT_BOOL: *v = ((const uint8_t *)p)[i] != 0; return true;
+    case MIL_DT_INT8: case MIL_DT_INT4: *v = ((const int8_t *)p)[i]; return true;
+    case MIL_DT_INT16: *v = ((const int16_t *)p)[i]; return true;
+    case MIL_DT_INT32: *v = ((const int32_t *)p)[i]; return true;
+    case MIL_DT_INT64: *v = ((const int64_t *)p)[i]; return true;
+    case MIL_DT_UINT8: case MIL_DT_UINT4: case MIL_DT_UINT2: case MIL_DT_UINT1:
+    case MIL_DT_UINT6: case MIL_DT_UINT3:
+        *v = ((const uint8_t *)p)[i];
+        return true;
+    case MIL_DT_UINT16: *v = ((const uint16_t *)p)[i]; return true;
+    case MIL_DT_UINT32: *v = ((const uint32_t *)p)[i]; return true;
+    case MIL_DT_UINT64: *v = (int64_t)((const uint64_t *)p)[i]; return true;
+    default: return false;
+    }
+}
+/* Float storage from double (fp16/bf16 rounded once, from float). */
+static inline bool k_raw_setf(MilDType dt, void *p, int64_t i, double v) {
+    switch (dt) {
+    case MIL_DT_FP16: ((uint16_t *)p)[i] = mil_f2h((float)v); return true;
+    case MIL_DT_BF16: ((uint16_t *)p)[i] = mil_f2bf((float)v); return true;
+    case MIL_DT_FP32: ((float *)p)[i] = (float)v; return true;
+    case MIL_DT_FP64: ((double *)p)[i] = v; return true;
+    default: return false;
+    }
+}
+/* Bool (v != 0) and integer storage: the low bits of v, like numpy astype. */
+static inline bool k_raw_seti(MilDType dt, void *p, int64_t i, int64_t v) {
+    switch (dt) {
+    case MIL_DT_BOOL: ((uint8_t *)p)[i] = v != 0; return true;
+    case MIL_DT_INT8: case MIL_DT_INT4: ((int8_t *)p)[i] = (int8_t)(uint8_t)(uint64_t)v; return true;
+    case MIL_DT_INT16: ((int16_t *)p)[i] = (int16_t)(uint16_t)(uint64_t)v; return true;
+    case MIL_DT_INT32: ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v; return true;
+    case MIL_DT_INT64: ((int64_t *)p)[i] = v; return true;
+    case MIL_DT_UINT8: case MIL_DT_UINT4: case MIL_DT_UINT2: case MIL_DT_UINT1:
+    case MIL_DT_UINT6: case MIL_DT_UINT3:
+        ((uint8_t *)p)[i] = (uint8_t)(uint64_t)v;
+        return true;
+    case MIL_DT_UINT16: ((uint16_t *)p)[i] = (uint16_t)(uint64_t)v; return true;
+    case MIL_DT_UINT32: ((uint32_t *)p)[i] = (uint32_t)(uint64_t)v; return true;
+    case MIL_DT_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; return true;
+    default: return false;
+    }
+}
+
 /* Element access (slow paths; i is a flat element index). */
 double k_getf(const MilRtTensor *t, int64_t i);
 int64_t k_geti(const MilRtTensor *t, int64_t i);
