@@ -32,6 +32,13 @@ typedef struct MilRule {
  * Returns the number of rewrites applied. */
 int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx);
 
+/* Use-count bookkeeping of the driver (passes/rewrite.c): no-ops unless the
+ * driver is applying rules to f.  use_track_count is the current number of
+ * uses of v (arguments of ops in the block + outputs), -1 when unknown. */
+void use_track_new_op(MilFunc *f, const MilOp *op);
+int use_track_count(MilFunc *f, const MilValue *v);
+void use_track_replace(MilFunc *f, MilValue *from, MilValue *to, int n);
+
 /* Dead-code elimination of ops without side effects whose results are unused.
  * Returns the number of ops removed. */
 int mil_dce_func(MilFunc *f);

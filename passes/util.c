@@ -155,6 +155,7 @@ MilValue *pb_finish(MilFunc *f, MilOp *op, MilOp *before, const char *base) {
     mil_op_set_attr(op, "name", mil_const_string(f->prog, op->results[0]->name));
     if (before) mil_block_insert_before(&f->body, before, op);
     else mil_block_append(&f->body, op);
+    use_track_new_op(f, op);
     mil_shape_infer_op(f->prog, op, NULL);
     return op->results[0];
 }
@@ -393,8 +394,28 @@ MilConst *const_from_f32(MilProgram *p, const MilType *t, const float *data) {
 /* ------------------------------------------------------------ replacing */
 
 bool replace_value(MilFunc *f, MilValue *from, MilValue *to) {
+    int n = from != to ? use_track_count(f, from) : -1;
+    int nout = 0;
+    if (n >= 0)
+        for (int i = 0; i < f->body.nouts; i++) nout += f->body.outs[i] == from;
     if (!replace_value_keep_uses(f, from, to)) return false;
-    mil_func_replace_uses(f, from, to);
+    if (n < 0) {
+        mil_func_replace_uses(f, from, to);
+        return true;
+    }
+    /* The driver knows how many uses there are, and they all follow the
+     * definition: stop at the last one instead of walking the function. */
+    for (int i = 0; i < f->body.nouts; i++)
+        if (f->body.outs[i] == from) f->body.outs[i] = to;
+    int left = n - nout;
+    for (MilOp *op = from->def ? from->def->next : f->body.first; op && left > 0; op = op->next)
+        for (int i = 0; i < op->nargs; i++)
+            for (int j = 0; j < op->args[i].n; j++)
+                if (op->args[i].items[j].value == from) {
+                    op->args[i].items[j].value = to;
+                    left--;
+                }
+    use_track_replace(f, from, to, n);
     return true;
 }
 
