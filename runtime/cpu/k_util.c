@@ -287,55 +287,77 @@ const MilRtTensor *k_req(MilKernelCtx *k, int slot) {
     return t;
 }
 
-static int k_scalar_check(MilKernelCtx *k, int slot, const MilRtTensor *t) {
+static bool k_isnumber(MilDType dt) { return k_isfloat(dt) || k_isint(dt) || dt == MIL_DT_BOOL; }
+static bool k_isboolish(MilDType dt) { return dt == MIL_DT_BOOL || k_isint(dt); }
+static bool k_isstring(MilDType dt) { return dt == MIL_DT_STRING; }
+
+/* The argument at slot in *tp (NULL when absent); fails when ok(its dtype)
+ * does not hold. */
+static int k_arg_of(MilKernelCtx *k, int slot, bool (*ok)(MilDType), const char *what, const MilRtTensor **tp) {
+    const MilRtTensor *t = *tp = mil_k_in(k, slot);
+    if (t && !ok(t->dtype))
+        return mil_k_fail(k, "%s: argument '%s' must be %s, got %s", k_opname(k), k_argname(k, slot), what,
+                          k_dtname(t->dtype));
+    return 0;
+}
+
+/* k_arg_of, and a present argument must be one element of known data. */
+static int k_arg_scalar(MilKernelCtx *k, int slot, bool (*ok)(MilDType), const char *what, const MilRtTensor **tp) {
+    int rc = k_arg_of(k, slot, ok, what, tp);
+    const MilRtTensor *t = *tp;
+    if (rc || !t) return rc;
     if (k_numel(t) != 1 || t->rank > 1)
         return mil_k_fail(k, "%s: argument '%s' must be a scalar", k_opname(k), k_argname(k, slot));
     if (!t->data) return MIL_K_NEED_DATA;
     return 0;
 }
 
-int k_arg_int(MilKernelCtx *k, int slot, int64_t def, int64_t *out) {
-    const MilRtTensor *t = mil_k_in(k, slot);
-    if (!t) { *out = def; return 0; }
-    if (!k_isint(t->dtype))
-        return mil_k_fail(k, "%s: argument '%s' must be an integer, got %s", k_opname(k),
-                          k_argname(k, slot), k_dtname(t->dtype));
-    int rc = k_scalar_check(k, slot, t);
+/* k_arg_of, and a present argument must be 1-D (or scalar) with at most max
+ * values of known data; *n is their count, -1 when absent. */
+static int k_arg_vector(MilKernelCtx *k, int slot, bool (*ok)(MilDType), const char *what, int max,
+                        const MilRtTensor **tp, int *n) {
+    int rc = k_arg_of(k, slot, ok, what, tp);
+    const MilRtTensor *t = *tp;
     if (rc) return rc;
-    *out = k_geti(t, 0);
+    if (!t) { *n = -1; return 0; }
+    if (t->rank > 1)
+        return mil_k_fail(k, "%s: argument '%s' must be 1-D, got rank %d", k_opname(k),
+                          k_argname(k, slot), t->rank);
+    int64_t cnt = k_numel(t);
+    if (cnt > max)
+        return mil_k_fail(k, "%s: argument '%s' has %lld values, at most %d allowed", k_opname(k),
+                          k_argname(k, slot), (long long)cnt, max);
+    if (!t->data) return MIL_K_NEED_DATA;
+    *n = (int)cnt;
     return 0;
+}
+
+int k_arg_int(MilKernelCtx *k, int slot, int64_t def, int64_t *out) {
+    const MilRtTensor *t;
+    int rc = k_arg_scalar(k, slot, k_isint, "an integer", &t);
+    if (!rc) *out = t ? k_geti(t, 0) : def;
+    return rc;
 }
 
 int k_arg_float(MilKernelCtx *k, int slot, double def, double *out) {
-    const MilRtTensor *t = mil_k_in(k, slot);
-    if (!t) { *out = def; return 0; }
-    if (!k_isfloat(t->dtype) && !k_isint(t->dtype) && t->dtype != MIL_DT_BOOL)
-        return mil_k_fail(k, "%s: argument '%s' must be a number, got %s", k_opname(k),
-                          k_argname(k, slot), k_dtname(t->dtype));
-    int rc = k_scalar_check(k, slot, t);
-    if (rc) return rc;
-    *out = k_getf(t, 0);
-    return 0;
+    const MilRtTensor *t;
+    int rc = k_arg_scalar(k, slot, k_isnumber, "a number", &t);
+    if (!rc) *out = t ? k_getf(t, 0) : def;
+    return rc;
 }
 
 int k_arg_bool(MilKernelCtx *k, int slot, bool def, bool *out) {
-    const MilRtTensor *t = mil_k_in(k, slot);
-    if (!t) { *out = def; return 0; }
-    if (t->dtype != MIL_DT_BOOL && !k_isint(t->dtype))
-        return mil_k_fail(k, "%s: argument '%s' must be a bool, got %s", k_opname(k),
-                          k_argname(k, slot), k_dtname(t->dtype));
-    int rc = k_scalar_check(k, slot, t);
-    if (rc) return rc;
-    *out = k_geti(t, 0) != 0;
-    return 0;
+    const MilRtTensor *t;
+    int rc = k_arg_scalar(k, slot, k_isboolish, "a bool", &t);
+    if (!rc) *out = t ? k_geti(t, 0) != 0 : def;
+    return rc;
 }
 
 int k_arg_str(MilKernelCtx *k, int slot, const char *def, const char **out) {
-    const MilRtTensor *t = mil_k_in(k, slot);
+    const MilRtTensor *t;
+    int rc = k_arg_of(k, slot, k_isstring, "a string", &t);
+    if (rc) return rc;
     if (!t) { *out = def; return 0; }
-    if (t->dtype != MIL_DT_STRING)
-        return mil_k_fail(k, "%s: argument '%s' must be a string, got %s", k_opname(k),
-                          k_argname(k, slot), k_dtname(t->dtype));
     if (k_numel(t) != 1)
         return mil_k_fail(k, "%s: argument '%s' must be a single string", k_opname(k), k_argname(k, slot));
     if (!t->data) return MIL_K_NEED_DATA;
@@ -345,41 +367,17 @@ int k_arg_str(MilKernelCtx *k, int slot, const char *def, const char **out) {
 }
 
 int k_arg_ints(MilKernelCtx *k, int slot, int64_t *out, int max, int *n) {
-    const MilRtTensor *t = mil_k_in(k, slot);
-    if (!t) { *n = -1; return 0; }
-    if (!k_isint(t->dtype))
-        return mil_k_fail(k, "%s: argument '%s' must be integers, got %s", k_opname(k),
-                          k_argname(k, slot), k_dtname(t->dtype));
-    if (t->rank > 1)
-        return mil_k_fail(k, "%s: argument '%s' must be 1-D, got rank %d", k_opname(k),
-                          k_argname(k, slot), t->rank);
-    int64_t cnt = k_numel(t);
-    if (cnt > max)
-        return mil_k_fail(k, "%s: argument '%s' has %lld values, at most %d allowed", k_opname(k),
-                          k_argname(k, slot), (long long)cnt, max);
-    if (!t->data) return MIL_K_NEED_DATA;
-    for (int64_t i = 0; i < cnt; i++) out[i] = k_geti(t, i);
-    *n = (int)cnt;
-    return 0;
+    const MilRtTensor *t;
+    int rc = k_arg_vector(k, slot, k_isint, "integers", max, &t, n);
+    for (int i = 0; !rc && t && i < *n; i++) out[i] = k_geti(t, i);
+    return rc;
 }
 
 int k_arg_bools(MilKernelCtx *k, int slot, bool *out, int max, int *n) {
-    const MilRtTensor *t = mil_k_in(k, slot);
-    if (!t) { *n = -1; return 0; }
-    if (t->dtype != MIL_DT_BOOL && !k_isint(t->dtype))
-        return mil_k_fail(k, "%s: argument '%s' must be bools, got %s", k_opname(k),
-                          k_argname(k, slot), k_dtname(t->dtype));
-    if (t->rank > 1)
-        return mil_k_fail(k, "%s: argument '%s' must be 1-D, got rank %d", k_opname(k),
-                          k_argname(k, slot), t->rank);
-    int64_t cnt = k_numel(t);
-    if (cnt > max)
-        return mil_k_fail(k, "%s: argument '%s' has %lld values, at most %d allowed", k_opname(k),
-                          k_argname(k, slot), (long long)cnt, max);
-    if (!t->data) return MIL_K_NEED_DATA;
-    for (int64_t i = 0; i < cnt; i++) out[i] = k_geti(t, i) != 0;
-    *n = (int)cnt;
-    return 0;
+    const MilRtTensor *t;
+    int rc = k_arg_vector(k, slot, k_isboolish, "bools", max, &t, n);
+    for (int i = 0; !rc && t && i < *n; i++) out[i] = k_geti(t, i) != 0;
+    return rc;
 }
 
 int k_norm_axis(MilKernelCtx *k, int64_t axis, int rank, int *out) {
