@@ -327,7 +327,9 @@ static bool rule_matmul(MilFunc *f, MilOp *op, void *ctx) {
  * with the consumer's layout op (layer_norm -> transpose into a conv module
  * becomes layer_norm in [1, C, 1, N] + one reshape). */
 static void sink_forward(MilFunc *f) {
+    bool debug = getenv("MM2CONV_DEBUG") != NULL;
     mil_dce_func(f);   /* fresh use counts */
+    bool track = use_track_begin(f);
     for (MilOp *op = f->body.first; op; op = op->next) {
         if (op->nresults != 1 || !(elementwise(op) || rms_last_axis(op))) continue;
         MilValue *r = op->results[0];
@@ -344,10 +346,11 @@ static void sink_forward(MilFunc *f) {
             }
             if (a->nuses == 1 && !value_is_output(f, a)) dying++;
         }
-        if (getenv("MM2CONV_DEBUG")) fprintf(stderr, "sink %s: missing %d dying %d\n", r->name, missing, dying);
+        if (debug) fprintf(stderr, "sink %s: missing %d dying %d\n", r->name, missing, dying);
         if (missing || !dying) continue;
-        if (get_cf(f, NULL, r, LAST, 0, true)) mil_func_fill_uses(f);
+        if (get_cf(f, NULL, r, LAST, 0, true) && !(track && use_track_sync(f))) mil_func_fill_uses(f);
     }
+    if (track) use_track_end(f);
 }
 
 static const MilRule mm2conv_rules[] = {

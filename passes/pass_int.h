@@ -38,6 +38,12 @@ int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx
 void use_track_new_op(MilFunc *f, const MilOp *op);
 int use_track_count(MilFunc *f, const MilValue *v);
 void use_track_replace(MilFunc *f, MilValue *from, MilValue *to, int n);
+/* The same bookkeeping for a pass's own loop, from fresh use counts:
+ * begin (false if tracking is already on), sync where a recount would be
+ * done (false: recount after all), end. */
+bool use_track_begin(MilFunc *f);
+bool use_track_sync(MilFunc *f);
+void use_track_end(MilFunc *f);
 
 /* Dead-code elimination of ops without side effects whose results are unused.
  * Returns the number of ops removed. */

@@ -156,6 +156,18 @@ void use_track_replace(MilFunc *f, MilValue *from, MilValue *to, int n) {
     ut_add(to, n);
 }
 
+bool use_track_begin(MilFunc *f) {
+    if (ut.f) return false;
+    ut.f = f;
+    return true;
+}
+
+bool use_track_sync(MilFunc *f) { return ut.f == f && ut_commit(); }
+
+void use_track_end(MilFunc *f) {
+    if (ut.f == f) ut_free();
+}
+
 int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx) {
     /* Index: for each op kind, the rules rooted there, in table order. */
     int *first = malloc(sizeof(int) * (MIL_OP_COUNT + 1));
