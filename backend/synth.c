@@ -282,7 +282,7 @@ int mil_synth_weights_opt(const MilProgram *p, const MilSynthOptions *o, MilDiag
     }
     int written = 0;
     if (S.errors == 0) {
-        qsort(S.refs, (size_t)S.n, sizeof *S.refs, cmp_ref);
+        if (S.n) qsort(S.refs, (size_t)S.n, sizeof *S.refs, cmp_ref);
         for (int a = 0, b; a < S.n; a = b) {
             for (b = a; b < S.n && !strcmp(S.refs[b].file, S.refs[a].file); b++) {}
             if (access(S.refs[a].file, F_OK) == 0) continue;  /* exists: used as it is */
