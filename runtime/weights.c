@@ -160,12 +160,16 @@ uint64_t mil_rt_blob_payload_size(MilDType dt, int64_t count) {
     return (uint64_t)count * (uint64_t)(bits / 8);
 }
 
+/* Types of whole bytes are stored as they are: copies them, returns true. */
+static bool copy_whole_bytes(MilDType dt, const void *src, int64_t count, void *dst) {
+    if (mil_rt_dtype_bits(dt) < 8) return false;
+    memcpy(dst, src, (size_t)mil_rt_blob_payload_size(dt, count));
+    return true;
+}
+
 void mil_rt_blob_pack(MilDType dt, const void *src, int64_t count, void *dst) {
+    if (copy_whole_bytes(dt, src, count, dst)) return;
     int bits = mil_rt_dtype_bits(dt);
-    if (bits >= 8) {
-        memcpy(dst, src, (size_t)mil_rt_blob_payload_size(dt, count));
-        return;
-    }
     const uint8_t *s = src;
     uint8_t *d = dst;
     memset(d, 0, (size_t)mil_rt_blob_payload_size(dt, count));
@@ -179,11 +183,8 @@ void mil_rt_blob_pack(MilDType dt, const void *src, int64_t count, void *dst) {
 }
 
 void mil_rt_blob_unpack(MilDType dt, const void *src, int64_t count, void *dst) {
+    if (copy_whole_bytes(dt, src, count, dst)) return;
     int bits = mil_rt_dtype_bits(dt);
-    if (bits >= 8) {
-        memcpy(dst, src, (size_t)mil_rt_blob_payload_size(dt, count));
-        return;
-    }
     const uint8_t *s = src;
     uint8_t *d = dst;
     bool sign = mil_rt_dtype_is_signed(dt);
