@@ -27,6 +27,9 @@ echo "== mil-run (CPU device, fp16 storage semantics), source and -O2 program"
 echo "== milc -O2 --emit=milb: a compact binary program, weights kept apart"
 "$MILC" -O2 --emit=milb --stats -o "$OUT/ffn.milb" "$PROG" 2>&1 | grep '^milb'
 ls -l "$OUT"/ffn.milb "$OUT"/ffn.weights.bin 2>/dev/null || ls -l "$OUT"
+"$MILC" -O2 --emit=milb --strip --stats -o "$OUT/ffn_stripped.milb" "$PROG" 2>&1 | grep '^milb: .*bytes'
+echo "== disassembled back to MIL (first lines)"
+"$MILC" --emit=mil "$OUT/ffn.milb" | head -8
 echo "== the same binary run by mil-run and by examples/embed (an app linking only the runtime)"
 "$RUN" --random-inputs 1 --summary -o "$OUT/bin" "$OUT/ffn.milb"
 mkdir -p "$OUT/emb"
