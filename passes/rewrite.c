@@ -187,7 +187,8 @@ int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx
     bool track = ut.f == NULL;
     for (int sweep = 0; sweep < MAX_SWEEPS; sweep++) {
         int changed = 0;
-        fill_uses(f);
+        /* after the first sweep, mil_dce_func has just left exact counts */
+        if (sweep == 0) fill_uses(f);
         if (track) {
             ut_clear();
             ut.f = f;
