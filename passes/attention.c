@@ -146,7 +146,7 @@ static const MilRule ane_rules[] = {
 };
 
 int mil_pass_attention(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int n = 0;
     bool ane = o && o->target != MIL_TARGET_CPU;
     for (int i = 0; i < p->nfuncs; i++)

@@ -389,8 +389,7 @@ static void init_fold_rules(void) {
 
 static void set_weights(const MilPassOptions *o) { pass_set_weights_dir(o ? o->weights_dir : NULL); }
 
-int mil_pass_fold(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+static int fold_prog(MilProgram *p, const MilPassOptions *o) {
     set_weights(o);
     init_fold_rules();
     int n = 0;
@@ -398,19 +397,32 @@ int mil_pass_fold(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
     return n > 0;
 }
 
-int mil_pass_identity(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+static int identity_prog(MilProgram *p) {
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++)
         n += mil_rewrite_fixpoint(p->funcs[i], cleanup_rules, (int)(sizeof cleanup_rules / sizeof cleanup_rules[0]), NULL);
     return n > 0;
 }
 
-int mil_pass_dce(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+static int dce_prog(MilProgram *p) {
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += mil_dce_func(p->funcs[i]);
     return n > 0;
+}
+
+int mil_pass_fold(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_enter();
+    return fold_prog(p, o);
+}
+
+int mil_pass_identity(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_enter();
+    return identity_prog(p);
+}
+
+int mil_pass_dce(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_enter();
+    return dce_prog(p);
 }
 
 /* ------------------------------------------------------------------ CSE */
@@ -584,23 +596,27 @@ static int cse_func(MilFunc *f) {
     return changed;
 }
 
-int mil_pass_cse(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+static int cse_prog(MilProgram *p) {
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += cse_func(p->funcs[i]);
     return n > 0;
 }
 
+int mil_pass_cse(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
+    pass_enter();
+    return cse_prog(p);
+}
+
 /* The -O1 cleanup: fold, identities and merges, CSE, DCE, to a fixed point. */
 int mil_pass_cleanup(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int any = 0;
     for (int round = 0; round < 8; round++) {
         int c = 0;
-        c |= mil_pass_fold(p, o, d) > 0;
-        c |= mil_pass_identity(p, o, d) > 0;
-        c |= mil_pass_cse(p, o, d) > 0;
-        c |= mil_pass_dce(p, o, d) > 0;
+        c |= fold_prog(p, o) > 0;
+        c |= identity_prog(p) > 0;
+        c |= cse_prog(p) > 0;
+        c |= dce_prog(p) > 0;
         any |= c;
         if (!c) break;
     }

@@ -425,7 +425,7 @@ int mil_layout_collapse_func(MilFunc *f) {
 }
 
 int mil_pass_layout(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     (void)o;
     (void)d;
     int n = 0;

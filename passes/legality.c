@@ -83,7 +83,7 @@ static void check_io(Leg *l, MilLoc loc, const char *kind, const MilValue *v) {
 }
 
 int mil_pass_legality(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     if (!o || o->target == MIL_TARGET_CPU) return 0;
     Leg l = {.o = o, .d = d};
     int errs0 = d->nerrors;

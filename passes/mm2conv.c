@@ -359,7 +359,7 @@ static const MilRule mm2conv_rules[] = {
 };
 
 int mil_pass_mm2conv(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int n = 0;
     split_bias = o && o->target != MIL_TARGET_CPU;
     for (int i = 0; i < p->nfuncs; i++) {

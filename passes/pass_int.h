@@ -45,6 +45,10 @@ bool use_track_begin(MilFunc *f);
 bool use_track_sync(MilFunc *f);
 void use_track_end(MilFunc *f);
 
+/* Forget that the current use counts are exact (passes/rewrite.c): call
+ * after changing uses other than through pb_finish / replace_value. */
+void use_counts_dirty(void);
+
 /* Dead-code elimination of ops without side effects whose results are unused.
  * Returns the number of ops removed. */
 int mil_dce_func(MilFunc *f);
@@ -75,6 +79,9 @@ MilValue *pb_binary(MilFunc *f, MilOp *before, MilOpKind k, MilValue *x, MilValu
  * entry calls pass_names_reset() first: the memo must not outlive a program. */
 const char *pass_unique_name(MilFunc *f, const char *base);
 void pass_names_reset(void);
+/* Called first by every public pass entry: pass_names_reset() and
+ * use_counts_dirty(). */
+void pass_enter(void);
 
 /* ------------------------------------------------------------ accessors */
 

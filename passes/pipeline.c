@@ -192,7 +192,7 @@ static int run_one(MilProgram *p, const PassDef *pd, const MilPassOptions *o, Mi
 }
 
 int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int errs0 = d->nerrors;
     int first[MIL_OP_COUNT + 1], last[MIL_OP_COUNT + 1];
     double total = 0;

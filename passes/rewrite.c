@@ -19,8 +19,18 @@
 
 #define MAX_SWEEPS 64
 
+/* The function whose use counts are exactly what a recount would give,
+ * NULL if unknown.  Set by the recount and by DCE; every change of uses made
+ * by the passes (pb_finish, insert_const, replace_value*) and every public
+ * pass entry (the IR may have changed in between) clears it, so a recount
+ * that would find the same counts is skipped. */
+static const MilFunc *exact_f;
+
+void use_counts_dirty(void) { exact_f = NULL; }
+
 /* nuses of every value, counting function outputs as uses. */
 static void fill_uses(MilFunc *f) {
+    exact_f = f;
     for (int i = 0; i < f->nparams; i++) f->params[i]->nuses = 0;
     for (MilOp *op = f->body.first; op; op = op->next)
         for (int i = 0; i < op->nresults; i++) op->results[i]->nuses = 0;
@@ -39,7 +49,7 @@ static bool has_side_effects(const MilOp *op) {
 }
 
 int mil_dce_func(MilFunc *f) {
-    fill_uses(f);
+    if (exact_f != f) fill_uses(f);
     int removed = 0;
     MilOp *op = f->body.last;
     while (op) {
@@ -55,6 +65,7 @@ int mil_dce_func(MilFunc *f) {
         }
         op = prev;
     }
+    exact_f = f;   /* the decrements keep the counts exact */
     return removed;
 }
 
@@ -188,7 +199,7 @@ int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx
     for (int sweep = 0; sweep < MAX_SWEEPS; sweep++) {
         int changed = 0;
         /* after the first sweep, mil_dce_func has just left exact counts */
-        if (sweep == 0) fill_uses(f);
+        if (sweep == 0 && exact_f != f) fill_uses(f);
         if (track) {
             ut_clear();
             ut.f = f;
@@ -201,6 +212,7 @@ int mil_rewrite_fixpoint(MilFunc *f, const MilRule *rules, int nrules, void *ctx
                 if (rules[r].apply(f, op, ctx)) {
                     changed++;
                     if (!track || !ut_commit()) fill_uses(f);
+                    else exact_f = f;
                     break;
                 }
             }

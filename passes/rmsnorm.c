@@ -207,7 +207,7 @@ static const MilRule rmsnorm_rules[] = {
 };
 
 int mil_pass_rmsnorm(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += mil_rewrite_fixpoint(p->funcs[i], rmsnorm_rules, 3, NULL);
     return n > 0;

@@ -141,7 +141,7 @@ static const MilRule sdpa_bwd_rules[] = {
 };
 
 int mil_pass_sdpa_bwd(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int n = 0;
     for (int i = 0; i < p->nfuncs; i++) n += mil_rewrite_fixpoint(p->funcs[i], sdpa_bwd_rules, 1, NULL);
     return n > 0;

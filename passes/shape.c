@@ -954,7 +954,7 @@ int mil_shape_infer_op(MilProgram *p, MilOp *op, MilDiag *d) {
 /* The pass: every op of every function, in order.  Returns 1 when a NULL
  * type was filled in. */
 int mil_pass_shape(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     int before = d ? d->nerrors : 0, changed = 0;
     for (int fi = 0; fi < p->nfuncs; fi++)
         for (MilOp *op = p->funcs[fi]->body.first; op; op = op->next) {

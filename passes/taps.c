@@ -126,7 +126,7 @@ static int tap_func(MilFunc *f, const char *list, const MilPassOptions *o, MilDi
 }
 
 int mil_pass_taps(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
-    pass_names_reset();
+    pass_enter();
     Buf json = {0};
     put(&json, "{\"functions\": [");
     bool first = true;
@@ -151,6 +151,7 @@ int mil_pass_taps(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
             if (!list) continue;
         }
         int r = tap_func(f, list, o, d, &json, &first);
+        use_counts_dirty();   /* outputs and a concat were added */
         if (r < 0) {
             free(json.s);
             return -1;

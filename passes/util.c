@@ -28,6 +28,11 @@ static const MilFunc *nm_func;
 static NameMemo *nm_tab;
 static size_t nm_cap, nm_n;
 
+void pass_enter(void) {
+    pass_names_reset();
+    use_counts_dirty();
+}
+
 void pass_names_reset(void) {
     for (size_t i = 0; i < nm_cap; i++) free(nm_tab[i].base);
     free(nm_tab);
@@ -103,6 +108,7 @@ const char *pass_unique_name(MilFunc *f, const char *base) {
 /* ---------------------------------------------------------- builders */
 
 static MilValue *insert_const(MilFunc *f, MilOp *before, MilConst *c, const char *base) {
+    use_counts_dirty();
     MilOp *op = mil_op_new(f, MIL_OP_CONST, NULL);
     mil_op_set_attr(op, "val", c);
     MilValue *v = mil_op_add_result(op, c->type, pass_unique_name(f, base ? base : "c"));
@@ -155,6 +161,7 @@ MilValue *pb_finish(MilFunc *f, MilOp *op, MilOp *before, const char *base) {
     mil_op_set_attr(op, "name", mil_const_string(f->prog, op->results[0]->name));
     if (before) mil_block_insert_before(&f->body, before, op);
     else mil_block_append(&f->body, op);
+    use_counts_dirty();
     use_track_new_op(f, op);
     mil_shape_infer_op(f->prog, op, NULL);
     return op->results[0];
@@ -421,6 +428,7 @@ bool replace_value(MilFunc *f, MilValue *from, MilValue *to) {
 
 bool replace_value_keep_uses(MilFunc *f, MilValue *from, MilValue *to) {
     if (from == to) return false;
+    use_counts_dirty();
     if (value_is_output(f, from)) {
         if (!to->def || value_is_output(f, to)) return false;
         /* Keep the function's output names: `to` takes over from's name. */
