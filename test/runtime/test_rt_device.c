@@ -54,11 +54,31 @@ static int tmpv(MilRtFunc *f, const char *name, MilDType dt, int rank, const int
 
 static const int64_t d4[1] = {4}, d1024[1] = {1024}, dq[1] = {-1};
 
+/* A new program of file with one function "main", returned. */
+static MilRtFunc *new_main(MilRtProgram **p, const char *file) {
+    *p = mil_rt_program_new(file);
+    return mil_rt_program_add_func(*p, "main");
+}
+
+/* A function input: the value, appended to the input list. */
+static int input(MilRtFunc *f, const char *name, MilDType dt, int rank, const int64_t *dims) {
+    int v = mil_rt_func_add_value(f, name, MIL_RT_INPUT, dt, rank, dims);
+    mil_rt_func_add_input(f, v);
+    return v;
+}
+
+/* Frees what a test made, in order (any may be NULL). */
+static void free_all(MilRtSession *s, MilRtPlan *plan, MilRtDevice *dev, MilRtProgram *p) {
+    mil_rt_session_free(s);
+    mil_rt_plan_free(plan);
+    mil_rt_device_free(dev);
+    mil_rt_program_free(p);
+}
+
 /* y = relu(x + c) with c = [1, -2, 3, -4] */
 static MilRtFunc *build_add_relu(MilRtProgram *p) {
     MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, dq);
-    mil_rt_func_add_input(f, x);
+    int x = input(f, "x", MIL_DT_FP32, 1, dq);
     float *c = mil_rt_alloc(p, 16);
     c[0] = 1; c[1] = -2; c[2] = 3; c[3] = -4;
     int cv = mil_rt_func_add_const(f, "c", MIL_DT_FP32, 1, d4, c);
@@ -84,8 +104,7 @@ Test(rt_device, runs_add_relu) {
     float *y = out.data;
     cr_assert(y[0] == 1.5f && y[1] == 0 && y[2] == 0 && y[3] == 6.0f, "%g %g %g %g", y[0], y[1], y[2], y[3]);
     mil_rt_tensor_free(&out);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, NULL, dev, p);
 }
 
 Test(rt_device, session_replans_for_flexible_shapes) {
@@ -112,9 +131,7 @@ Test(rt_device, session_replans_for_flexible_shapes) {
     cr_assert_eq(out.dims[0], 4);
     cr_assert_eq(((float *)out.data)[3], 0.0f);
     cr_assert_eq(((float *)out.data)[2], 5.0f);
-    mil_rt_session_free(s);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(s, NULL, dev, p);
 }
 
 Test(rt_device, input_checks) {
@@ -142,8 +159,7 @@ Test(rt_device, input_checks) {
 Test(rt_device, liveness_reuses_buffers) {
     MilRtProgram *p = mil_rt_program_new("t.mil");
     MilRtFunc *f = mil_rt_program_add_func(p, "chain");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d1024);
-    mil_rt_func_add_input(f, x);
+    int x = input(f, "x", MIL_DT_FP32, 1, d1024);
     int prev = x;
     for (int i = 0; i < 10; i++) {
         char name[16];
@@ -169,16 +185,13 @@ Test(rt_device, liveness_reuses_buffers) {
     cr_assert_eq(((float *)out.data)[0], 512.0f);
     cr_assert_eq(((float *)out.data)[1023], 511.0f);
     free(xv);
-    mil_rt_plan_free(plan);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, plan, dev, p);
 }
 
 Test(rt_device, outputs_are_never_overwritten) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d1024);
-    mil_rt_func_add_input(f, x);
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
+    int x = input(f, "x", MIL_DT_FP32, 1, d1024);
     int a = tmpv(f, "a", MIL_DT_FP32, 1, d1024), b = tmpv(f, "b", MIL_DT_FP32, 1, d1024);
     int c = tmpv(f, "c", MIL_DT_FP32, 1, d1024), d = tmpv(f, "d", MIL_DT_FP32, 1, d1024);
     int u = tmpv(f, "unused", MIL_DT_FP32, 1, d1024);
@@ -206,16 +219,13 @@ Test(rt_device, outputs_are_never_overwritten) {
     }
     cr_assert_eq(out[2].data, xv);
     free(xv);
-    mil_rt_plan_free(plan);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, plan, dev, p);
 }
 
 Test(rt_device, constant_ops_fold_at_prepare) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
-    mil_rt_func_add_input(f, x);
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
+    int x = input(f, "x", MIL_DT_FP32, 1, d4);
     float *c = mil_rt_alloc(p, 16);
     for (int i = 0; i < 4; i++) c[i] = (float)i;
     int cv = mil_rt_func_add_const(f, "c", MIL_DT_FP32, 1, d4, c);
@@ -235,16 +245,13 @@ Test(rt_device, constant_ops_fold_at_prepare) {
     cr_assert_eq(mil_rt_plan_run(plan, &in, out, &e), 0, "%s", e.msg);
     cr_assert_eq(((float *)out[0].data)[3], 6.0f);
     cr_assert_eq(((float *)out[1].data)[2], 4.0f);
-    mil_rt_plan_free(plan);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, plan, dev, p);
 }
 
 Test(rt_device, declared_type_mismatch_is_an_error) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
-    mil_rt_func_add_input(f, x);
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
+    int x = input(f, "x", MIL_DT_FP32, 1, d4);
     int64_t d5[1] = {5};
     int y = tmpv(f, "y", MIL_DT_FP32, 1, d5);
     op(f, MIL_OP_RELU, "relu", 7, 1, y, 1, MIL_A_RELU_x, x);
@@ -258,15 +265,13 @@ Test(rt_device, declared_type_mismatch_is_an_error) {
     f->values[y].dtype = MIL_DT_FP16;
     cr_assert_null(mil_rt_prepare(dev, f, &in, &e));
     cr_assert_str_eq(e.msg, "t.mil:7:5: error: op 'relu': result 'y' is declared fp16 [4] but the arguments give fp32 [4]");
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, NULL, dev, p);
 }
 
 Test(rt_device, unsupported_op_is_rejected_before_running) {
-    MilRtProgram *p = mil_rt_program_new("m.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
-    mil_rt_func_add_input(f, x);
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "m.mil");
+    int x = input(f, "x", MIL_DT_FP32, 1, d4);
     int y = tmpv(f, "y", MIL_DT_FP32, 1, d4);
     int z = tmpv(f, "z", MIL_DT_FP32, 1, d4);
     op(f, MIL_OP_RELU, "relu", 2, 1, y, 1, MIL_A_RELU_x, x);
@@ -283,16 +288,14 @@ Test(rt_device, unsupported_op_is_rejected_before_running) {
     cr_assert_null(mil_rt_session_new(dev, f, &e));
     cr_assert_null(mil_rt_device_new("ane", &e));
     cr_assert_str_eq(e.msg, "unknown device 'ane' (available: cpu)");
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, NULL, dev, p);
 }
 
 /* fp16 rule: every op rounds its output to fp16 */
 Test(rt_device, fp16_rounds_after_every_op) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP16, 1, d4);
-    mil_rt_func_add_input(f, x);
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
+    int x = input(f, "x", MIL_DT_FP16, 1, d4);
     uint16_t *c = mil_rt_alloc(p, 8);
     for (int i = 0; i < 4; i++) c[i] = mil_f2h(0x1p-11f);  /* half an fp16 ulp at 1.0 */
     int cv = mil_rt_func_add_const(f, "eps", MIL_DT_FP16, 1, d4, c);
@@ -312,15 +315,13 @@ Test(rt_device, fp16_rounds_after_every_op) {
     /* 0x3c01 (odd) + half ulp ties up to 0x3c02, then again to 0x3c02 */
     cr_assert_eq(r[2], 0x3c02, "%04x", r[2]);
     mil_rt_tensor_free(&out);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, NULL, dev, p);
 }
 
 Test(rt_device, validate_catches_bad_programs) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
-    mil_rt_func_add_input(f, x);
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
+    int x = input(f, "x", MIL_DT_FP32, 1, d4);
     int y = tmpv(f, "y", MIL_DT_FP32, 1, d4), z = tmpv(f, "z", MIL_DT_FP32, 1, d4);
     op(f, MIL_OP_RELU, "relu", 1, 1, y, 1, MIL_A_RELU_x, z);  /* z used before defined */
     op(f, MIL_OP_RELU, "relu", 2, 1, z, 1, MIL_A_RELU_x, x);
@@ -336,13 +337,10 @@ Test(rt_device, validate_catches_bad_programs) {
 
 /* reshape by a shape computed at run time: sized by the executor */
 Test(rt_device, data_dependent_shapes_are_sized_at_run_time) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
     int64_t d2[1] = {2}, dqq[2] = {-1, -1};
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
-    int s = mil_rt_func_add_value(f, "s", MIL_RT_INPUT, MIL_DT_INT32, 1, d2);
-    mil_rt_func_add_input(f, x);
-    mil_rt_func_add_input(f, s);
+    int x = input(f, "x", MIL_DT_FP32, 1, d4), s = input(f, "s", MIL_DT_INT32, 1, d2);
     int r = tmpv(f, "r", MIL_DT_FP32, 2, dqq), y = tmpv(f, "y", MIL_DT_FP32, 2, dqq);
     op(f, MIL_OP_RESHAPE, "reshape", 3, 1, r, 2, MIL_A_RESHAPE_x, x, MIL_A_RESHAPE_shape, s);
     op(f, MIL_OP_RELU, "relu", 4, 1, y, 1, MIL_A_RELU_x, r);  /* downstream of a dynamic value */
@@ -369,20 +367,15 @@ Test(rt_device, data_dependent_shapes_are_sized_at_run_time) {
     sv[0] = 3;  /* 3 x 1 != 4 elements: a clean run-time error with the location */
     cr_assert_eq(mil_rt_session_run(ss, in, &out, &e), -1);
     cr_assert(strncmp(e.msg, "t.mil:3:5: error: op 'reshape': ", 32) == 0, "%s", e.msg);
-    mil_rt_session_free(ss);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(ss, NULL, dev, p);
 }
 
 /* shape(x) of a statically shaped x is folded, so the reshape is static */
 Test(rt_device, shape_of_static_tensor_folds) {
-    MilRtProgram *p = mil_rt_program_new("t.mil");
-    MilRtFunc *f = mil_rt_program_add_func(p, "main");
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
     int64_t d22[2] = {2, 2}, d2[1] = {2};
-    int x = mil_rt_func_add_value(f, "x", MIL_RT_INPUT, MIL_DT_FP32, 1, d4);
-    int z = mil_rt_func_add_value(f, "z", MIL_RT_INPUT, MIL_DT_FP32, 2, d22);
-    mil_rt_func_add_input(f, x);
-    mil_rt_func_add_input(f, z);
+    int x = input(f, "x", MIL_DT_FP32, 1, d4), z = input(f, "z", MIL_DT_FP32, 2, d22);
     int sh = tmpv(f, "sh", MIL_DT_INT32, 1, d2), r = tmpv(f, "r", MIL_DT_FP32, 2, d22);
     op(f, MIL_OP_SHAPE, "shape", 1, 1, sh, 1, MIL_A_SHAPE_x, z);
     op(f, MIL_OP_RESHAPE, "reshape", 2, 1, r, 2, MIL_A_RESHAPE_x, x, MIL_A_RESHAPE_shape, sh);
@@ -406,7 +399,5 @@ Test(rt_device, shape_of_static_tensor_folds) {
     in[0].dims[0] = 5;
     cr_assert_eq(mil_rt_plan_run(plan, in, out, &e), -1);
     cr_assert_str_eq(e.msg, "input 'x': the plan was prepared for fp32 [4], got fp32 [5]");
-    mil_rt_plan_free(plan);
-    mil_rt_device_free(dev);
-    mil_rt_program_free(p);
+    free_all(NULL, plan, dev, p);
 }
