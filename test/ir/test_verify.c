@@ -40,6 +40,20 @@ static MilOp *op_at(Fix *F, MilOpKind k, int line) {
     return op;
 }
 
+/* Appends an op of kind k at `line` whose argument x is the parameter x. */
+static MilOp *op_x(Fix *F, MilOpKind k, int line) {
+    MilOp *op = op_at(F, k, line);
+    mil_op_add_arg(op, "x", F->x);
+    return op;
+}
+
+/* A split of x on axis 1 at `line`; the test adds the rest. */
+static MilOp *split_x(Fix *F, int line) {
+    MilOp *sp = op_x(F, MIL_OP_SPLIT, line);
+    mil_op_add_arg_const(sp, "axis", mil_const_scalar_int(F->p, MIL_DT_INT32, 1));
+    return sp;
+}
+
 static MilValue *unary(Fix *F, MilOpKind k, int line, MilValue *x, const MilType *rt, const char *res) {
     MilOp *op = op_at(F, k, line);
     mil_op_add_arg(op, "x", x);
@@ -213,16 +227,14 @@ Test(verify, redefinition_of_function) {
 
 Test(verify, missing_required_argument) {
     Fix F = fix();
-    MilOp *add = op_at(&F, MIL_OP_ADD, 3);
-    mil_op_add_arg(add, "x", F.x);
+    MilOp *add = op_x(&F, MIL_OP_ADD, 3);
     mil_op_add_result(add, F.t, "s");
     expect(&F, 1, "t.mil:3:13: error: missing required argument 'y' of op 'add'");
 }
 
 Test(verify, unknown_argument_uses_op_location) {
     Fix F = fix();
-    MilOp *r = op_at(&F, MIL_OP_RELU, 3);
-    mil_op_add_arg(r, "x", F.x);
+    MilOp *r = op_x(&F, MIL_OP_RELU, 3);
     mil_op_add_arg(r, "alpha", F.x);
     r->args[1].loc = L(3, 40);
     mil_op_add_result(r, F.t, "r");
@@ -231,8 +243,7 @@ Test(verify, unknown_argument_uses_op_location) {
 
 Test(verify, duplicate_argument) {
     Fix F = fix();
-    MilOp *r = op_at(&F, MIL_OP_RELU, 3);
-    mil_op_add_arg(r, "x", F.x);
+    MilOp *r = op_x(&F, MIL_OP_RELU, 3);
     mil_op_add_arg(r, "x", F.x);
     r->args[1].loc = L(3, 35);
     mil_op_add_result(r, F.t, "r");
@@ -243,8 +254,7 @@ Test(verify, const_argument_from_parameter) {
     Fix F = fix();
     int64_t d[] = { 4 };
     MilValue *ax = mil_func_add_param(F.f, mil_type_tensor(F.p, MIL_DT_INT32, 1, d), "ax");
-    MilOp *rs = op_at(&F, MIL_OP_REDUCE_SUM, 3);
-    mil_op_add_arg(rs, "x", F.x);
+    MilOp *rs = op_x(&F, MIL_OP_REDUCE_SUM, 3);
     mil_op_add_arg(rs, "axes", ax);
     rs->args[1].loc = L(3, 44);
     mil_op_add_result(rs, F.t, "s");
@@ -254,8 +264,7 @@ Test(verify, const_argument_from_parameter) {
 Test(verify, const_argument_from_runtime_op) {
     Fix F = fix();
     MilValue *shp = unary(&F, MIL_OP_SHAPE, 3, F.x, mil_type_tensor(F.p, MIL_DT_INT32, 1, (int64_t[]){ 2 }), "shp");
-    MilOp *tr = op_at(&F, MIL_OP_TRANSPOSE, 4);
-    mil_op_add_arg(tr, "x", F.x);
+    MilOp *tr = op_x(&F, MIL_OP_TRANSPOSE, 4);
     mil_op_add_arg(tr, "perm", shp); /* no arg loc: falls back to the op's */
     mil_op_add_result(tr, F.t, "t");
     expect(&F, 1, "t.mil:4:13: error: argument 'perm' of op 'transpose' must be a constant");
@@ -312,8 +321,7 @@ Test(verify, literal_element_count) {
     Fix F = fix();
     int64_t d[] = { 3 };
     int32_t v[] = { 0, 1 };
-    MilOp *tr = op_at(&F, MIL_OP_TRANSPOSE, 3);
-    mil_op_add_arg(tr, "x", F.x);
+    MilOp *tr = op_x(&F, MIL_OP_TRANSPOSE, 3);
     mil_op_add_arg_const(tr, "perm", mil_const_tensor(F.p, mil_type_tensor(F.p, MIL_DT_INT32, 1, d), v, 2));
     tr->args[1].loc = L(3, 50);
     mil_op_add_result(tr, F.t, "t");
@@ -323,8 +331,7 @@ Test(verify, literal_element_count) {
 Test(verify, scalar_literal_has_one_element) {
     Fix F = fix();
     int32_t v[] = { 0, 1 };
-    MilOp *sm = op_at(&F, MIL_OP_SOFTMAX, 3);
-    mil_op_add_arg(sm, "x", F.x);
+    MilOp *sm = op_x(&F, MIL_OP_SOFTMAX, 3);
     mil_op_add_arg_const(sm, "axis", mil_const_tensor(F.p, mil_type_scalar(F.p, MIL_DT_INT32), v, 2));
     mil_op_add_result(sm, F.t, "s");
     expect(&F, 1, "t.mil:3:13: error: literal of type int32 has 2 elements, expected 1");
@@ -379,8 +386,7 @@ Test(verify, aggregate_literals) {
 
 Test(verify, result_count_fixed) {
     Fix F = fix();
-    MilOp *add = op_at(&F, MIL_OP_ADD, 3);
-    mil_op_add_arg(add, "x", F.x);
+    MilOp *add = op_x(&F, MIL_OP_ADD, 3);
     mil_op_add_arg(add, "y", F.x);
     mil_op_add_result(add, F.t, "a");
     mil_op_add_result(add, F.t, "b");
@@ -398,17 +404,13 @@ Test(verify, zero_result_op_with_result) {
 
 Test(verify, split_needs_results) {
     Fix F = fix();
-    MilOp *sp = op_at(&F, MIL_OP_SPLIT, 3);
-    mil_op_add_arg(sp, "x", F.x);
-    mil_op_add_arg_const(sp, "axis", mil_const_scalar_int(F.p, MIL_DT_INT32, 1));
+    split_x(&F, 3);
     expect(&F, 1, "t.mil:3:13: error: op 'split' has no results, expected at least 1");
 }
 
 Test(verify, split_num_splits) {
     Fix F = fix();
-    MilOp *sp = op_at(&F, MIL_OP_SPLIT, 3);
-    mil_op_add_arg(sp, "x", F.x);
-    mil_op_add_arg_const(sp, "axis", mil_const_scalar_int(F.p, MIL_DT_INT32, 1));
+    MilOp *sp = split_x(&F, 3);
     mil_op_add_arg_const(sp, "num_splits", mil_const_scalar_int(F.p, MIL_DT_INT32, 3));
     mil_op_add_result(sp, F.t, "a");
     mil_op_add_result(sp, F.t, "b");
@@ -420,9 +422,7 @@ Test(verify, split_split_sizes) {
     int64_t d[] = { 2 };
     int32_t sz[] = { 1, 3 };
     MilValue *sizes = konst(&F, 3, mil_const_tensor(F.p, mil_type_tensor(F.p, MIL_DT_INT32, 1, d), sz, 2), "sizes");
-    MilOp *sp = op_at(&F, MIL_OP_SPLIT, 4);
-    mil_op_add_arg(sp, "x", F.x);
-    mil_op_add_arg_const(sp, "axis", mil_const_scalar_int(F.p, MIL_DT_INT32, 1));
+    MilOp *sp = split_x(&F, 4);
     mil_op_add_arg(sp, "split_sizes", sizes);
     mil_op_add_result(sp, F.t, "a");
     mil_op_add_result(sp, F.t, "b");
@@ -438,8 +438,7 @@ Test(verify, unary_result_dtype) {
 
 Test(verify, comparison_result_is_bool) {
     Fix F = fix();
-    MilOp *lt = op_at(&F, MIL_OP_LESS, 3);
-    mil_op_add_arg(lt, "x", F.x);
+    MilOp *lt = op_x(&F, MIL_OP_LESS, 3);
     mil_op_add_arg(lt, "y", F.x);
     mil_op_add_result(lt, F.t, "l");
     expect(&F, 1, "t.mil:3:13: error: result of op 'less' has dtype fp16, expected bool");
@@ -455,8 +454,7 @@ Test(verify, logical_result_is_bool) {
 Test(verify, cast_result_dtype) {
     Fix F = fix();
     MilValue *dt = konst(&F, 3, mil_const_string(F.p, "int32"), "dt");
-    MilOp *cs = op_at(&F, MIL_OP_CAST, 4);
-    mil_op_add_arg(cs, "x", F.x);
+    MilOp *cs = op_x(&F, MIL_OP_CAST, 4);
     mil_op_add_arg(cs, "dtype", dt);
     mil_op_add_result(cs, F.t32, "c");
     expect(&F, 1, "t.mil:4:13: error: result of op 'cast' has dtype fp32, expected int32 (the cast's dtype)");
@@ -464,8 +462,7 @@ Test(verify, cast_result_dtype) {
 
 Test(verify, cast_unknown_dtype) {
     Fix F = fix();
-    MilOp *cs = op_at(&F, MIL_OP_CAST, 3);
-    mil_op_add_arg(cs, "x", F.x);
+    MilOp *cs = op_x(&F, MIL_OP_CAST, 3);
     mil_op_add_arg_const(cs, "dtype", mil_const_string(F.p, "float17"));
     cs->args[1].loc = L(3, 27);
     mil_op_add_result(cs, F.t32, "c");
