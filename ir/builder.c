@@ -155,6 +155,35 @@ void mil_func_add_output(MilFunc *f, MilValue *v) {
     b->outs[b->nouts++] = v;
 }
 
+/* The memo slot of base in s (inserting it with k = 0); NULL on OOM. */
+static long *suffix_slot(MilArena *a, MilNameSet *s, const char *base) {
+    if ((s->bn + 1) * 2 > s->bcap) {
+        size_t ncap = s->bcap ? s->bcap * 2 : 64;
+        const char **nb = mil_arena_alloc(a, ncap * sizeof *nb);
+        long *nl = mil_arena_alloc(a, ncap * sizeof *nl);
+        if (!nb || !nl) return NULL;
+        for (size_t i = 0; i < s->bcap; i++) {
+            if (!s->bases[i]) continue;
+            size_t j = (size_t)hash_str(s->bases[i]) & (ncap - 1);
+            while (nb[j]) j = (j + 1) & (ncap - 1);
+            nb[j] = s->bases[i];
+            nl[j] = s->last[i];
+        }
+        s->bases = nb;
+        s->last = nl;
+        s->bcap = ncap;
+    }
+    size_t mask = s->bcap - 1, i = (size_t)hash_str(base) & mask;
+    while (s->bases[i] && strcmp(s->bases[i], base)) i = (i + 1) & mask;
+    if (!s->bases[i]) {
+        s->bases[i] = mil_arena_strndup(a, base, strlen(base));
+        if (!s->bases[i]) return NULL;
+        s->last[i] = 0;
+        s->bn++;
+    }
+    return &s->last[i];
+}
+
 const char *mil_func_unique_name(MilFunc *f, const char *base) {
     if (!f) return NULL;
     if (!base || !*base) base = "var";
@@ -165,10 +194,17 @@ const char *mil_func_unique_name(MilFunc *f, const char *base) {
     } else {
         size_t n = strlen(base) + 24;
         char *buf = malloc(n);
-        if (!buf) return NULL;
-        for (long k = 1;; k++) {
+        long *last = suffix_slot(&f->prog->arena, f->names, base);
+        if (!buf || !last) {
+            free(buf);
+            return NULL;
+        }
+        for (long k = *last + 1;; k++) {
             snprintf(buf, n, "%s_%ld", base, k);
-            if (!mil_nameset_has(f->names, buf)) break;
+            if (!mil_nameset_has(f->names, buf)) {
+                *last = k;
+                break;
+            }
         }
         name = mil_strdup(f->prog, buf);
         free(buf);

@@ -21,6 +21,12 @@ bool mil_grow_(MilArena *a, void **v, int n, int *cap, size_t elsize);
 typedef struct MilNameSet {
     const char **slots;   /* open addressing, NULL = empty */
     size_t cap, n;
+    /* mil_func_unique_name's memo: for a base, the last suffix k handed out
+     * ("base_k"), so the next search resumes there (every smaller suffix is
+     * taken for good, since names are never released). */
+    const char **bases;   /* open addressing, NULL = empty */
+    long *last;
+    size_t bcap, bn;
 } MilNameSet;
 
 bool mil_nameset_has(const MilNameSet *s, const char *name);

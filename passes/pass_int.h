@@ -74,13 +74,9 @@ MilValue *pb_reshape(MilFunc *f, MilOp *before, MilValue *x, int rank, const int
 MilValue *pb_transpose(MilFunc *f, MilOp *before, MilValue *x, int rank, const int64_t *perm, const char *base);
 MilValue *pb_binary(MilFunc *f, MilOp *before, MilOpKind k, MilValue *x, MilValue *y, const char *base);
 
-/* Same result as mil_func_unique_name(f, base), without rescanning base_1,
- * base_2, ... on every call (memo per base, see util.c).  Every public pass
- * entry calls pass_names_reset() first: the memo must not outlive a program. */
+/* mil_func_unique_name(f, base), with "var" for an empty base. */
 const char *pass_unique_name(MilFunc *f, const char *base);
-void pass_names_reset(void);
-/* Called first by every public pass entry: pass_names_reset() and
- * use_counts_dirty(). */
+/* Called first by every public pass entry: use_counts_dirty(). */
 void pass_enter(void);
 
 /* ------------------------------------------------------------ accessors */

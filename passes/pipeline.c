@@ -249,6 +249,5 @@ int mil_pass_run(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
         for (int k = 0; k < MIL_OP_COUNT; k++)
             if (first[k] || last[k]) fprintf(o->out, "stats:   %-30s %6d -> %6d\n", kind_name(k), first[k], last[k]);
     }
-    pass_names_reset();
     return d->nerrors - errs0;
 }

@@ -8,102 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/ir_int.h"   /* mil_nameset_has: read-only query of f's name set */
 #include "passes/pass_int.h"
 
 /* ------------------------------------------------------- unique names */
 
-/* mil_func_unique_name(f, base) tries base, base_1, base_2, ... from 1 each
- * time, so naming n values after one base costs O(n^2) snprintf + hash
- * probes.  A function's name set only grows, so once base_k has been handed
- * out every base_j (j <= k) stays taken: remembering the last k per base lets
- * the search resume there and yields exactly the same names.  The memo
- * belongs to one function and one pass invocation (pass_names_reset). */
-typedef struct NameMemo {
-    char *base;
-    long k;
-} NameMemo;
-
-static const MilFunc *nm_func;
-static NameMemo *nm_tab;
-static size_t nm_cap, nm_n;
-
-void pass_enter(void) {
-    pass_names_reset();
-    use_counts_dirty();
-}
-
-void pass_names_reset(void) {
-    for (size_t i = 0; i < nm_cap; i++) free(nm_tab[i].base);
-    free(nm_tab);
-    nm_tab = NULL;
-    nm_cap = nm_n = 0;
-    nm_func = NULL;
-}
-
-static uint64_t nm_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
-/* The slot of base (empty slot if absent); NULL on OOM. */
-static NameMemo *nm_slot(const char *base) {
-    if ((nm_n + 1) * 2 > nm_cap) {
-        size_t ncap = nm_cap ? nm_cap * 2 : 64;
-        NameMemo *nt = calloc(ncap, sizeof *nt);
-        if (!nt) return NULL;
-        for (size_t i = 0; i < nm_cap; i++) {
-            if (!nm_tab[i].base) continue;
-            size_t j = (size_t)nm_hash(nm_tab[i].base) & (ncap - 1);
-            while (nt[j].base) j = (j + 1) & (ncap - 1);
-            nt[j] = nm_tab[i];
-        }
-        free(nm_tab);
-        nm_tab = nt;
-        nm_cap = ncap;
-    }
-    size_t mask = nm_cap - 1, i = (size_t)nm_hash(base) & mask;
-    while (nm_tab[i].base && strcmp(nm_tab[i].base, base)) i = (i + 1) & mask;
-    return &nm_tab[i];
-}
-
+/* mil_func_unique_name remembers the last suffix per base (ir/builder.c), so
+ * naming many values after one base stays linear. */
 const char *pass_unique_name(MilFunc *f, const char *base) {
-    if (!base || !*base) base = "var";
-    if (!f->names || !mil_nameset_has(f->names, base)) return mil_func_unique_name(f, base);
-    if (nm_func != f) {
-        pass_names_reset();
-        nm_func = f;
-    }
-    NameMemo *m = nm_slot(base);
-    size_t bl = strlen(base);
-    char stackbuf[256];
-    char *buf = bl + 24 <= sizeof stackbuf ? stackbuf : malloc(bl + 24);
-    if (!m || !buf) {
-        if (buf && buf != stackbuf) free(buf);
-        return mil_func_unique_name(f, base);
-    }
-    memcpy(buf, base, bl);
-    buf[bl] = '_';
-    long k = m->base ? m->k : 0;
-    for (;;) {
-        k++;
-        char digits[24];
-        int nd = 0;
-        for (long x = k; x; x /= 10) digits[nd++] = (char)('0' + x % 10);
-        for (int i = 0; i < nd; i++) buf[bl + 1 + i] = digits[nd - 1 - i];
-        buf[bl + 1 + nd] = '\0';
-        if (!mil_nameset_has(f->names, buf)) break;
-    }
-    if (!m->base) {
-        m->base = strdup(base);
-        if (m->base) nm_n++;
-    }
-    if (m->base) m->k = k;
-    const char *name = mil_func_unique_name(f, buf);   /* free: returns buf's copy */
-    if (buf != stackbuf) free(buf);
-    return name;
+    return mil_func_unique_name(f, base && *base ? base : "var");
 }
+
+void pass_enter(void) { use_counts_dirty(); }
 
 /* ---------------------------------------------------------- builders */
 
