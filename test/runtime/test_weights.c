@@ -304,6 +304,14 @@ static int read_corrupt(unsigned char *b, size_t n, uint64_t meta, MilDType dt, 
 static char expect[1024];
 #define EXPECT(...) (snprintf(expect, sizeof expect, __VA_ARGS__), expect)
 
+/* read_corrupt of b[0..n) must return rc with the message "<bad.bin>: msg". */
+static void expect_corrupt(unsigned char *b, size_t n, uint64_t meta, MilDType dt, int64_t count, int rc,
+                           const char *msg) {
+    MilRtErr e;
+    cr_assert_eq(read_corrupt(b, n, meta, dt, count, &e), rc, "%s", msg);
+    cr_assert_str_eq(e.msg, EXPECT("%s: %s", tpath("bad.bin"), msg));
+}
+
 Test(weights, corrupt_good_file_reads) {
     unsigned char b[144];
     good_file(b);
@@ -315,70 +323,52 @@ Test(weights, corrupt_bad_sentinel) {
     unsigned char b[144];
     good_file(b);
     b[64] = 0xEE;
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: invalid sentinel 0xdeadbeee at offset 64 (expected 0xdeadbeef)",
-                                   tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1, "invalid sentinel 0xdeadbeee at offset 64 (expected 0xdeadbeef)");
 }
 
 Test(weights, corrupt_bad_version) {
     unsigned char b[144];
     good_file(b);
     b[4] = 1;
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -2);
-    cr_assert_str_eq(e.msg, EXPECT("%s: unsupported weight.bin version 1 (expected 2)", tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -2, "unsupported weight.bin version 1 (expected 2)");
 }
 
 Test(weights, corrupt_too_small) {
     unsigned char b[144];
     good_file(b);
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 20, 64, MIL_DT_FP32, 4, &e), -2);
-    cr_assert_str_eq(e.msg, EXPECT("%s: file too small for a weight.bin header (20 bytes)", tpath("bad.bin")));
+    expect_corrupt(b, 20, 64, MIL_DT_FP32, 4, -2, "file too small for a weight.bin header (20 bytes)");
 }
 
 Test(weights, corrupt_offset_beyond_file) {
     unsigned char b[144];
     good_file(b);
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 144, 4096, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob metadata offset 4096 is beyond the end of the file (144 bytes)",
-                                   tpath("bad.bin")));
+    expect_corrupt(b, 144, 4096, MIL_DT_FP32, 4, -1,
+                   "blob metadata offset 4096 is beyond the end of the file (144 bytes)");
     /* a record that would straddle the end */
-    cr_assert_eq(read_corrupt(b, 100, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob metadata offset 64 is beyond the end of the file (100 bytes)",
-                                   tpath("bad.bin")));
+    expect_corrupt(b, 100, 64, MIL_DT_FP32, 4, -1, "blob metadata offset 64 is beyond the end of the file (100 bytes)");
 }
 
 Test(weights, corrupt_misaligned) {
     unsigned char b[144];
     good_file(b);
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 144, 70, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob metadata offset 70 is not 64-byte aligned", tpath("bad.bin")));
+    expect_corrupt(b, 144, 70, MIL_DT_FP32, 4, -1, "blob metadata offset 70 is not 64-byte aligned");
     uint64_t off = 132;
     memcpy(b + 80, &off, 8);
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data offset 132 is not 64-byte aligned",
-                                   tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1, "blob at offset 64: data offset 132 is not 64-byte aligned");
     off = 0;
     memcpy(b + 80, &off, 8);
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data offset 0 is inside the file header", tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1, "blob at offset 64: data offset 0 is inside the file header");
     off = 64;  /* the payload would overwrite its own record */
     memcpy(b + 80, &off, 8);
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data offset 64 overlaps the metadata", tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1, "blob at offset 64: data offset 64 overlaps the metadata");
 }
 
 Test(weights, corrupt_data_beyond_file) {
     unsigned char b[144];
     good_file(b);
     MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 140, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64: data [128, 144) is beyond the end of the file "
-                                   "(140 bytes)", tpath("bad.bin")));
+    expect_corrupt(b, 140, 64, MIL_DT_FP32, 4, -1,
+                   "blob at offset 64: data [128, 144) is beyond the end of the file (140 bytes)");
     uint64_t huge = UINT64_MAX - 8;
     memcpy(b + 72, &huge, 8);  /* size overflowing offset + size */
     cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
@@ -388,21 +378,15 @@ Test(weights, corrupt_data_beyond_file) {
 Test(weights, corrupt_dtype_mismatch) {
     unsigned char b[144];
     good_file(b);
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP16, 8, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64 has dtype fp32 but the constant is fp16", tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP16, 8, -1, "blob at offset 64 has dtype fp32 but the constant is fp16");
     b[68] = 99;
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: unknown blob dtype code 99 at offset 64", tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1, "unknown blob dtype code 99 at offset 64");
 }
 
 Test(weights, corrupt_size_mismatch) {
     unsigned char b[144];
     good_file(b);
-    MilRtErr e;
-    cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 5, &e), -1);
-    cr_assert_str_eq(e.msg, EXPECT("%s: blob at offset 64 holds 16 bytes but 5 fp32 elements need 20",
-                                   tpath("bad.bin")));
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 5, -1, "blob at offset 64 holds 16 bytes but 5 fp32 elements need 20");
 }
 
 Test(weights, corrupt_every_byte_never_crashes) {
