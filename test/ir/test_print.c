@@ -39,6 +39,13 @@ static void assert_corpus_file(const char *name, const char *want) {
     free(file);
 }
 
+/* The golden `want` is how p prints in its own spelling, and the corpus
+ * file `name` when the corpus is present. */
+static void assert_golden(const MilProgram *p, const char *want, const char *name) {
+    assert_prints(p, MIL_SPELLING_SAME, want);
+    assert_corpus_file(name, want);
+}
+
 static const MilType *tensor(MilProgram *p, MilDType dt, int rank, const int64_t *dims) {
     return mil_type_tensor(p, dt, rank, dims);
 }
@@ -51,6 +58,20 @@ static void set_build_info(MilProgram *p, int n, const char *const *kv) {
     for (int i = 0; i < 2 * n; i++) items[i] = str(p, kv[i]);
     mil_program_set_attr(p, "buildInfo",
                          mil_const_aggregate(p, MIL_CONST_DICT, mil_type_dict(p, s, s), 2 * n, items));
+}
+
+/* A program of `version` whose buildInfo holds the n key / value pairs kv. */
+static MilProgram *new_program(const char *version, int n, const char *const *kv) {
+    MilProgram *p = mil_program_new(version);
+    set_build_info(p, n, kv);
+    return p;
+}
+
+/* Gives op its one result and appends it to f's body. */
+static MilValue *append(MilFunc *f, MilOp *op, const MilType *t, const char *res) {
+    MilValue *v = mil_op_add_result(op, t, res);
+    mil_block_append(&f->body, op);
+    return v;
 }
 
 static MilConst *i32_vec(MilProgram *p, int n, const int32_t *v) {
@@ -97,13 +118,12 @@ static const char ADD_MODEL_10[] =
     "}\n";
 
 static MilProgram *build_add_model(void) {
-    MilProgram *p = mil_program_new("1.0");
-    p->trailing_newline = true;
     /* dict entries print in the order given (coremlc's sorted order here) */
     const char *kv[] = { "coremlc-component-MIL", "3402.3.2", "coremlc-version", "3402.4.1",
                          "coremltools-component-torch", "2.5.1", "coremltools-source-dialect", "TorchScript",
                          "coremltools-version", "8.1" };
-    set_build_info(p, 5, kv);
+    MilProgram *p = new_program("1.0", 5, kv);
+    p->trailing_newline = true;
     int64_t d[] = { 1, 10 };
     const MilType *t = tensor(p, MIL_DT_FP16, 2, d);
     MilFunc *f = mil_func_new(p, "main", "ios16");
@@ -113,8 +133,7 @@ static MilProgram *build_add_model(void) {
     mil_op_add_arg(op, "y", y); /* out of order: printed sorted */
     mil_op_add_arg(op, "x", x);
     mil_op_set_attr(op, "name", str(p, "op_3_cast_fp16"));
-    MilValue *r = mil_op_add_result(op, t, "var_3");
-    mil_block_append(&f->body, op);
+    MilValue *r = append(f, op, t, "var_3");
     mil_func_add_output(f, r);
     return p;
 }
@@ -170,33 +189,26 @@ static const char FLEX_GATHER[] =
 static MilValue *unnamed_const(MilFunc *f, const char *res, MilConst *c) {
     MilOp *op = mil_op_new(f, MIL_OP_CONST, NULL);
     mil_op_set_attr(op, "val", c);
-    MilValue *v = mil_op_add_result(op, c->type, res);
-    mil_block_append(&f->body, op);
-    return v;
+    return append(f, op, c->type, res);
 }
 
 static MilValue *binop(MilFunc *f, MilOpKind k, const MilType *t, const char *res, MilValue *x, MilValue *y) {
     MilOp *op = mil_op_new(f, k, NULL);
     mil_op_add_arg(op, "x", x);
     mil_op_add_arg(op, "y", y);
-    MilValue *v = mil_op_add_result(op, t, res);
-    mil_block_append(&f->body, op);
-    return v;
+    return append(f, op, t, res);
 }
 
 static MilValue *cast(MilFunc *f, const MilType *t, const char *res, const char *dt, MilValue *x) {
     MilOp *op = mil_op_new(f, MIL_OP_CAST, NULL);
     mil_op_add_arg(op, "x", x);
     mil_op_add_arg_const(op, "dtype", str(f->prog, dt));
-    MilValue *v = mil_op_add_result(op, t, res);
-    mil_block_append(&f->body, op);
-    return v;
+    return append(f, op, t, res);
 }
 
 Test(print, flexible_gather_1_3_byte_for_byte) {
-    MilProgram *p = mil_program_new("1.3");
     const char *kv[] = { "coremlc-component-MIL", "3520.4.1", "coremlc-version", "3520.5.1" };
-    set_build_info(p, 2, kv);
+    MilProgram *p = new_program("1.3", 2, kv);
     int64_t d32[] = { 3, 2 }, duu[] = { MIL_DIM_UNKNOWN, MIL_DIM_UNKNOWN }, duu2[] = { MIL_DIM_UNKNOWN, MIL_DIM_UNKNOWN, 2 };
     MilFunc *f = mil_func_new(p, "main", "ios17");
     MilValue *data = mil_func_add_param(f, tensor(p, MIL_DT_FP32, 2, d32), "data");
@@ -222,8 +234,7 @@ Test(print, flexible_gather_1_3_byte_for_byte) {
     mil_func_add_output(f, mil_op_add_result(g, tensor(p, MIL_DT_FP32, 3, duu2), "output"));
     mil_block_append(&f->body, g);
 
-    assert_prints(p, MIL_SPELLING_SAME, FLEX_GATHER);
-    assert_corpus_file("mlmodelc-export__fixtures__flexible-gather.mil", FLEX_GATHER);
+    assert_golden(p, FLEX_GATHER, "mlmodelc-export__fixtures__flexible-gather.mil");
     mil_program_free(p);
 }
 
@@ -247,11 +258,10 @@ static const char TRANSPOSE_ENC[] =
     "}";
 
 Test(print, transpose_encoder_1_0_byte_for_byte) {
-    MilProgram *p = mil_program_new("1.0");
     const char *kv[] = { "coremlc-component-MIL", "3405.2.1", "coremlc-version", "3404.23.1",
                          "coremltools-component-torch", "2.5.0", "coremltools-source-dialect", "TorchScript",
                          "coremltools-version", "8.3.0" };
-    set_build_info(p, 5, kv);
+    MilProgram *p = new_program("1.0", 5, kv);
     int64_t d[] = { 1, MIL_DIM_UNKNOWN, MIL_DIM_UNKNOWN };
     const MilType *t = tensor(p, MIL_DT_FP16, 3, d);
     MilFunc *f = mil_func_new(p, "main", "ios16");
@@ -262,16 +272,14 @@ Test(print, transpose_encoder_1_0_byte_for_byte) {
     MilOp *c = mil_op_new(f, MIL_OP_CONST, NULL);
     mil_op_set_attr(c, "val", i32_vec(p, 3, (const int32_t[]){ 0, 2, 1 })); /* val before name: sorted */
     mil_op_set_attr(c, "name", str(p, "op_4_perm_0"));
-    MilValue *perm = mil_op_add_result(c, mil_op_attr(c, "val")->val->type, "var_4_perm_0");
-    mil_block_append(&f->body, c);
+    MilValue *perm = append(f, c, mil_op_attr(c, "val")->val->type, "var_4_perm_0");
     MilOp *tr = mil_op_new(f, MIL_OP_TRANSPOSE, NULL);
     mil_op_add_arg(tr, "x", x);
     mil_op_add_arg(tr, "perm", perm);
     mil_op_set_attr(tr, "name", str(p, "transpose_0"));
     mil_func_add_output(f, mil_op_add_result(tr, t, "var_4"));
     mil_block_append(&f->body, tr);
-    assert_prints(p, MIL_SPELLING_SAME, TRANSPOSE_ENC);
-    assert_corpus_file("FluidAudio__OptimizationModels__TransposeEncoder.mil", TRANSPOSE_ENC);
+    assert_golden(p, TRANSPOSE_ENC, "FluidAudio__OptimizationModels__TransposeEncoder.mil");
     mil_program_free(p);
 }
 
@@ -290,9 +298,8 @@ static const char WEIGHTED_13[] =
     "}";
 
 Test(print, blobfile_both_spellings) {
-    MilProgram *p = mil_program_new("1.3");
     const char *kv[] = { "coremlc-component-MIL", "3600.16.1", "coremlc-version", "3600.25.1" };
-    set_build_info(p, 2, kv);
+    MilProgram *p = new_program("1.3", 2, kv);
     int64_t d[] = { 4 };
     const MilType *t = tensor(p, MIL_DT_FP32, 1, d), *h = tensor(p, MIL_DT_FP16, 1, d);
     MilFunc *f = mil_func_new(p, "main", "ios17");
@@ -300,8 +307,7 @@ Test(print, blobfile_both_spellings) {
     MilValue *w = unnamed_const(f, "weights", mil_const_blob(p, t, "@model_path/weights/weights.bin", 64));
     MilValue *sum = binop(f, MIL_OP_ADD, t, "sum", in, w);
     mil_func_add_output(f, cast(f, h, "rounded", "fp16", sum));
-    assert_prints(p, MIL_SPELLING_SAME, WEIGHTED_13);
-    assert_corpus_file("mlmodelc-export__pipeline__weighted__model0.mil", WEIGHTED_13);
+    assert_golden(p, WEIGHTED_13, "mlmodelc-export__pipeline__weighted__model0.mil");
 
     char *s10 = print_prog(p, MIL_SPELLING_1_0);
     cr_assert(strncmp(s10, "program(1.0)\n[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{", 71) == 0, "%s", s10);
@@ -342,17 +348,14 @@ static MilValue *named_const(MilFunc *f, const char *res, const char *name, MilC
     MilOp *op = mil_op_new(f, MIL_OP_CONST, NULL);
     mil_op_set_attr(op, "name", str(f->prog, name));
     mil_op_set_attr(op, "val", c);
-    MilValue *v = mil_op_add_result(op, c->type, res);
-    mil_block_append(&f->body, op);
-    return v;
+    return append(f, op, c->type, res);
 }
 
 Test(print, argmax_1_0_byte_for_byte) {
-    MilProgram *p = mil_program_new("1.0");
     const char *kv[] = { "coremlc-component-MIL", "3405.2.1", "coremlc-version", "3404.23.1",
                          "coremltools-component-torch", "2.7.1", "coremltools-source-dialect", "TorchScript",
                          "coremltools-version", "8.3.0" };
-    set_build_info(p, 5, kv);
+    MilProgram *p = new_program("1.0", 5, kv);
     int64_t d[] = { 1025 }, one[] = { 1 };
     MilFunc *f = mil_func_new(p, "main", "ios16");
     MilValue *logits = mil_func_add_param(f, tensor(p, MIL_DT_FP16, 1, d), "logits");
@@ -363,8 +366,7 @@ Test(print, argmax_1_0_byte_for_byte) {
     mil_op_add_arg(am, "keep_dims", kd);
     mil_op_add_arg(am, "axis", ax);
     mil_op_set_attr(am, "name", str(p, "op_4_cast_fp16"));
-    MilValue *index = mil_op_add_result(am, tensor(p, MIL_DT_INT32, 1, one), "index");
-    mil_block_append(&f->body, am);
+    MilValue *index = append(f, am, tensor(p, MIL_DT_INT32, 1, one), "index");
     MilValue *axes = named_const(f, "reduce_max_0_axes_0", "reduce_max_0_axes_0", i32_vec(p, 1, (const int32_t[]){ -1 }));
     MilValue *kd2 = named_const(f, "reduce_max_0_keep_dims_0", "reduce_max_0_keep_dims_0", mil_const_scalar_bool(p, true));
     MilOp *rm = mil_op_new(f, MIL_OP_REDUCE_MAX, NULL);
@@ -372,12 +374,10 @@ Test(print, argmax_1_0_byte_for_byte) {
     mil_op_add_arg(rm, "axes", axes);
     mil_op_add_arg(rm, "keep_dims", kd2);
     mil_op_set_attr(rm, "name", str(p, "reduce_max_0_cast_fp16"));
-    MilValue *score = mil_op_add_result(rm, tensor(p, MIL_DT_FP16, 1, one), "score");
-    mil_block_append(&f->body, rm);
+    MilValue *score = append(f, rm, tensor(p, MIL_DT_FP16, 1, one), "score");
     mil_func_add_output(f, index);
     mil_func_add_output(f, score);
-    assert_prints(p, MIL_SPELLING_SAME, ARGMAX_10);
-    assert_corpus_file("FluidAudio__OptimizationModels__Argmax__b1661f0.mil", ARGMAX_10);
+    assert_golden(p, ARGMAX_10, "FluidAudio__OptimizationModels__Argmax__b1661f0.mil");
 
     /* in 1.3 the scalar types and literals lose their tensor wrapper */
     char *s13 = print_prog(p, MIL_SPELLING_1_3);
@@ -413,8 +413,7 @@ Test(print, statements_and_functions) {
     mil_op_add_arg_tuple(cat, "values", 2, (MilBinding[]){ { .value = a1 }, { .value = a0 } });
     mil_op_add_arg_const(cat, "interleave", mil_const_scalar_bool(p, false));
     mil_op_add_arg_const(cat, "axis", mil_const_scalar_int(p, MIL_DT_INT32, -1));
-    MilValue *c = mil_op_add_result(cat, t4, "c");
-    mil_block_append(&f->body, cat);
+    MilValue *c = append(f, cat, t4, "c");
 
     MilOp *ws = mil_op_new(f, MIL_OP_WRITE_STATE, NULL);
     mil_op_add_arg(ws, "input", k);
@@ -426,8 +425,7 @@ Test(print, statements_and_functions) {
     u->opset = "ios17";
     mil_op_add_arg(u, "x", c);
     mil_op_set_attr(u, "milId", mil_const_scalar_int(p, MIL_DT_UINT64, 7));
-    MilValue *uo = mil_op_add_result(u, t4, "u");
-    mil_block_append(&f->body, u);
+    MilValue *uo = append(f, u, t4, "u");
     mil_func_add_output(f, uo);
     mil_func_add_output(f, a0);
 
