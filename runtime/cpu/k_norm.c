@@ -206,6 +206,27 @@ static int axes_set(MilKernelCtx *k, int slot, const MilRtTensor *x, bool all_de
     return 0;
 }
 
+/* layer_norm, rms_norm, l2_norm and instance_norm: their parameters (params),
+ * then the output has x's shape and norm_run computes it. */
+typedef int (*NormParamsFn)(MilKernelCtx *k, NormP *p);
+
+static int norm_shape(MilKernelCtx *k, NormParamsFn params, int xslot) {
+    NormP p;
+    int rc = params(k, &p);
+    if (rc) return rc;
+    const MilRtTensor *x = mil_k_in(k, xslot);
+    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+static int norm_kernel_run(MilKernelCtx *k, NormParamsFn params, int xslot) {
+    NormP p;
+    int rc = params(k, &p);
+    if (rc) return rc;
+    norm_run(mil_k_in(k, xslot), k->out[0], &p);
+    return 0;
+}
+
 static int ln_params(MilKernelCtx *k, NormP *p) {
     const MilRtTensor *x = k_req(k, MIL_A_LAYER_NORM_x);
     if (!x) return MIL_K_ERROR;
@@ -218,22 +239,8 @@ static int ln_params(MilKernelCtx *k, NormP *p) {
     return check_affine(k, MIL_A_LAYER_NORM_beta, x, p->red, &p->beta);
 }
 
-int k_layer_norm_shape(MilKernelCtx *k) {
-    NormP p;
-    int rc = ln_params(k, &p);
-    if (rc) return rc;
-    const MilRtTensor *x = mil_k_in(k, MIL_A_LAYER_NORM_x);
-    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
-    return 0;
-}
-
-int k_layer_norm_run(MilKernelCtx *k) {
-    NormP p;
-    int rc = ln_params(k, &p);
-    if (rc) return rc;
-    norm_run(mil_k_in(k, MIL_A_LAYER_NORM_x), k->out[0], &p);
-    return 0;
-}
+int k_layer_norm_shape(MilKernelCtx *k) { return norm_shape(k, ln_params, MIL_A_LAYER_NORM_x); }
+int k_layer_norm_run(MilKernelCtx *k) { return norm_kernel_run(k, ln_params, MIL_A_LAYER_NORM_x); }
 
 static int rms_params(MilKernelCtx *k, NormP *p) {
     const MilRtTensor *x = k_req(k, MIL_A_RMS_NORM_x);
@@ -247,22 +254,8 @@ static int rms_params(MilKernelCtx *k, NormP *p) {
     return check_affine(k, MIL_A_RMS_NORM_gamma, x, p->red, &p->gamma);
 }
 
-int k_rms_norm_shape(MilKernelCtx *k) {
-    NormP p;
-    int rc = rms_params(k, &p);
-    if (rc) return rc;
-    const MilRtTensor *x = mil_k_in(k, MIL_A_RMS_NORM_x);
-    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
-    return 0;
-}
-
-int k_rms_norm_run(MilKernelCtx *k) {
-    NormP p;
-    int rc = rms_params(k, &p);
-    if (rc) return rc;
-    norm_run(mil_k_in(k, MIL_A_RMS_NORM_x), k->out[0], &p);
-    return 0;
-}
+int k_rms_norm_shape(MilKernelCtx *k) { return norm_shape(k, rms_params, MIL_A_RMS_NORM_x); }
+int k_rms_norm_run(MilKernelCtx *k) { return norm_kernel_run(k, rms_params, MIL_A_RMS_NORM_x); }
 
 static int l2_params(MilKernelCtx *k, NormP *p) {
     const MilRtTensor *x = k_req(k, MIL_A_L2_NORM_x);
@@ -279,22 +272,8 @@ static int l2_params(MilKernelCtx *k, NormP *p) {
     return k_arg_float(k, MIL_A_L2_NORM_epsilon, 0x1.0c6f7ap-20, &p->eps);
 }
 
-int k_l2_norm_shape(MilKernelCtx *k) {
-    NormP p;
-    int rc = l2_params(k, &p);
-    if (rc) return rc;
-    const MilRtTensor *x = mil_k_in(k, MIL_A_L2_NORM_x);
-    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
-    return 0;
-}
-
-int k_l2_norm_run(MilKernelCtx *k) {
-    NormP p;
-    int rc = l2_params(k, &p);
-    if (rc) return rc;
-    norm_run(mil_k_in(k, MIL_A_L2_NORM_x), k->out[0], &p);
-    return 0;
-}
+int k_l2_norm_shape(MilKernelCtx *k) { return norm_shape(k, l2_params, MIL_A_L2_NORM_x); }
+int k_l2_norm_run(MilKernelCtx *k) { return norm_kernel_run(k, l2_params, MIL_A_L2_NORM_x); }
 
 /* per-channel [C] parameter */
 static int chan_vec(MilKernelCtx *k, int slot, int64_t C, bool req, const MilRtTensor **out) {
@@ -323,22 +302,8 @@ static int in_params(MilKernelCtx *k, NormP *p) {
     return chan_vec(k, MIL_A_INSTANCE_NORM_beta, p->C, false, &p->beta);
 }
 
-int k_instance_norm_shape(MilKernelCtx *k) {
-    NormP p;
-    int rc = in_params(k, &p);
-    if (rc) return rc;
-    const MilRtTensor *x = mil_k_in(k, MIL_A_INSTANCE_NORM_x);
-    k_set_shape(k->out[0], x->dtype, x->rank, x->dims);
-    return 0;
-}
-
-int k_instance_norm_run(MilKernelCtx *k) {
-    NormP p;
-    int rc = in_params(k, &p);
-    if (rc) return rc;
-    norm_run(mil_k_in(k, MIL_A_INSTANCE_NORM_x), k->out[0], &p);
-    return 0;
-}
+int k_instance_norm_shape(MilKernelCtx *k) { return norm_shape(k, in_params, MIL_A_INSTANCE_NORM_x); }
+int k_instance_norm_run(MilKernelCtx *k) { return norm_kernel_run(k, in_params, MIL_A_INSTANCE_NORM_x); }
 
 /* ============================================================= batch_norm */
 
