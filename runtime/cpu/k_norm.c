@@ -74,12 +74,6 @@ typedef struct {
     int64_t C; /* NM_IN: channels (gamma/beta index = kept index % C) */
 } NormP;
 
-static int64_t odo(int n, const int64_t *d, const int64_t *s, int64_t j) {
-    int64_t off = 0;
-    for (int a = n - 1; a >= 0; a--) { off += (j % d[a]) * s[a]; j /= d[a]; }
-    return off;
-}
-
 /* fast path: the normalised axes are the trailing ones (rows of nred contiguous elements) */
 static bool norm_rows(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
     int first = x->rank;
@@ -124,24 +118,19 @@ static bool norm_rows(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
 
 static void norm_run(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
     if (norm_rows(x, o, p)) return;
-    int64_t st[MIL_MAX_RANK], kd[MIL_MAX_RANK], ks[MIL_MAX_RANK], rd[MIL_MAX_RANK], rs[MIL_MAX_RANK];
-    int nk = 0, nr = 0;
-    int64_t nout = 1, nred = 1;
-    k_contig_strides(x->rank, x->dims, st);
-    for (int i = 0; i < x->rank; i++) {
-        if (p->red[i]) { rd[nr] = x->dims[i]; rs[nr++] = st[i]; nred *= x->dims[i]; }
-        else { kd[nk] = x->dims[i]; ks[nk++] = st[i]; nout *= x->dims[i]; }
-    }
-    for (int64_t oi = 0; oi < nout; oi++) {
-        int64_t base = odo(nk, kd, ks, oi);
+    KAxisSplit it;
+    k_axis_split(x, p->red, &it);
+    int64_t nred = it.nred;
+    for (int64_t oi = 0; oi < it.nout; oi++) {
+        int64_t base = k_odo(it.nk, it.kd, it.ks, oi);
         double s1 = 0, s2 = 0;
         for (int64_t j = 0; j < nred; j++) {
-            double v = k_getf(x, base + odo(nr, rd, rs, j));
+            double v = k_getf(x, base + k_odo(it.nr, it.rd, it.rs, j));
             s1 += v;
         }
         double mean = nred ? s1 / (double)nred : 0;
         for (int64_t j = 0; j < nred; j++) {
-            double v = k_getf(x, base + odo(nr, rd, rs, j));
+            double v = k_getf(x, base + k_odo(it.nr, it.rd, it.rs, j));
             if (p->mode == NM_LN || p->mode == NM_IN) v -= mean;
             s2 += v * v;
         }
@@ -158,7 +147,7 @@ static void norm_run(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
             if (p->beta) bc = (float)k_getf(p->beta, c);
         }
         for (int64_t j = 0; j < nred; j++) {
-            int64_t off = base + odo(nr, rd, rs, j);
+            int64_t off = base + k_odo(it.nr, it.rd, it.rs, j);
             float v = (float)k_getf(x, off);
             float y = (v - fmean) * scale;
             if (p->mode == NM_LN || p->mode == NM_RMS) {

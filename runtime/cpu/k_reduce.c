@@ -44,49 +44,21 @@ int k_reduce_shape(MilKernelCtx *k) {
     return 0;
 }
 
-/* Split x's axes into kept (outer) and reduced (inner) index spaces. */
-typedef struct {
-    int nk, nr;
-    int64_t kd[MIL_MAX_RANK], ks[MIL_MAX_RANK], rd[MIL_MAX_RANK], rs[MIL_MAX_RANK];
-    int64_t nout, nred;
-} RedIter;
-
-static void red_iter(const MilRtTensor *x, const bool *red, RedIter *it) {
-    int64_t st[MIL_MAX_RANK];
-    k_contig_strides(x->rank, x->dims, st);
-    it->nk = it->nr = 0;
-    it->nout = it->nred = 1;
-    for (int i = 0; i < x->rank; i++) {
-        if (red[i]) { it->rd[it->nr] = x->dims[i]; it->rs[it->nr++] = st[i]; it->nred *= x->dims[i]; }
-        else { it->kd[it->nk] = x->dims[i]; it->ks[it->nk++] = st[i]; it->nout *= x->dims[i]; }
-    }
-}
-
-/* offset of the j-th element of an odometer over (n, d, s) */
-static int64_t odo_off(int n, const int64_t *d, const int64_t *s, int64_t j) {
-    int64_t off = 0;
-    for (int a = n - 1; a >= 0; a--) {
-        off += (j % d[a]) * s[a];
-        j /= d[a];
-    }
-    return off;
-}
-
 int k_reduce_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_REDUCE_SUM_x);
     MilRtTensor *o = k->out[0];
     RedSpec s;
     int rc = red_spec(k, x, &s);
     if (rc) return rc;
-    RedIter it;
-    red_iter(x, s.red, &it);
+    KAxisSplit it;
+    k_axis_split(x, s.red, &it);
     MilOpKind op = k->kind;
     bool isint = k_isint(x->dtype);
     /* the innermost reduced axis, iterated contiguously */
     int64_t ilen = it.nr ? it.rd[it.nr - 1] : 1, ist = it.nr ? it.rs[it.nr - 1] : 0;
     int64_t nouter_red = ilen ? it.nred / ilen : 0;
     for (int64_t oi = 0; oi < it.nout; oi++) {
-        int64_t base = odo_off(it.nk, it.kd, it.ks, oi);
+        int64_t base = k_odo(it.nk, it.kd, it.ks, oi);
         double acc;
         int64_t iacc;
         switch (op) {
@@ -98,7 +70,7 @@ int k_reduce_run(MilKernelCtx *k) {
         double mx = -INFINITY;
         if (op == MIL_OP_REDUCE_LOG_SUM_EXP) {
             for (int64_t r = 0; r < nouter_red; r++) {
-                int64_t rb = base + odo_off(it.nr - 1, it.rd, it.rs, r);
+                int64_t rb = base + k_odo(it.nr - 1, it.rd, it.rs, r);
                 for (int64_t i = 0; i < ilen; i++) {
                     double v = k_getf(x, rb + i * ist);
                     if (v > mx || v != v) mx = v;
@@ -108,7 +80,7 @@ int k_reduce_run(MilKernelCtx *k) {
         }
         float fb[KCHUNK];
         for (int64_t r = 0; r < nouter_red; r++) {
-            int64_t rb = base + odo_off(it.nr - 1, it.rd, it.rs, r);
+            int64_t rb = base + k_odo(it.nr - 1, it.rd, it.rs, r);
             if (isint && (op == MIL_OP_REDUCE_SUM || op == MIL_OP_REDUCE_PROD || op == MIL_OP_REDUCE_MAX ||
                           op == MIL_OP_REDUCE_MIN)) {
                 for (int64_t i = 0; i < ilen; i++) {

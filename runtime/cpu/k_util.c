@@ -393,6 +393,17 @@ int k_need_float(MilKernelCtx *k, const MilRtTensor *t, const char *what) {
     return 0;
 }
 
+void k_axis_split(const MilRtTensor *x, const bool *red, KAxisSplit *it) {
+    int64_t st[MIL_MAX_RANK];
+    k_contig_strides(x->rank, x->dims, st);
+    it->nk = it->nr = 0;
+    it->nout = it->nred = 1;
+    for (int i = 0; i < x->rank; i++) {
+        if (red[i]) { it->rd[it->nr] = x->dims[i]; it->rs[it->nr++] = st[i]; it->nred *= x->dims[i]; }
+        else { it->kd[it->nk] = x->dims[i]; it->ks[it->nk++] = st[i]; it->nout *= x->dims[i]; }
+    }
+}
+
 /* --------------------------------------------------------- broadcasting */
 
 int k_bcast_shape(MilKernelCtx *k, const MilRtTensor *const *ts, int n, int *rank, int64_t *dims) {

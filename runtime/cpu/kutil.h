@@ -128,6 +128,24 @@ const MilRtTensor *k_req(MilKernelCtx *k, int slot);
 int k_norm_axis(MilKernelCtx *k, int64_t axis, int rank, int *out);
 int k_need_float(MilKernelCtx *k, const MilRtTensor *t, const char *what);
 
+/* x's axes split by red[] into kept (outer) and reduced (inner) index spaces,
+ * each an odometer (dims, contiguous strides of x) walked with k_odo. */
+typedef struct KAxisSplit {
+    int nk, nr;
+    int64_t kd[MIL_MAX_RANK], ks[MIL_MAX_RANK], rd[MIL_MAX_RANK], rs[MIL_MAX_RANK];
+    int64_t nout, nred;
+} KAxisSplit;
+void k_axis_split(const MilRtTensor *x, const bool *red, KAxisSplit *it);
+/* Offset of the j-th element of an odometer over n dims d with strides s. */
+static inline int64_t k_odo(int n, const int64_t *d, const int64_t *s, int64_t j) {
+    int64_t off = 0;
+    for (int a = n - 1; a >= 0; a--) {
+        off += (j % d[a]) * s[a];
+        j /= d[a];
+    }
+    return off;
+}
+
 /* --------------------------------------------------------- broadcasting */
 int k_bcast_shape(MilKernelCtx *k, const MilRtTensor *const *ts, int n, int *rank, int64_t *dims);
 /* Row iterator over a broadcast: up to 4 operands (operand 0 usually the
