@@ -78,13 +78,16 @@ int k_fill_shape(MilKernelCtx *k) {
     return 0;
 }
 
-int k_fill_run(MilKernelCtx *k) {
+/* fill and fill_like: the value (at vslot) everywhere. */
+static int fill_run(MilKernelCtx *k, int vslot) {
     double v;
-    int rc = fill_value(k, MIL_A_FILL_value, &v);
+    int rc = fill_value(k, vslot, &v);
     if (rc) return rc;
     fill_all(k->out[0], v);
     return 0;
 }
+
+int k_fill_run(MilKernelCtx *k) { return fill_run(k, MIL_A_FILL_value); }
 
 int k_fill_like_shape(MilKernelCtx *k) {
     const MilRtTensor *r = k_req(k, MIL_A_FILL_LIKE_ref_tensor);
@@ -96,13 +99,7 @@ int k_fill_like_shape(MilKernelCtx *k) {
     return 0;
 }
 
-int k_fill_like_run(MilKernelCtx *k) {
-    double v;
-    int rc = fill_value(k, MIL_A_FILL_LIKE_value, &v);
-    if (rc) return rc;
-    fill_all(k->out[0], v);
-    return 0;
-}
+int k_fill_like_run(MilKernelCtx *k) { return fill_run(k, MIL_A_FILL_LIKE_value); }
 
 /* =============================================================== range_1d */
 
