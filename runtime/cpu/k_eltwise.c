@@ -567,12 +567,7 @@ int k_cast_run(MilKernelCtx *k) {
     int64_t n = k_numel(x);
     bool sf = k_isfloat(x->dtype), df = k_isfloat(o->dtype);
     if (sf && df) {
-        float buf[KCHUNK];
-        for (int64_t s = 0; s < n; s += KCHUNK) {
-            int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-            k_loadf(x, s, 1, c, buf);
-            k_storef(o, s, c, buf);
-        }
+        k_convertf(x, o);
         return 0;
     }
     for (int64_t i = 0; i < n; i++) {

@@ -160,14 +160,7 @@ int k_cx_cast_shape(MilKernelCtx *k) {
 }
 
 int k_cx_cast_run(MilKernelCtx *k) {
-    const MilRtTensor *x = mil_k_in(k, MIL_A_CONSTEXPR_CAST_source_val);
-    int64_t n = k_numel(x);
-    float buf[KCHUNK];
-    for (int64_t s = 0; s < n; s += KCHUNK) {
-        int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-        k_loadf(x, s, 1, c, buf);
-        k_storef(k->out[0], s, c, buf);
-    }
+    k_convertf(mil_k_in(k, MIL_A_CONSTEXPR_CAST_source_val), k->out[0]);
     return 0;
 }
 

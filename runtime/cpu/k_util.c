@@ -255,6 +255,16 @@ void k_storei(MilRtTensor *t, int64_t off, int64_t n, const int64_t *src) {
 void k_tof32(const MilRtTensor *t, float *dst) { k_loadf(t, 0, 1, k_numel(t), dst); }
 void k_fromf32(MilRtTensor *t, const float *src) { k_storef(t, 0, k_numel(t), src); }
 
+void k_convertf(const MilRtTensor *x, MilRtTensor *o) {
+    int64_t n = k_numel(x);
+    float buf[KCHUNK];
+    for (int64_t s = 0; s < n; s += KCHUNK) {
+        int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+        k_loadf(x, s, 1, c, buf);
+        k_storef(o, s, c, buf);
+    }
+}
+
 float *k_take(char **sp, int64_t n) {
     float *p = (float *)*sp;
     *sp += k_al64((size_t)n * sizeof(float));

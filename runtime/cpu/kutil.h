@@ -108,6 +108,8 @@ void k_storei(MilRtTensor *t, int64_t off, int64_t n, const int64_t *src);
 /* Whole tensor to / from an fp32 buffer (contiguous). */
 void k_tof32(const MilRtTensor *t, float *dst);
 void k_fromf32(MilRtTensor *t, const float *src);
+/* o = x, both float, element by element through fp32 (rounded once on store). */
+void k_convertf(const MilRtTensor *x, MilRtTensor *o);
 int64_t k_f2i_sat(double v, MilDType dt);  /* float -> int dtype: trunc, saturate, NaN -> 0 */
 int64_t k_wrap_int(int64_t v, MilDType dt);
 
