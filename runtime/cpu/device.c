@@ -111,19 +111,18 @@ static int check_declared(const MilRtFunc *f, const MilRtOp *op, int vid, const 
     return op_err(e, f, op, NULL, msg);
 }
 
-/* Binds ctx of op to the tensors t[] using caller-provided arrays. */
-static void bind_ctx(MilKernelCtx *c, const MilRtOp *op, MilRtTensor *t, const MilRtTensor **argp,
-                     const MilRtTensor *const **slotp, int *slotn, MilRtTensor **outp, char *err,
-                     size_t errsize) {
+/* Binds ctx of op to caller-provided arrays: argp (the arguments, flat in
+ * slot order) and outp (the results) filled by the caller, slotp / slotn
+ * (the slots' runs of argp) filled here. */
+static void bind_ctx(MilKernelCtx *c, const MilRtOp *op, const MilRtTensor **argp, const MilRtTensor *const **slotp,
+                     int *slotn, MilRtTensor **outp, char *err, size_t errsize) {
     int a = 0;
     for (int s = 0; s < op->nslots; s++) {
         const int *ids;
-        int n = mil_rt_op_slot(op, s, &ids);
-        slotn[s] = n;
+        slotn[s] = mil_rt_op_slot(op, s, &ids);
         slotp[s] = &argp[a];
-        for (int i = 0; i < n; i++) argp[a++] = &t[ids[i]];
+        a += slotn[s];
     }
-    for (int i = 0; i < op->nout; i++) outp[i] = &t[op->outs[i]];
     memset(c, 0, sizeof *c);
     c->kind = op->kind;
     c->nslots = op->nslots;
@@ -182,32 +181,23 @@ int mil_rt_eval_const_op(const MilRtFunc *f, const MilRtOp *op, MilRtTensor *out
     char kerr[512] = "";
     int rc = -1;
     if (!args || !argp || !slotp || !slotn || !outp) { mil_rt_errf(e, "out of memory"); goto done; }
-    int a = 0;
-    for (int s = 0; s < op->nslots; s++) {
-        const int *ids;
-        int n = mil_rt_op_slot(op, s, &ids);
-        slotn[s] = n;
-        slotp[s] = &argp[a];
-        for (int i = 0; i < n; i++, a++) {
-            const MilRtValue *v = &f->values[ids[i]];
-            if (v->kind != MIL_RT_CONST) {
-                char msg[300];
-                snprintf(msg, sizeof msg, "argument '%s' is not a constant", v->name);
-                op_err(e, f, op, NULL, msg);
-                goto done;
-            }
-            mil_rt_value_tensor(v, &args[a]);
-            argp[a] = &args[a];
+    for (int a = 0; a < nargs; a++) {
+        const MilRtValue *v = &f->values[op->args[a]];
+        if (v->kind != MIL_RT_CONST) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "argument '%s' is not a constant", v->name);
+            op_err(e, f, op, NULL, msg);
+            goto done;
         }
+        mil_rt_value_tensor(v, &args[a]);
+        argp[a] = &args[a];
     }
     for (int i = 0; i < op->nout; i++) {
         memset(&outs[i], 0, sizeof outs[i]);
         outp[i] = &outs[i];
     }
-    MilKernelCtx c = {
-        .kind = op->kind, .nslots = op->nslots, .slot_n = slotn, .slot = slotp,
-        .nout = op->nout, .out = outp, .err = kerr, .errsize = sizeof kerr,
-    };
+    MilKernelCtx c;
+    bind_ctx(&c, op, argp, slotp, slotn, outp, kerr, sizeof kerr);
     rc = eval_now(&c, &mil_cpu_kernels[op->kind], f, op, e);
 done:
     free(args);
@@ -376,8 +366,9 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
             goto fail;
         }
         st->k = &mil_cpu_kernels[op->kind];
-        bind_ctx(&st->ctx, op, p->t, &p->argp[a], &p->slotp[s], &p->slotn[s], &p->outp[o], p->kerr,
-                 sizeof p->kerr);
+        for (int j = 0; j < op->slot_start[op->nslots]; j++) p->argp[a + (size_t)j] = &p->t[op->args[j]];
+        for (int j = 0; j < op->nout; j++) p->outp[o + (size_t)j] = &p->t[op->outs[j]];
+        bind_ctx(&st->ctx, op, &p->argp[a], &p->slotp[s], &p->slotn[s], &p->outp[o], p->kerr, sizeof p->kerr);
         a += (size_t)op->slot_start[op->nslots];
         s += (size_t)op->nslots;
         o += (size_t)op->nout;
