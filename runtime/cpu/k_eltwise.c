@@ -459,8 +459,7 @@ static int chan_shape(MilKernelCtx *k, int xslot, int s1, int s2) {
 
 static void chan_run(MilKernelCtx *k, const MilRtTensor *x, const MilRtTensor *pa, const MilRtTensor *pb) {
     MilRtTensor *o = k->out[0];
-    int64_t N = x->dims[0], C = x->dims[1], S = 1;
-    for (int i = 2; i < x->rank; i++) S *= x->dims[i];
+    int64_t N = x->dims[0], C = x->dims[1], S = k_prod(x->dims, 2, x->rank);
     float buf[KCHUNK];
     for (int64_t nn = 0; nn < N; nn++) {
         for (int64_t c = 0; c < C; c++) {

@@ -152,9 +152,7 @@ int k_einsum_run(MilKernelCtx *k) {
         buf[j] = b;
         sp += k_al64((size_t)k_numel(p.v[j]) * sizeof(float));
     }
-    int64_t nouter = 1, ninner = 1;
-    for (int i = 0; i < p.nout; i++) nouter *= p.dim[i];
-    for (int i = p.nout; i < p.nl; i++) ninner *= p.dim[i];
+    int64_t nouter = k_prod(p.dim, 0, p.nout), ninner = k_prod(p.dim, p.nout, p.nl);
     MilRtTensor *o = k->out[0];
     int64_t oidx[EIN_MAXL] = {0};
     for (int64_t of = 0; of < nouter; of++) {
@@ -436,9 +434,8 @@ int k_sliding_windows_run(MilKernelCtx *k) {
     SwP p;
     int rc = sw_params(k, &p);
     if (rc) return rc;
-    int64_t outer = 1, inner = 1, n = p.x->dims[p.axis];
-    for (int a = 0; a < p.axis; a++) outer *= p.x->dims[a];
-    for (int a = p.axis + 1; a < p.x->rank; a++) inner *= p.x->dims[a];
+    int64_t outer = k_prod(p.x->dims, 0, p.axis), inner = k_prod(p.x->dims, p.axis + 1, p.x->rank),
+            n = p.x->dims[p.axis];
     size_t es = k_esize(p.x->dtype), row = (size_t)inner * es;
     const char *src = p.x->data;
     char *dst = k->out[0]->data;

@@ -37,12 +37,6 @@ static int check_indices(MilKernelCtx *k, const MilRtTensor *t, int w, const int
     return 0;
 }
 
-static int64_t prod(const int64_t *d, int a, int b) {
-    int64_t p = 1;
-    for (int i = a; i < b; i++) p *= d[i];
-    return p;
-}
-
 /* ================================================================= gather */
 
 static int gather_params(MilKernelCtx *k, const MilRtTensor *x, const MilRtTensor *ind, int *axis, int *bd) {
@@ -83,8 +77,8 @@ int k_gather_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_GATHER_x), *ind = mil_k_in(k, MIL_A_GATHER_indices);
     int axis, bd, rc;
     if ((rc = gather_params(k, x, ind, &axis, &bd))) return rc;
-    int64_t B = prod(x->dims, 0, bd), P = prod(x->dims, bd, axis), D = x->dims[axis],
-            I = prod(ind->dims, bd, ind->rank), Q = prod(x->dims, axis + 1, x->rank);
+    int64_t B = k_prod(x->dims, 0, bd), P = k_prod(x->dims, bd, axis), D = x->dims[axis],
+            I = k_prod(ind->dims, bd, ind->rank), Q = k_prod(x->dims, axis + 1, x->rank);
     size_t es = k_esize(x->dtype), blk = (size_t)Q * es;
     char *dst = k->out[0]->data;
     for (int64_t b = 0; b < B; b++)
@@ -130,7 +124,8 @@ int k_gather_axis_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_GATHER_ALONG_AXIS_x), *ind = mil_k_in(k, MIL_A_GATHER_ALONG_AXIS_indices);
     int axis, rc;
     if ((rc = along_check(k, x, ind, MIL_A_GATHER_ALONG_AXIS_axis, &axis))) return rc;
-    int64_t O = prod(x->dims, 0, axis), Nx = x->dims[axis], Ni = ind->dims[axis], Q = prod(x->dims, axis + 1, x->rank);
+    int64_t O = k_prod(x->dims, 0, axis), Nx = x->dims[axis], Ni = ind->dims[axis],
+            Q = k_prod(x->dims, axis + 1, x->rank);
     size_t es = k_esize(x->dtype);
     char *dst = k->out[0]->data;
     for (int64_t o = 0; o < O; o++)
@@ -182,8 +177,8 @@ int k_gather_nd_run(MilKernelCtx *k) {
     int bd, rc;
     if ((rc = gnd_params(k, x, ind, &bd))) return rc;
     int K = (int)ind->dims[ind->rank - 1];
-    int64_t B = prod(x->dims, 0, bd), I = prod(ind->dims, bd, ind->rank - 1), Q = prod(x->dims, bd + K, x->rank),
-            XB = prod(x->dims, bd, x->rank);
+    int64_t B = k_prod(x->dims, 0, bd), I = k_prod(ind->dims, bd, ind->rank - 1), Q = k_prod(x->dims, bd + K, x->rank),
+            XB = k_prod(x->dims, bd, x->rank);
     int64_t xs[MIL_MAX_RANK];
     k_contig_strides(x->rank, x->dims, xs);
     size_t es = k_esize(x->dtype), blk = (size_t)Q * es;
@@ -334,7 +329,8 @@ int k_scatter_run(MilKernelCtx *k) {
                       *upd = mil_k_in(k, MIL_A_SCATTER_updates);
     Scat s;
     if ((rc = scat_begin(k, &s, data, upd, mode))) return rc;
-    int64_t P = prod(data->dims, 0, axis), D = data->dims[axis], I = k_numel(ind), Q = prod(data->dims, axis + 1, data->rank);
+    int64_t P = k_prod(data->dims, 0, axis), D = data->dims[axis], I = k_numel(ind),
+            Q = k_prod(data->dims, axis + 1, data->rank);
     for (int64_t p = 0; p < P; p++)
         for (int64_t i = 0; i < I; i++) {
             int64_t j = get_index(k, ind, i, D);
@@ -383,8 +379,8 @@ int k_scatter_axis_run(MilKernelCtx *k) {
                       *upd = mil_k_in(k, MIL_A_SCATTER_ALONG_AXIS_updates);
     Scat s;
     if ((rc = scat_begin(k, &s, data, upd, mode))) return rc;
-    int64_t O = prod(data->dims, 0, axis), Nd = data->dims[axis], Ni = ind->dims[axis],
-            Q = prod(data->dims, axis + 1, data->rank);
+    int64_t O = k_prod(data->dims, 0, axis), Nd = data->dims[axis], Ni = ind->dims[axis],
+            Q = k_prod(data->dims, axis + 1, data->rank);
     for (int64_t o = 0; o < O; o++)
         for (int64_t i = 0; i < Ni; i++)
             for (int64_t q = 0; q < Q; q++) {
@@ -439,7 +435,7 @@ int k_scatter_nd_run(MilKernelCtx *k) {
     Scat s;
     if ((rc = scat_begin(k, &s, data, upd, mode))) return rc;
     int K = (int)ind->dims[ind->rank - 1];
-    int64_t I = prod(ind->dims, 0, ind->rank - 1), Q = prod(data->dims, K, data->rank), ds[MIL_MAX_RANK];
+    int64_t I = k_prod(ind->dims, 0, ind->rank - 1), Q = k_prod(data->dims, K, data->rank), ds[MIL_MAX_RANK];
     k_contig_strides(data->rank, data->dims, ds);
     for (int64_t i = 0; i < I; i++) {
         int64_t off = 0;
@@ -505,7 +501,7 @@ int k_one_hot_run(MilKernelCtx *k) {
     k_arg_float(k, MIL_A_ONE_HOT_on_value, 1, &on);
     k_arg_float(k, MIL_A_ONE_HOT_off_value, 0, &off);
     MilRtTensor *o = k->out[0];
-    int64_t O = prod(t->dims, 0, axis), Q = prod(t->dims, axis, t->rank);
+    int64_t O = k_prod(t->dims, 0, axis), Q = k_prod(t->dims, axis, t->rank);
     for (int64_t a = 0; a < O; a++)
         for (int64_t d = 0; d < depth; d++)
             for (int64_t q = 0; q < Q; q++) {

@@ -202,8 +202,7 @@ int k_affine_deq_run(MilKernelCtx *k) {
     int axis, rc;
     if ((rc = ad_params(k, &axis))) return rc;
     const MilRtTensor *q = mil_k_in(k, AD(quantized_data)), *sc = mil_k_in(k, AD(scale)), *zp = mil_k_in(k, AD(zero_point));
-    int64_t D = q->dims[axis], inner = 1, n = k_numel(q);
-    for (int a = axis + 1; a < q->rank; a++) inner *= q->dims[a];
+    int64_t D = q->dims[axis], inner = k_prod(q->dims, axis + 1, q->rank), n = k_numel(q);
     for (int64_t i = 0; i < n; i++) {
         int64_t c = (i / inner) % D;
         float s = (float)k_getf(sc, sc->rank ? c : 0), z = (float)k_getf(zp, zp->rank ? c : 0);

@@ -27,9 +27,7 @@ int k_softmax_run(MilKernelCtx *k) {
     MilRtTensor *o = k->out[0];
     int axis;
     softmax_axis(k, x, &axis);
-    int64_t outer = 1, inner = 1, n = x->dims[axis];
-    for (int i = 0; i < axis; i++) outer *= x->dims[i];
-    for (int i = axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    int64_t outer = k_prod(x->dims, 0, axis), inner = k_prod(x->dims, axis + 1, x->rank), n = x->dims[axis];
     float buf[KCHUNK];
     for (int64_t a = 0; a < outer; a++)
         for (int64_t b = 0; b < inner; b++) {
@@ -330,8 +328,7 @@ int k_batch_norm_run(MilKernelCtx *k) {
     if (rc) return rc;
     const MilRtTensor *x = mil_k_in(k, MIL_A_BATCH_NORM_x);
     MilRtTensor *o = k->out[0];
-    int64_t N = x->dims[0], C = x->dims[1], S = 1;
-    for (int i = 2; i < x->rank; i++) S *= x->dims[i];
+    int64_t N = x->dims[0], C = x->dims[1], S = k_prod(x->dims, 2, x->rank);
     float buf[KCHUNK];
     for (int64_t c = 0; c < C; c++) {
         double sc = 1.0 / sqrt(k_getf(p.var, c) + p.eps);
@@ -387,8 +384,7 @@ int k_lrn_run(MilKernelCtx *k) {
     if (rc) return rc;
     const MilRtTensor *x = mil_k_in(k, MIL_A_LOCAL_RESPONSE_NORM_x);
     MilRtTensor *o = k->out[0];
-    int64_t N = x->dims[0], C = x->dims[1], S = 1;
-    for (int i = 2; i < x->rank; i++) S *= x->dims[i];
+    int64_t N = x->dims[0], C = x->dims[1], S = k_prod(x->dims, 2, x->rank);
     int64_t lo = (p.size - 1) / 2, hi = p.size / 2;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++)

@@ -179,9 +179,7 @@ int k_argred_run(MilKernelCtx *k) {
     MilDType odt;
     if ((rc = argred_params(k, x, &axis, &keep, &odt))) return rc;
     bool ismax = k->kind == MIL_OP_REDUCE_ARGMAX;
-    int64_t outer = 1, inner = 1, n = x->dims[axis];
-    for (int i = 0; i < axis; i++) outer *= x->dims[i];
-    for (int i = axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    int64_t outer = k_prod(x->dims, 0, axis), inner = k_prod(x->dims, axis + 1, x->rank), n = x->dims[axis];
     for (int64_t a = 0; a < outer; a++)
         for (int64_t b = 0; b < inner; b++) {
             int64_t base = a * n * inner + b, best = 0;
@@ -223,9 +221,7 @@ int k_cumsum_run(MilKernelCtx *k) {
     k_arg_bool(k, MIL_A_CUMSUM_exclusive, false, &excl);
     k_arg_bool(k, MIL_A_CUMSUM_reverse, false, &rev);
     k_norm_axis(k, ax, x->rank, &axis);
-    int64_t outer = 1, inner = 1, n = x->dims[axis];
-    for (int i = 0; i < axis; i++) outer *= x->dims[i];
-    for (int i = axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    int64_t outer = k_prod(x->dims, 0, axis), inner = k_prod(x->dims, axis + 1, x->rank), n = x->dims[axis];
     bool isint = k_isint(x->dtype);
     for (int64_t a = 0; a < outer; a++)
         for (int64_t b = 0; b < inner; b++) {
@@ -330,9 +326,7 @@ size_t k_argsort_scratch(const MilKernelCtx *k) { return sort_scratch(mil_k_in(k
 
 static void sort_lines(const MilRtTensor *x, int axis, bool asc, int64_t kk, KPair *buf, MilRtTensor *vals,
                        MilRtTensor *idx) {
-    int64_t outer = 1, inner = 1, n = x->dims[axis];
-    for (int i = 0; i < axis; i++) outer *= x->dims[i];
-    for (int i = axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    int64_t outer = k_prod(x->dims, 0, axis), inner = k_prod(x->dims, axis + 1, x->rank), n = x->dims[axis];
     for (int64_t a = 0; a < outer; a++)
         for (int64_t b = 0; b < inner; b++) {
             for (int64_t i = 0; i < n; i++) {

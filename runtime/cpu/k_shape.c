@@ -255,9 +255,7 @@ int k_concat_run(MilKernelCtx *k) {
         return 0;
     }
     k_norm_axis(k, ax, v[0]->rank, &axis);
-    int64_t outer = 1, inner = 1;
-    for (int a = 0; a < axis; a++) outer *= o->dims[a];
-    for (int a = axis + 1; a < o->rank; a++) inner *= o->dims[a];
+    int64_t outer = k_prod(o->dims, 0, axis), inner = k_prod(o->dims, axis + 1, o->rank);
     if (!il) {
         for (int64_t q = 0; q < outer; q++)
             for (int i = 0; i < n; i++) {
@@ -308,9 +306,7 @@ int k_stack_run(MilKernelCtx *k) {
     int axis;
     k_arg_int(k, MIL_A_STACK_axis, 0, &ax);
     k_norm_axis(k, ax, v[0]->rank + 1, &axis);
-    int64_t outer = 1, inner = 1;
-    for (int a = 0; a < axis; a++) outer *= v[0]->dims[a];
-    for (int a = axis; a < v[0]->rank; a++) inner *= v[0]->dims[a];
+    int64_t outer = k_prod(v[0]->dims, 0, axis), inner = k_prod(v[0]->dims, axis, v[0]->rank);
     size_t blk = (size_t)inner * k_esize(o->dtype);
     char *dst = o->data;
     for (int64_t q = 0; q < outer; q++)
@@ -377,9 +373,7 @@ int k_split_run(MilKernelCtx *k) {
     int axis, np, rc;
     int64_t sizes[256];
     if ((rc = split_params(k, x, &axis, sizes, &np))) return rc;
-    int64_t outer = 1, inner = 1;
-    for (int a = 0; a < axis; a++) outer *= x->dims[a];
-    for (int a = axis + 1; a < x->rank; a++) inner *= x->dims[a];
+    int64_t outer = k_prod(x->dims, 0, axis), inner = k_prod(x->dims, axis + 1, x->rank);
     size_t es = k_esize(x->dtype);
     const char *src = x->data;
     for (int64_t q = 0; q < outer; q++)

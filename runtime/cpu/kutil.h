@@ -32,6 +32,12 @@ const char *k_dtname(MilDType dt);
 MilDType k_dtype_from_name(const char *s);  /* MIL_DT_NONE if unknown */
 void k_set_shape(MilRtTensor *o, MilDType dt, int rank, const int64_t *dims);
 void k_contig_strides(int rank, const int64_t *dims, int64_t *strides);
+/* Product of dims[a..b) (1 when empty): outer / inner sizes around an axis. */
+static inline int64_t k_prod(const int64_t *dims, int a, int b) {
+    int64_t p = 1;
+    for (int i = a; i < b; i++) p *= dims[i];
+    return p;
+}
 
 /* Raw storage access, one switch over the storage dtypes for the kernels and
  * for runtime/tensor.c (which includes this header for them).  p is the
