@@ -67,6 +67,13 @@ static int input(MilRtFunc *f, const char *name, MilDType dt, int rank, const in
     return v;
 }
 
+/* The plan of f for the inputs `in`: prepare must succeed. */
+static MilRtPlan *prepare_ok(MilRtDevice *dev, const MilRtFunc *f, const MilRtTensor *in, MilRtErr *e) {
+    MilRtPlan *plan = mil_rt_prepare(dev, f, in, e);
+    cr_assert(plan, "%s", e->msg);
+    return plan;
+}
+
 /* Frees what a test made, in order (any may be NULL). */
 static void free_all(MilRtSession *s, MilRtPlan *plan, MilRtDevice *dev, MilRtProgram *p) {
     mil_rt_session_free(s);
@@ -172,8 +179,7 @@ Test(rt_device, liveness_reuses_buffers) {
     MilRtErr e;
     MilRtDevice *dev = mil_rt_device_new("cpu", &e);
     MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}};
-    MilRtPlan *plan = mil_rt_prepare(dev, f, &in, &e);
-    cr_assert(plan, "%s", e.msg);
+    MilRtPlan *plan = prepare_ok(dev, f, &in, &e);
     cr_assert_eq(plan->info.naive_bytes, 10 * 4096);
     cr_assert_eq(plan->info.arena_bytes, 2 * 4096, "arena %zu", plan->info.arena_bytes);
     cr_assert_eq(plan->info.nsteps, 10);
@@ -208,8 +214,7 @@ Test(rt_device, outputs_are_never_overwritten) {
     float *xv = calloc(1024, 4);
     for (int i = 0; i < 1024; i++) xv[i] = (float)i - 100;
     MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}, .data = xv}, out[3];
-    MilRtPlan *plan = mil_rt_prepare(dev, f, &in, &e);
-    cr_assert(plan, "%s", e.msg);
+    MilRtPlan *plan = prepare_ok(dev, f, &in, &e);
     cr_assert_eq(mil_rt_plan_run(plan, &in, out, &e), 0, "%s", e.msg);
     /* a, the unused result, b, c, d: a lives to the end, so at least 3 buffers */
     cr_assert_leq(plan->info.arena_bytes, 3 * 4096);
@@ -238,8 +243,7 @@ Test(rt_device, constant_ops_fold_at_prepare) {
     MilRtDevice *dev = mil_rt_device_new("cpu", &e);
     float xv[4] = {1, 1, 1, 1};
     MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}, .data = xv}, out[2];
-    MilRtPlan *plan = mil_rt_prepare(dev, f, &in, &e);
-    cr_assert(plan, "%s", e.msg);
+    MilRtPlan *plan = prepare_ok(dev, f, &in, &e);
     cr_assert_eq(plan->info.nfolded, 1);
     cr_assert_eq(plan->info.nsteps, 1);
     cr_assert_eq(mil_rt_plan_run(plan, &in, out, &e), 0, "%s", e.msg);
@@ -384,8 +388,7 @@ Test(rt_device, shape_of_static_tensor_folds) {
     MilRtErr e;
     MilRtDevice *dev = mil_rt_device_new("cpu", &e);
     MilRtTensor in[2] = {{.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}}, {.dtype = MIL_DT_FP32, .rank = 2, .dims = {2, 2}}};
-    MilRtPlan *plan = mil_rt_prepare(dev, f, in, &e);
-    cr_assert(plan, "%s", e.msg);
+    MilRtPlan *plan = prepare_ok(dev, f, in, &e);
     cr_assert_eq(plan->info.nfolded, 1);
     cr_assert_eq(plan->info.ndynamic, 0);
     float xv[4] = {1, 2, 3, 4}, zv[4] = {0};
