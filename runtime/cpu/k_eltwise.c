@@ -194,29 +194,34 @@ typedef struct {
     int gelu; /* 0 exact, 1 tanh, 2 sigmoid */
 } UParams;
 
+/* The unary ops with float parameters: up to two (slots p1, p2, -1 for none)
+ * with their ops.def defaults, read into epsilon (is_eps) or alpha, beta. */
+#define UA(op, a1, d1, a2, d2, is_eps) \
+    {MIL_OP_##op, MIL_A_##op##_x, MIL_A_##op##_##a1, a2, d1, d2, is_eps}
+static const struct UArgs {
+    MilOpKind op;
+    int x, p1, p2;
+    double d1, d2;
+    bool is_eps;
+} unary_args[] = {
+    UA(INVERSE, epsilon, 0x1.a36e2ep-14, -1, 0, true),
+    UA(LOG, epsilon, 0x1p-149, -1, 0, true),
+    UA(RSQRT, epsilon, 0x1.197998p-40, -1, 0, true),
+    UA(ELU, alpha, 1.0, -1, 0, false),
+    UA(LEAKY_RELU, alpha, 0x1.47ae14p-7, -1, 0, false),
+    UA(LINEAR_ACTIVATION, alpha, 1.0, MIL_A_LINEAR_ACTIVATION_beta, 0.0, false),
+    UA(SCALED_TANH, alpha, 1.0, MIL_A_SCALED_TANH_beta, 1.0, false),
+    UA(SIGMOID_HARD, alpha, 0x1.99999ap-3, MIL_A_SIGMOID_HARD_beta, 0x1p-1, false),
+    UA(THRESHOLDED_RELU, alpha, 1.0, -1, 0, false),
+};
+#undef UA
+
 static int unary_params(MilKernelCtx *k, UParams *p) {
     double eps = 0, alpha = 0, beta = 0;
     int rc = 0;
     p->xslot = 0;
     p->gelu = 0;
-    switch (k->kind) {
-    case MIL_OP_INVERSE:
-        p->xslot = MIL_A_INVERSE_x;
-        rc = k_arg_float(k, MIL_A_INVERSE_epsilon, 0x1.a36e2ep-14, &eps);
-        break;
-    case MIL_OP_LOG:
-        p->xslot = MIL_A_LOG_x;
-        rc = k_arg_float(k, MIL_A_LOG_epsilon, 0x1p-149, &eps);
-        break;
-    case MIL_OP_RSQRT:
-        p->xslot = MIL_A_RSQRT_x;
-        rc = k_arg_float(k, MIL_A_RSQRT_epsilon, 0x1.197998p-40, &eps);
-        break;
-    case MIL_OP_ELU:
-        p->xslot = MIL_A_ELU_x;
-        rc = k_arg_float(k, MIL_A_ELU_alpha, 1.0, &alpha);
-        break;
-    case MIL_OP_GELU: {
+    if (k->kind == MIL_OP_GELU) {
         p->xslot = MIL_A_GELU_x;
         const char *mode;
         if ((rc = k_arg_str(k, MIL_A_GELU_mode, "EXACT", &mode))) return rc;
@@ -224,34 +229,16 @@ static int unary_params(MilKernelCtx *k, UParams *p) {
         else if (!strcmp(mode, "TANH_APPROXIMATION")) p->gelu = 1;
         else if (!strcmp(mode, "SIGMOID_APPROXIMATION")) p->gelu = 2;
         else return mil_k_fail(k, "gelu: unknown mode \"%s\"", mode);
-        break;
     }
-    case MIL_OP_LEAKY_RELU:
-        p->xslot = MIL_A_LEAKY_RELU_x;
-        rc = k_arg_float(k, MIL_A_LEAKY_RELU_alpha, 0x1.47ae14p-7, &alpha);
-        break;
-    case MIL_OP_LINEAR_ACTIVATION:
-        p->xslot = MIL_A_LINEAR_ACTIVATION_x;
-        if (!mil_k_in(k, MIL_A_LINEAR_ACTIVATION_alpha))
+    for (size_t i = 0; i < sizeof unary_args / sizeof unary_args[0]; i++) {
+        const struct UArgs *a = &unary_args[i];
+        if (a->op != k->kind) continue;
+        p->xslot = a->x;
+        if (a->op == MIL_OP_LINEAR_ACTIVATION && !mil_k_in(k, a->p1))
             return mil_k_fail(k, "linear_activation: missing required argument 'alpha'");
-        if ((rc = k_arg_float(k, MIL_A_LINEAR_ACTIVATION_alpha, 1.0, &alpha))) return rc;
-        rc = k_arg_float(k, MIL_A_LINEAR_ACTIVATION_beta, 0.0, &beta);
+        if ((rc = k_arg_float(k, a->p1, a->d1, a->is_eps ? &eps : &alpha))) return rc;
+        if (a->p2 >= 0) rc = k_arg_float(k, a->p2, a->d2, &beta);
         break;
-    case MIL_OP_SCALED_TANH:
-        p->xslot = MIL_A_SCALED_TANH_x;
-        if ((rc = k_arg_float(k, MIL_A_SCALED_TANH_alpha, 1.0, &alpha))) return rc;
-        rc = k_arg_float(k, MIL_A_SCALED_TANH_beta, 1.0, &beta);
-        break;
-    case MIL_OP_SIGMOID_HARD:
-        p->xslot = MIL_A_SIGMOID_HARD_x;
-        if ((rc = k_arg_float(k, MIL_A_SIGMOID_HARD_alpha, 0x1.99999ap-3, &alpha))) return rc;
-        rc = k_arg_float(k, MIL_A_SIGMOID_HARD_beta, 0x1p-1, &beta);
-        break;
-    case MIL_OP_THRESHOLDED_RELU:
-        p->xslot = MIL_A_THRESHOLDED_RELU_x;
-        rc = k_arg_float(k, MIL_A_THRESHOLDED_RELU_alpha, 1.0, &alpha);
-        break;
-    default: break;
     }
     p->eps = (float)eps;
     p->alpha = (float)alpha;
