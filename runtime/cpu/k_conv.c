@@ -173,9 +173,10 @@ static int conv_any_params(MilKernelCtx *k, ConvP *p) {
     return k->kind == MIL_OP_CONV_TRANSPOSE ? convt_params(k, p) : conv_params(k, p);
 }
 
+/* conv and conv_transpose: [N, C_out, *out] */
 int k_conv_shape(MilKernelCtx *k) {
     ConvP p;
-    int rc = conv_params(k, &p);
+    int rc = conv_any_params(k, &p);
     if (rc) return rc;
     geo_set_out(k, &p.g, p.x, p.g.Cout);
     return 0;
@@ -195,13 +196,11 @@ static size_t conv_scratch_p(const ConvP *p, bool tr) {
            k_al64((size_t)(g->Cout * prod3(g->out)) * sizeof(float));
 }
 
-static size_t conv_scratch(const MilKernelCtx *k) {
+size_t k_conv_scratch(const MilKernelCtx *k) {
     ConvP p;
     if (conv_any_params((MilKernelCtx *)k, &p)) return 0;
     return conv_scratch_p(&p, k->kind == MIL_OP_CONV_TRANSPOSE);
 }
-
-size_t k_conv_scratch(const MilKernelCtx *k) { return conv_scratch(k); }
 
 /* The run's start for conv and conv_transpose: parameters, scratch check and
  * the scratch carved into X, W (fp32 views), col and Y (see conv_scratch_p). */
@@ -329,15 +328,8 @@ static int convt_params(MilKernelCtx *k, ConvP *p) {
     return 0;
 }
 
-int k_conv_t_shape(MilKernelCtx *k) {
-    ConvP p;
-    int rc = convt_params(k, &p);
-    if (rc) return rc;
-    geo_set_out(k, &p.g, p.x, p.g.Cout);
-    return 0;
-}
-
-size_t k_conv_t_scratch(const MilKernelCtx *k) { return conv_scratch(k); }
+int k_conv_t_shape(MilKernelCtx *k) { return k_conv_shape(k); }
+size_t k_conv_t_scratch(const MilKernelCtx *k) { return k_conv_scratch(k); }
 
 int k_conv_t_run(MilKernelCtx *k) {
     ConvP p;
