@@ -143,8 +143,8 @@ static void int_range(MilDType dt, double *lo, double *hi) {
     }
 }
 
-/* To integers: rounded to nearest, saturated (64-bit types to +-9.2e18 and
- * 1.8e19, inside what a double converts exactly). */
+/* To integers: rounded to nearest and saturated to the dtype's range (the
+ * 64-bit types to [-9.2e18, 9.2e18] and [0, 1.8e19]). */
 void mil_rt_set_f64(MilRtTensor *t, int64_t i, double v) {
     MilDType dt = t->dtype;
     double lo, hi;
