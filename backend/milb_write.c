@@ -654,9 +654,9 @@ static int encode_op(W *w, const MilOp *op, int *nvals) {
         w->ops[w->nops] = (struct WOp){pal, fl, c->n, e.n, line, line ? op->loc.col : 0, mask, info && val < 0};
         put_bytes(c, e.p, e.n);
         if (e.oom) c->oom = true;
+        w->nops++;
     }
     free(e.p);
-    w->nops++;
     return err ? -1 : 0;
 }
 
@@ -688,7 +688,9 @@ static int encode_func(W *w, const MilFunc *f) {
     int nops = 0, rc = 0;
     for (const MilOp *op = f->body.first; op; op = op->next) {
         nops++;
-        if (encode_op(w, op, &nvals)) rc = -1;
+        /* stop at the first op that cannot be encoded: later ops would only
+         * report its results as undefined */
+        if (encode_op(w, op, &nvals)) return -1;
     }
     put_var(b, (uint64_t)nops);
     put_var(b, (uint64_t)f->body.nouts);

@@ -912,3 +912,48 @@ Test(milb, default_shapes) {
         same_file(tpath("fb/y.npy"), tpath("ft/y.npy"));
     }
 }
+
+/* An op that cannot be encoded (its weight file is missing) gives one clear
+ * error and exit 1, never a crash or follow-on "used before defined" errors
+ * for the ops after it; enough later ops to need the op array grown. */
+Test(milb, encode_failure_one_error) {
+    const char *milc = tu_tool("milc");
+    char src[16384];
+    int n = snprintf(src, sizeof src,
+                     "program(1.3)\n{\n    func main<ios18>(tensor<fp16, [1, 4]> x) {\n"
+                     "            tensor<fp16, [1, 4]> a = add(x = x, y = tensor<fp16, [1, 4]>(BLOBFILE(path = "
+                     "string(\"@model_path/weights/weight.bin\"), offset = uint64(64))));\n");
+    for (int i = 0; i < 150; i++) {
+        if (i) n += snprintf(src + n, sizeof src - (size_t)n, "            tensor<fp16, [1, 4]> r%d = relu(x = r%d);\n", i, i - 1);
+        else n += snprintf(src + n, sizeof src - (size_t)n, "            tensor<fp16, [1, 4]> r0 = relu(x = a);\n");
+    }
+    n += snprintf(src + n, sizeof src - (size_t)n, "        } -> (r149, a);\n}\n");
+    write_file(tpath("bad_w.mil"), src, (size_t)n);
+    char *err = NULL;
+    int rc = tu_run(cmd("%s --emit=milb -o %s %s", milc, tpath("bad_w.milb"), tpath("bad_w.mil")), NULL, &err);
+    cr_assert_eq(rc, 1, "rc %d: %s", rc, err ? err : "");
+    cr_assert(err && strstr(err, "cannot open weight file"), "%s", err ? err : "");
+    int nerr = 0;
+    for (const char *s = err; (s = strstr(s, "error:")); s++) nerr++;
+    cr_assert_eq(nerr, 1, "%s", err);
+    free(err);
+    const char *corpus = tu_corpus_dir();
+    char path[4096];
+    if (corpus) {
+        snprintf(path, sizeof path, "%s/FluidAudio__ParakeetEOU_1280ms__streaming_encoder.mil", corpus);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            char wpath[4200];
+            snprintf(wpath, sizeof wpath, "%s/weights/weight.bin", corpus);
+            FILE *wf = fopen(wpath, "r");
+            if (wf) fclose(wf);
+            else {
+                err = NULL;
+                rc = tu_run(cmd("%s -O0 --emit=milb -o %s %s", milc, tpath("pk.milb"), path), NULL, &err);
+                cr_assert_eq(rc, 1, "rc %d: %s", rc, err ? err : "");
+                free(err);
+            }
+        }
+    }
+}
