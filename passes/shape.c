@@ -45,6 +45,20 @@ static int fail(Inf *s, const char *fmt, ...) {
     return INF_ERR;
 }
 
+/* Ranks computed from data (a shape tensor's length, an axes list, a
+ * concatenation of index dims...) are bounded by MIL_MAX_RANK: every Shape
+ * holds at most that many dims. */
+static int rank_too_large(Inf *s, int64_t r) {
+    return fail(s, "rank %lld exceeds the maximum of %d", (long long)r, MIL_MAX_RANK);
+}
+
+/* Number of elements of a constant numeric argument, or -1. */
+static int64_t const_count(const MilOp *op, const char *name) {
+    const MilConst *c = mil_op_const_arg(op, name);
+    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR) return -1;
+    return c->count;
+}
+
 static bool shape_of(const MilType *t, Shape *sh) {
     if (!t) return false;
     if (t->kind == MIL_TY_STATE) t = t->elem;
@@ -321,8 +335,11 @@ static int rule_reshape(Inf *s) {
     int n = arg_ints(s->op, "shape", sh, MIL_MAX_RANK);
     Shape o = x;
     if (n < 0) {
+        int64_t nc = const_count(s->op, "shape");
+        if (nc > MIL_MAX_RANK) return rank_too_large(s, nc);
         Shape st;
         if (!in_shape(s->op, "shape", &st) || st.rank != 1 || st.d[0] == UNK) return INF_NONE;
+        if (st.d[0] > MIL_MAX_RANK) return rank_too_large(s, st.d[0]);
         o.rank = (int)st.d[0];
         for (int i = 0; i < o.rank; i++) o.d[i] = UNK;
         s->out[0] = o;
@@ -370,6 +387,8 @@ static int rule_transpose(Inf *s) {
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t perm[MIL_MAX_RANK];
     int n = arg_ints(s->op, "perm", perm, MIL_MAX_RANK);
+    if (n < 0 && const_count(s->op, "perm") > MIL_MAX_RANK)
+        return fail(s, "perm has %lld entries for rank %d", (long long)const_count(s->op, "perm"), x.rank);
     if (n < 0) return INF_NONE;
     if (n != x.rank) return fail(s, "perm has %d entries for rank %d", n, x.rank);
     bool seen[MIL_MAX_RANK] = {0};
@@ -390,9 +409,11 @@ static int rule_expand_dims(Inf *s) {
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t axes[MIL_MAX_RANK];
     int n = arg_ints(s->op, "axes", axes, MIL_MAX_RANK);
+    if (n < 0 && const_count(s->op, "axes") > MIL_MAX_RANK)
+        return rank_too_large(s, x.rank + const_count(s->op, "axes"));
     if (n < 0) return INF_NONE;
     int r = x.rank + n;
-    if (r > MIL_MAX_RANK) return fail(s, "rank too large");
+    if (r > MIL_MAX_RANK) return rank_too_large(s, r);
     bool ins[MIL_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) {
         int a = norm_axis(axes[i], r);
@@ -451,6 +472,7 @@ static int rule_concat(Inf *s, bool stack) {
     Shape first;
     if (!item_shape(&a->items[0], &first)) return INF_NONE;
     int r = stack ? first.rank + 1 : first.rank;
+    if (r > MIL_MAX_RANK) return rank_too_large(s, r);
     int ax = norm_axis(axis, r);
     if (ax < 0 || ax >= r) return fail(s, "axis %lld out of range for rank %d", (long long)axis, r);
     Shape o = first;
@@ -595,12 +617,13 @@ static int rule_gather(Inf *s) {
     int ax = norm_axis(axis, x.rank);
     if (ax < 0 || ax >= x.rank) return fail(s, "axis %lld out of range for rank %d", (long long)axis, x.rank);
     if (bd < 0 || bd > idx.rank) return fail(s, "batch_dims out of range");
+    int64_t r = (int64_t)x.rank - 1 + idx.rank - bd;
+    if (r > MIL_MAX_RANK) return rank_too_large(s, r);
     Shape o = x;
     o.rank = 0;
     for (int i = 0; i < ax; i++) o.d[o.rank++] = x.d[i];
     for (int i = (int)bd; i < idx.rank; i++) o.d[o.rank++] = idx.d[i];
     for (int i = ax + 1; i < x.rank; i++) o.d[o.rank++] = x.d[i];
-    if (o.rank > MIL_MAX_RANK) return fail(s, "rank too large");
     s->out[0] = o;
     s->nout = 1;
     return INF_OK;
@@ -612,10 +635,16 @@ static int rule_gather_nd(Inf *s) {
     int64_t bd = 0;
     arg_int(s->op, "batch_dims", &bd);
     if (idx.rank < 1 || idx.d[idx.rank - 1] == UNK) return INF_NONE;
+    if (bd < 0 || bd >= idx.rank) return fail(s, "batch_dims out of range");
+    int64_t from = bd + idx.d[idx.rank - 1];
+    if (from > x.rank)
+        return fail(s, "indices address %lld dims of an input of rank %d", (long long)from, x.rank);
+    int64_t r = (int64_t)idx.rank - 1 + x.rank - from;
+    if (r > MIL_MAX_RANK) return rank_too_large(s, r);
     Shape o = x;
     o.rank = 0;
     for (int i = 0; i < idx.rank - 1; i++) o.d[o.rank++] = idx.d[i];
-    for (int i = (int)(bd + idx.d[idx.rank - 1]); i < x.rank; i++) o.d[o.rank++] = x.d[i];
+    for (int i = (int)from; i < x.rank; i++) o.d[o.rank++] = x.d[i];
     s->out[0] = o;
     s->nout = 1;
     return INF_OK;
@@ -626,6 +655,8 @@ static int rule_tile(Inf *s) {
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t reps[MIL_MAX_RANK];
     int n = arg_ints(s->op, "reps", reps, MIL_MAX_RANK);
+    if (n < 0 && const_count(s->op, "reps") > MIL_MAX_RANK)
+        return fail(s, "reps has %lld entries for rank %d", (long long)const_count(s->op, "reps"), x.rank);
     if (n < 0) return INF_NONE;
     if (n != x.rank) return fail(s, "reps has %d entries for rank %d", n, x.rank);
     for (int i = 0; i < n; i++) x.d[i] = x.d[i] == UNK ? UNK : x.d[i] * reps[i];
@@ -639,6 +670,8 @@ static int rule_pad(Inf *s) {
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t pad[2 * MIL_MAX_RANK];
     int n = arg_ints(s->op, "pad", pad, 2 * MIL_MAX_RANK);
+    if (n < 0 && const_count(s->op, "pad") > 2 * MIL_MAX_RANK)
+        return fail(s, "pad has %lld entries for rank %d", (long long)const_count(s->op, "pad"), x.rank);
     if (n < 0) return INF_NONE;
     if (n % 2 || n / 2 > x.rank) return fail(s, "pad has %d entries for rank %d", n, x.rank);
     int k = n / 2;
@@ -657,8 +690,11 @@ static int rule_fill(Inf *s) {
     const MilType *vt = arg_type(s->op, "value");
     Shape o = {.dt = vt && vt->kind == MIL_TY_TENSOR ? vt->dtype : MIL_DT_FP32};
     if (n < 0) {
+        int64_t nc = const_count(s->op, "shape");
+        if (nc > MIL_MAX_RANK) return rank_too_large(s, nc);
         Shape st;
         if (!in_shape(s->op, "shape", &st) || st.rank != 1 || st.d[0] == UNK) return INF_NONE;
+        if (st.d[0] > MIL_MAX_RANK) return rank_too_large(s, st.d[0]);
         o.rank = (int)st.d[0];
         for (int i = 0; i < o.rank; i++) o.d[i] = UNK;
     } else {
