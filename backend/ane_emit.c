@@ -102,6 +102,36 @@ static void take_over(MilFunc *f, MilValue *old, MilValue *nv) {
     if (nv->def) mil_op_set_attr(nv->def, "name", mil_const_string(f->prog, name));
 }
 
+/* rms_norm's gamma has the shape of x over the normalised axes (in axis
+ * order); the expanded mul needs it broadcastable against x: gamma's dims
+ * at the normalised positions, 1 elsewhere ([C] -> [1, C, 1, 1] for axes [1]
+ * of a rank-4 x).  A constant gamma is folded into a constant of that shape,
+ * any other gets a reshape. */
+static MilValue *gamma_bcast(Ex *x, const MilOp *op, const MilType *t, const bool *red) {
+    const MilArg *a = mil_op_arg(op, "gamma");
+    if (!a || a->n != 1) return NULL;
+    MilValue *gv = a->items[0].value;
+    const MilConst *c = gv ? mil_value_const(gv) : a->items[0].cst;
+    const MilType *gt = gv ? gv->type : c ? c->type : NULL;
+    if (!gt || gt->kind != MIL_TY_TENSOR) return arg_value(x, op, "gamma", "gamma");
+    int64_t bd[MIL_MAX_RANK];
+    for (int i = 0; i < t->rank; i++) bd[i] = red[i] ? t->dims[i] : 1;
+    bool same = gt->rank == t->rank;
+    for (int i = 0; same && i < t->rank; i++) same = gt->dims[i] == bd[i];
+    if (same) return arg_value(x, op, "gamma", "gamma");
+    const MilType *bt = mil_type_tensor(x->p, gt->dtype, t->rank, bd);
+    if (c && c->kind == MIL_CONST_TENSOR) return cst(x, mil_const_tensor(x->p, bt, c->data, c->count), "gamma");
+    if (c && c->kind == MIL_CONST_BLOB) return cst(x, mil_const_blob(x->p, bt, c->blob_path, c->blob_offset), "gamma");
+    MilValue *g = arg_value(x, op, "gamma", "gamma");
+    int32_t shp[MIL_MAX_RANK];
+    for (int i = 0; i < t->rank; i++) shp[i] = (int32_t)bd[i];
+    MilOp *rs = mil_op_new(x->f, MIL_OP_RESHAPE, NULL);
+    mil_op_add_arg(rs, "shape", cst(x, mil_const_tensor(x->p, mil_type_tensor(x->p, MIL_DT_INT32, 1, (int64_t[]){t->rank}),
+                                                        shp, t->rank), "gamma_shape"));
+    mil_op_add_arg(rs, "x", g);
+    return add_op(x, rs, bt, "gamma_b");
+}
+
 static int expand_rms_norm(Ex *x, MilOp *op) {
     MilValue *in = arg_value(x, op, "x", "x");
     const MilConst *axes = mil_op_const_arg(op, "axes");
@@ -113,6 +143,7 @@ static int expand_rms_norm(Ex *x, MilOp *op) {
     }
     int64_t dims[MIL_MAX_RANK];
     int64_t n = 1;
+    bool red[MIL_MAX_RANK] = {false};
     for (int i = 0; i < t->rank; i++) dims[i] = t->dims[i];
     for (int64_t i = 0; i < axes->count; i++) {
         int64_t a = mil_const_get_i64(axes, i);
@@ -123,6 +154,7 @@ static int expand_rms_norm(Ex *x, MilOp *op) {
         }
         n *= t->dims[a];
         dims[a] = 1;
+        red[a] = true;
     }
     MilDType dt = t->dtype;
     const MilType *rt = mil_type_tensor(x->p, dt, t->rank, dims);
@@ -141,7 +173,7 @@ static int expand_rms_norm(Ex *x, MilOp *op) {
     MilValue *me = bin(x, MIL_OP_ADD, ms, ev, rt, "mse");
     MilValue *rr = bin(x, MIL_OP_POW, me, scalar(x, dt, -0.5, "nhalf"), rt, "rrms");
     MilValue *out = bin(x, MIL_OP_MUL, in, rr, t, "xr");
-    MilValue *g = arg_value(x, op, "gamma", "gamma");
+    MilValue *g = gamma_bcast(x, op, t, red);
     if (g) out = bin(x, MIL_OP_MUL, out, g, op->results[0]->type, "xg");
     take_over(x->f, op->results[0], out);
     return 0;

@@ -2,6 +2,8 @@
  * standard MIL that computes the same thing (CPU device), spelling chosen by
  * the opset, weights in MILBlob v2. */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +182,127 @@ Test(ane_mil, spelling_follows_opset) {
     mil_program_free(p);
     mil_program_free(q);
     mil_diag_free(&d);
+}
+
+/* ------------------------------------------------- every program, ane-mil */
+
+static char *shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *shell(const char *fmt, ...) {
+    static char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+static MilRtProgram *lower_file(const char *path, const char *model_dir, bool check, MilProgram **pp, char **text,
+                                MilDiag *d) {
+    size_t len;
+    *text = tu_read_file(path, &len);
+    cr_assert(*text, "%s", path);
+    MilProgram *p = mil_parse(path, *text, len, NULL, d);
+    cr_assert(p && d->nerrors == 0, "%s: parse failed: %s", path, d->n ? d->v[0].msg : "");
+    cr_assert_eq(mil_verify(p, d), 0, "%s: verify failed: %s", path, d->n ? d->v[0].msg : "");
+    if (check) {
+        MilPassOptions po;
+        mil_pass_options_init(&po);
+        po.passes = "shape";
+        cr_assert_eq(mil_pass_run(p, &po, d), 0, "%s: shape inference failed: %s", path, d->n ? d->v[0].msg : "");
+        cr_assert_eq(d->nerrors, 0, "%s: shape inference: %s", path, d->n ? d->v[0].msg : "");
+        free(po.taps_json);
+        for (int fi = 0; fi < p->nfuncs; fi++)
+            for (MilOp *op = p->funcs[fi]->body.first; op; op = op->next) {
+                const MilOpInfo *info = mil_op_info(op->kind);
+                cr_assert(info && !(info->flags & OPF_EXT), "%s: extension op '%s' left in the output", path,
+                          op->opname);
+            }
+    }
+    MilLowerOptions lo = {.model_dir = model_dir};
+    MilRtProgram *rp = mil_lower(p, &lo, d);
+    cr_assert(rp, "%s: lowering failed: %s", path, d->n ? d->v[d->n - 1].msg : "");
+    *pp = p;
+    return rp;
+}
+
+static void ane_mil_matches_source(const char *src, const char *srcdir, int lvl, const char *target) {
+    char out[1200], model[1300];
+    snprintf(out, sizeof out, "%s/am_O%d_%s", tmp, lvl, target);
+    snprintf(model, sizeof model, "%s/model.mil", out);
+    char *err = NULL;
+    int rc = tu_run(shell("%s -O%d --target=%s --emit=ane-mil -o %s %s", tu_tool("milc"), lvl, target, out, src), NULL,
+                    &err);
+    cr_assert_eq(rc, 0, "%s -O%d --target=%s: %s", src, lvl, target, err ? err : "");
+    free(err);
+    err = NULL;
+    rc = tu_run(shell("%s --check %s", tu_tool("milc"), model), NULL, &err);
+    cr_assert_eq(rc, 0, "%s -O%d --target=%s: --check: %s", src, lvl, target, err ? err : "");
+    free(err);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p, *q;
+    char *ts, *tq;
+    MilRtProgram *rp = lower_file(src, srcdir, false, &p, &ts, &d);
+    MilRtProgram *rq = lower_file(model, out, true, &q, &tq, &d);
+    for (int fi = 0; fi < rp->nfuncs; fi++) {
+        MilRtFunc *a = rp->funcs[fi], *b = NULL;
+        for (int k = 0; k < rq->nfuncs; k++)
+            if (!strcmp(rq->funcs[k]->name, a->name)) b = rq->funcs[k];
+        cr_assert(b, "%s: function '%s' missing from the ane-mil output", src, a->name);
+        cr_assert_eq(a->noutputs, b->noutputs);
+        MilRtTensor in[16];
+        MilRtDiff df[16];
+        cr_assert_leq(a->ninputs, 16);
+        cr_assert_leq(a->noutputs, 16);
+        uint64_t st = 7;
+        MilRtErr e;
+        for (int i = 0; i < a->ninputs; i++) {
+            const MilRtValue *v = &a->values[a->inputs[i]];
+            in[i] = (MilRtTensor){.dtype = v->dtype, .rank = v->rank};
+            for (int k = 0; k < v->rank; k++) in[i].dims[k] = v->dims[k];
+            cr_assert_eq(mil_rt_tensor_alloc(&in[i], &e), 0);
+            mil_rt_tensor_fill_random(&in[i], &st);
+        }
+        MilRtDevice *dev = mil_rt_device_cpu_new();
+        cr_assert_eq(mil_rt_compare(dev, a, b, in, df, &e), 0, "%s -O%d --target=%s: %s", src, lvl, target, e.msg);
+        for (int i = 0; i < a->noutputs; i++) {
+            cr_assert(!df[i].shape_mismatch, "%s -O%d --target=%s: output %s: shape", src, lvl, target, df[i].name);
+            cr_assert(df[i].max_abs <= 3e-2 || df[i].nmse <= 1e-4, "%s -O%d --target=%s: output %s: max abs %g nmse %g",
+                      src, lvl, target, df[i].name, df[i].max_abs, df[i].nmse);
+        }
+        for (int i = 0; i < a->ninputs; i++) mil_rt_tensor_free(&in[i]);
+        mil_rt_device_free(dev);
+    }
+    mil_rt_program_free(rp);
+    mil_rt_program_free(rq);
+    mil_program_free(p);
+    mil_program_free(q);
+    free(ts);
+    free(tq);
+    mil_diag_free(&d);
+}
+
+Test(ane_mil, every_program_valid_and_equal, .timeout = 600) {
+    const char *dirs[] = {"test/backend/data", "test/passes/data", "examples/mil"};
+    const char *targets[] = {"cpu", "ane"};
+    int n = 0;
+    for (size_t di = 0; di < sizeof dirs / sizeof *dirs; di++) {
+        const char *dir = tu_src(dirs[di]);
+        char sdir[1024];
+        snprintf(sdir, sizeof sdir, "%s", dir);
+        DIR *dd = opendir(sdir);
+        cr_assert(dd, "%s", sdir);
+        struct dirent *de;
+        while ((de = readdir(dd))) {
+            size_t l = strlen(de->d_name);
+            if (l < 5 || strcmp(de->d_name + l - 4, ".mil")) continue;
+            char src[2048];
+            snprintf(src, sizeof src, "%s/%s", sdir, de->d_name);
+            for (int lvl = 0; lvl <= 2; lvl += 2)
+                for (int t = 0; t < 2; t++) ane_mil_matches_source(src, sdir, lvl, targets[t]);
+            n++;
+        }
+        closedir(dd);
+    }
+    cr_assert_geq(n, 3);
 }
