@@ -271,10 +271,14 @@ static bool const_weight(const MilOp *op, const char *arg, MilValue **v, const M
  * (docs/ane-notes.md §7.2), so the bias becomes a separate add. */
 static bool split_bias;
 
-static bool lower(MilFunc *f, MilOp *op, MilValue *act, Layout l, MilValue *w4, MilValue *bias, const MilConst *bias_c) {
+/* act is the activation in layout al ([.., N, IC] or [.., IC, N]); the op's
+ * result has layout rl ([.., N, OC] or [.., OC, N]).  A channel-first result
+ * with batch dims other than 1 is produced channels-last and transposed. */
+static bool lower(MilFunc *f, MilOp *op, MilValue *act, Layout al, Layout rl, MilValue *w4, MilValue *bias,
+                  const MilConst *bias_c) {
     const MilType *rt = op->results[0]->type;
     if (!ty_known(rt) || !ty_known(act->type)) return false;
-    MilValue *x = get_cf(f, op, act, l, 0, true);
+    MilValue *x = get_cf(f, op, act, al, 0, true);
     MilValue *y;
     if (split_bias && (bias || bias_c)) {
         MilValue *b = bias ? bias : pb_const(f, op, (MilConst *)bias_c, "bias");
@@ -284,10 +288,35 @@ static bool lower(MilFunc *f, MilOp *op, MilValue *act, Layout l, MilValue *w4, 
     } else {
         y = build_conv(f, op, x, w4, bias, bias_c);
     }
-    MilValue *back = convert_back(f, op, y, rt, l, op->results[0]->name);
+    if (rl == FIRST && !leading_ones(rt, 2)) {
+        int r = rt->rank;
+        int64_t oc = rt->dims[r - 2], n = mil_type_numel(rt) / (oc ? oc : 1);
+        int64_t d2[2] = {oc, n}, perm2[2] = {1, 0}, dl[MIL_MAX_RANK], perm[MIL_MAX_RANK];
+        for (int i = 0; i < r; i++) dl[i] = rt->dims[i], perm[i] = i;
+        dl[r - 2] = rt->dims[r - 1];
+        dl[r - 1] = oc;
+        perm[r - 2] = r - 1;
+        perm[r - 1] = r - 2;
+        MilValue *t = pb_reshape(f, op, y, 2, d2, "sm");
+        t = pb_transpose(f, op, t, 2, perm2, "sm_t");
+        MilValue *last = pb_reshape(f, op, t, r, dl, "sm_last");
+        memo_set(last, LAST, y);
+        return replace_value(f, op->results[0], pb_transpose(f, op, last, r, perm, op->results[0]->name));
+    }
+    MilValue *back = convert_back(f, op, y, rt, rl, op->results[0]->name);
     if (!replace_value(f, op->results[0], back)) return false;
-    memo_set(back, l, y);
+    memo_set(back, rl, y);
     return true;
+}
+
+/* v with its last two axes swapped, before op `at`. */
+static MilValue *swap_last2(MilFunc *f, MilOp *at, MilValue *v) {
+    int r = v->type->rank;
+    int64_t perm[MIL_MAX_RANK];
+    for (int i = 0; i < r; i++) perm[i] = i;
+    perm[r - 2] = r - 1;
+    perm[r - 1] = r - 2;
+    return pb_transpose(f, at, v, r, perm, "act_t");
 }
 
 /* linear(x, W, b) -> conv(cf(x), W[OC, IC, 1, 1], b) */
@@ -296,26 +325,31 @@ static bool rule_linear(MilFunc *f, MilOp *op, void *ctx) {
     const MilConst *wc;
     if (!act || !ty_known(act->type) || act->type->rank < 2 || !const_weight(op, "weight", &wv, &wc)) return false;
     MilValue *w4 = conv_weight(f, op, wv, wc, false);
-    return lower(f, op, act, LAST, w4, arg_value(op, "bias"), arg_value(op, "bias") ? NULL : mil_op_const_arg(op, "bias"));
+    return lower(f, op, act, LAST, LAST, w4, arg_value(op, "bias"), arg_value(op, "bias") ? NULL : mil_op_const_arg(op, "bias"));
 }
 
-/* matmul(x, W) -> conv(cf(x), W^T);  matmul(W, y) -> conv(cf(y), W) (channel-first) */
+/* matmul(x, W) -> conv(cf(x), W^T);  matmul(W, y) -> conv(cf(y), W) (channel-first).
+ * Every combination of transpose flags: a transposed activation is taken in
+ * the other layout (or transposed first when it has batch dims). */
 static bool rule_matmul(MilFunc *f, MilOp *op, void *ctx) {
     bool tx = arg_bool(op, "transpose_x", false), ty = arg_bool(op, "transpose_y", false);
     MilValue *x = arg_value(op, "x"), *y = arg_value(op, "y"), *wv;
     const MilConst *wc;
     const MilType *rt = op->results[0]->type;
     if (!ty_known(rt) || rt->rank < 2) return false;
-    if (const_weight(op, "y", &wv, &wc) && x && !mil_value_const(x) && !tx && ty_known(x->type) && x->type->rank >= 2) {
-        /* x [.., N, IC] @ W [IC, OC] (or W^T with transpose_y) */
+    if (const_weight(op, "y", &wv, &wc) && x && !mil_value_const(x) && ty_known(x->type) && x->type->rank >= 2) {
+        /* x [.., N, IC] (or [.., IC, N] with transpose_x) @ W [IC, OC] (or W^T with transpose_y) */
         MilValue *w4 = conv_weight(f, op, wv, wc, !ty);
-        return lower(f, op, x, LAST, w4, NULL, NULL);
+        if (!tx) return lower(f, op, x, LAST, LAST, w4, NULL, NULL);
+        if (leading_ones(x->type, 2)) return lower(f, op, x, FIRST, LAST, w4, NULL, NULL);
+        return lower(f, op, swap_last2(f, op, x), LAST, LAST, w4, NULL, NULL);
     }
-    if (const_weight(op, "x", &wv, &wc) && y && !mil_value_const(y) && !ty && ty_known(y->type) &&
-        y->type->rank >= 2 && leading_ones(y->type, 2)) {
-        /* W [OC, IC] @ y [IC, N]: already channel-first */
+    if (const_weight(op, "x", &wv, &wc) && y && !mil_value_const(y) && ty_known(y->type) && y->type->rank >= 2) {
+        /* W [OC, IC] (or W^T with transpose_x) @ y [.., IC, N] (or [.., N, IC] with transpose_y) */
         MilValue *w4 = conv_weight(f, op, wv, wc, tx);
-        return lower(f, op, y, FIRST, w4, NULL, NULL);
+        if (!ty && leading_ones(y->type, 2)) return lower(f, op, y, FIRST, FIRST, w4, NULL, NULL);
+        if (ty) return lower(f, op, y, LAST, FIRST, w4, NULL, NULL);
+        return lower(f, op, swap_last2(f, op, y), LAST, FIRST, w4, NULL, NULL);
     }
     return false;
 }

@@ -517,3 +517,71 @@ Test(diff, attention_backward_after_wo, .timeout = 60) {
 Test(diff, attention_backward_probs_given, .timeout = 60) {
     fused_case("test/passes/data/attn_bwd_probs.mil", MIL_TARGET_CPU, MIL_OP_SDPA_BACKWARD, 1);
 }
+
+/* matmul with a constant weight on either side, every combination of
+ * transpose flags, with and without a batch dim: all become conv (no matmul
+ * with a constant weight left) and compute the same values. */
+static void mm_dims(char *b, size_t n, int64_t d0, int64_t d1, int64_t d2) {
+    snprintf(b, n, "[%lld, %lld, %lld]", (long long)d0, (long long)d1, (long long)d2);
+}
+
+Test(diff, matmul_const_weight_all_transposes, .timeout = 120) {
+    const int64_t N = 7, IC = 6, OC = 5;
+    char *dir = tu_tmpdir();
+    int cases = 0;
+    for (int side = 0; side < 2; side++)          /* 0: weight is y, 1: weight is x */
+        for (int tx = 0; tx < 2; tx++)
+            for (int ty = 0; ty < 2; ty++)
+                for (int64_t B = 1; B <= 2; B++) {
+                    bool wt = side ? tx : ty;    /* is the weight operand transposed */
+                    bool at = side ? ty : tx;    /* is the activation operand transposed */
+                    int64_t wr = side ? (wt ? IC : OC) : (wt ? OC : IC), wc = side ? (wt ? OC : IC) : (wt ? IC : OC);
+                    char ad[64], rd[64], wlit[4096];
+                    if (!side) mm_dims(ad, sizeof ad, B, at ? IC : N, at ? N : IC);
+                    else mm_dims(ad, sizeof ad, B, at ? N : IC, at ? IC : N);
+                    if (!side) mm_dims(rd, sizeof rd, B, N, OC);
+                    else mm_dims(rd, sizeof rd, B, OC, N);
+                    size_t k = 0;
+                    k += (size_t)snprintf(wlit + k, sizeof wlit - k, "[");
+                    for (int64_t i = 0; i < wr; i++) {
+                        k += (size_t)snprintf(wlit + k, sizeof wlit - k, "%s[", i ? ", " : "");
+                        for (int64_t j = 0; j < wc; j++)
+                            k += (size_t)snprintf(wlit + k, sizeof wlit - k, "%s%a", j ? ", " : "",
+                                                  (double)((i * 7 + j * 3) % 11 - 5) / 8.0);
+                        k += (size_t)snprintf(wlit + k, sizeof wlit - k, "]");
+                    }
+                    snprintf(wlit + k, sizeof wlit - k, "]");
+                    char path[4096];
+                    snprintf(path, sizeof path, "%s/mm_%d%d%d_%lld.mil", dir, side, tx, ty, (long long)B);
+                    FILE *fp = fopen(path, "w");
+                    cr_assert_not_null(fp);
+                    fprintf(fp,
+                            "program(1.3)\n{\n    func main<ios18>(tensor<fp16, %s> a) {\n"
+                            "            tensor<fp16, [%lld, %lld]> w = const()[val = tensor<fp16, [%lld, %lld]>(%s)];\n"
+                            "            tensor<fp16, %s> r = matmul(transpose_x = bool(%s), transpose_y = bool(%s), x = %s, y = %s);\n"
+                            "        } -> (r);\n}\n",
+                            ad, (long long)wr, (long long)wc, (long long)wr, (long long)wc, wlit, rd,
+                            tx ? "true" : "false", ty ? "true" : "false", side ? "w" : "a", side ? "a" : "w");
+                    fclose(fp);
+                    for (int t = 0; t < 2; t++) {
+                        MilPassOptions o;
+                        mil_pass_options_init(&o);
+                        o.opt_level = 2;
+                        o.target = t ? MIL_TARGET_ANE : MIL_TARGET_CPU;
+                        DiffResult r;
+                        diff_model(path, &o, true, &r);
+                        cr_assert(r.ran, "%s did not run", path);
+                        cr_expect_lt(r.max_rel_big, 1e-4, "side %d tx %d ty %d B %lld target %d: nmse %g", side, tx, ty,
+                                     (long long)B, t, r.max_rel_big);
+                        cr_expect_eq(count_const_mm(r.opt), 0, "side %d tx %d ty %d B %lld target %d: matmul left", side,
+                                     tx, ty, (long long)B, t);
+                        cr_expect_eq(count_kind(r.opt, MIL_OP_CONV), 1, "side %d tx %d ty %d B %lld target %d: no conv",
+                                     side, tx, ty, (long long)B, t);
+                        mil_program_free(r.opt);
+                        cases++;
+                    }
+                }
+    cr_expect_eq(cases, 32);
+    tu_rmrf(dir);
+    free(dir);
+}
