@@ -307,19 +307,25 @@ static bool rule_noop(MilFunc *f, MilOp *op, void *ctx) {
 }
 
 /* add(x, 0) / sub(x, 0) -> x; mul(x, 1) / real_div(x, 1) -> x (and the commuted forms) */
+/* Is argument `name` of op a constant (a const value or an inline literal)
+ * whose elements all equal unit? */
+static bool arg_all_equal(const MilOp *op, const char *name, double unit) {
+    MilValue *v = arg_value(op, name);
+    if (v) return value_all_equal(v, unit);
+    const MilConst *c = mil_op_const_arg(op, name);
+    bool all = c && c->kind == MIL_CONST_TENSOR && c->count >= 1;
+    for (int64_t i = 0; all && i < c->count; i++) all = mil_const_get_f64(c, i) == unit;
+    return all;
+}
+
 static bool rule_neutral(MilFunc *f, MilOp *op, void *ctx) {
     MilValue *x = arg_value(op, "x"), *y = arg_value(op, "y");
     const MilConst *cx = mil_op_const_arg(op, "x"), *cy = mil_op_const_arg(op, "y");
     double unit = (op->kind == MIL_OP_ADD || op->kind == MIL_OP_SUB) ? 0 : 1;
     bool commutes = op->kind == MIL_OP_ADD || op->kind == MIL_OP_MUL;
-    if (cy && !cx && x && value_all_equal(arg_value(op, "y"), unit)) return forward_x(f, op, x);
-    if (cy && !cx && !y) {
-        /* inline literal y */
-        bool all = cy->kind == MIL_CONST_TENSOR && cy->count >= 1;
-        for (int64_t i = 0; all && i < cy->count; i++) all = mil_const_get_f64(cy, i) == unit;
-        if (all) return forward_x(f, op, x);
-    }
-    if (commutes && cx && !cy && y && x && value_all_equal(x, unit)) return forward_x(f, op, y);
+    if (cy && !cx && x && arg_all_equal(op, "y", unit)) return forward_x(f, op, x);
+    /* commuted: a neutral constant (value or inline literal) on the left */
+    if (commutes && cx && !cy && y && arg_all_equal(op, "x", unit)) return forward_x(f, op, y);
     return false;
 }
 
