@@ -125,6 +125,18 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->pass.passes = v;
             o->opt_given = true;
         } else if (starts(a, "--print-after=", &v)) {
+            /* an unknown name is a usage error, like --passes= */
+            bool known = !strcmp(v, "all");
+            char msg[1024];
+            int k = snprintf(msg, sizeof msg, "unknown pass '%s' in --print-after (expected all", v);
+            for (const char *const *pn = mil_pass_names(); *pn; pn++) {
+                known |= !strcmp(*pn, v);
+                if (k > 0 && (size_t)k < sizeof msg) k += snprintf(msg + k, sizeof msg - (size_t)k, ", %s", *pn);
+            }
+            if (!known) {
+                if (k > 0 && (size_t)k < sizeof msg) snprintf(msg + k, sizeof msg - (size_t)k, ")");
+                return usage_error("%s", msg);
+            }
             o->pass.print_after = v;
         } else if (!strcmp(a, "--verify-each")) {
             o->pass.verify_each = true;

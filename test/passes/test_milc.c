@@ -96,3 +96,19 @@ Test(milc, text_output_refuses_new_weights, .timeout = 60) {
     tu_rmrf(dir);
     free(dir);
 }
+
+/* --print-after with an unknown pass name is a usage error listing the passes. */
+Test(milc, print_after_unknown_pass) {
+    char cmd[4096], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s -O2 --print-after=bogus %s", tu_tool("milc"), tu_src("test/passes/data/rms_ane.mil"));
+    cr_assert_eq(tu_run(cmd, &out, &err), 2, "%s", err);
+    cr_assert(strstr(err, "unknown pass 'bogus'"), "%s", err);
+    cr_assert(strstr(err, "all, "), "%s", err);
+    cr_assert(strstr(err, "rmsnorm"), "%s", err);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s -O2 --print-after=all %s", tu_tool("milc"), tu_src("test/passes/data/rms_ane.mil"));
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+}
