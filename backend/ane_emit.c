@@ -18,7 +18,12 @@
  *   sdpa_backward(query Q, key K, value V, d_out dO, attn_mask M, probs P,
  *       scale s)  ->  P = softmax(Q K^T s + M) unless given;
  *       dV = P^T dO; dP = dO V^T; dS = P (dP - sum(dP P, -1)); dQ = dS K s;
- *       dK = dS^T Q s */
+ *       dK = dS^T Q s
+ *
+ * Then what the ANE rejects or ignores (ane-notes §7.2), whatever -O level
+ * and target the program was built for: masked scaled_dot_product_attention
+ * decomposed with the mask added explicitly, conv(bias) split into conv +
+ * add, matmul transpose flags given as named const ops. */
 #include "backend/backend.h"
 
 #include <errno.h>
@@ -102,34 +107,43 @@ static void take_over(MilFunc *f, MilValue *old, MilValue *nv) {
     if (nv->def) mil_op_set_attr(nv->def, "name", mil_const_string(f->prog, name));
 }
 
-/* rms_norm's gamma has the shape of x over the normalised axes (in axis
- * order); the expanded mul needs it broadcastable against x: gamma's dims
- * at the normalised positions, 1 elsewhere ([C] -> [1, C, 1, 1] for axes [1]
- * of a rank-4 x).  A constant gamma is folded into a constant of that shape,
- * any other gets a reshape. */
-static MilValue *gamma_bcast(Ex *x, const MilOp *op, const MilType *t, const bool *red) {
-    const MilArg *a = mil_op_arg(op, "gamma");
+/* Argument `name` of op as a value of type bt (same elements, another
+ * shape): a constant is folded into a named const of that shape, any other
+ * value gets a reshape; unchanged when it already has shape bt. */
+static MilValue *arg_reshaped(Ex *x, const MilOp *op, const char *name, const MilType *bt) {
+    const MilArg *a = mil_op_arg(op, name);
     if (!a || a->n != 1) return NULL;
     MilValue *gv = a->items[0].value;
     const MilConst *c = gv ? mil_value_const(gv) : a->items[0].cst;
     const MilType *gt = gv ? gv->type : c ? c->type : NULL;
-    if (!gt || gt->kind != MIL_TY_TENSOR) return arg_value(x, op, "gamma", "gamma");
+    if (!gt || gt->kind != MIL_TY_TENSOR) return arg_value(x, op, name, name);
+    bt = mil_type_tensor(x->p, gt->dtype, bt->rank, bt->dims);
+    bool same = gt->rank == bt->rank;
+    for (int i = 0; same && i < bt->rank; i++) same = gt->dims[i] == bt->dims[i];
+    if (same) return arg_value(x, op, name, name);
+    if (c && c->kind == MIL_CONST_TENSOR) return cst(x, mil_const_tensor(x->p, bt, c->data, c->count), name);
+    if (c && c->kind == MIL_CONST_BLOB) return cst(x, mil_const_blob(x->p, bt, c->blob_path, c->blob_offset), name);
+    MilValue *g = arg_value(x, op, name, name);
+    int32_t shp[MIL_MAX_RANK];
+    for (int i = 0; i < bt->rank; i++) shp[i] = (int32_t)bt->dims[i];
+    char sfx[64];
+    snprintf(sfx, sizeof sfx, "%s_shape", name);
+    MilOp *rs = mil_op_new(x->f, MIL_OP_RESHAPE, NULL);
+    mil_op_add_arg(rs, "shape", cst(x, mil_const_tensor(x->p, mil_type_tensor(x->p, MIL_DT_INT32, 1, (int64_t[]){bt->rank}),
+                                                        shp, bt->rank), sfx));
+    mil_op_add_arg(rs, "x", g);
+    snprintf(sfx, sizeof sfx, "%s_b", name);
+    return add_op(x, rs, bt, sfx);
+}
+
+/* rms_norm's gamma has the shape of x over the normalised axes (in axis
+ * order); the expanded mul needs it broadcastable against x: gamma's dims
+ * at the normalised positions, 1 elsewhere ([C] -> [1, C, 1, 1] for axes [1]
+ * of a rank-4 x). */
+static MilValue *gamma_bcast(Ex *x, const MilOp *op, const MilType *t, const bool *red) {
     int64_t bd[MIL_MAX_RANK];
     for (int i = 0; i < t->rank; i++) bd[i] = red[i] ? t->dims[i] : 1;
-    bool same = gt->rank == t->rank;
-    for (int i = 0; same && i < t->rank; i++) same = gt->dims[i] == bd[i];
-    if (same) return arg_value(x, op, "gamma", "gamma");
-    const MilType *bt = mil_type_tensor(x->p, gt->dtype, t->rank, bd);
-    if (c && c->kind == MIL_CONST_TENSOR) return cst(x, mil_const_tensor(x->p, bt, c->data, c->count), "gamma");
-    if (c && c->kind == MIL_CONST_BLOB) return cst(x, mil_const_blob(x->p, bt, c->blob_path, c->blob_offset), "gamma");
-    MilValue *g = arg_value(x, op, "gamma", "gamma");
-    int32_t shp[MIL_MAX_RANK];
-    for (int i = 0; i < t->rank; i++) shp[i] = (int32_t)bd[i];
-    MilOp *rs = mil_op_new(x->f, MIL_OP_RESHAPE, NULL);
-    mil_op_add_arg(rs, "shape", cst(x, mil_const_tensor(x->p, mil_type_tensor(x->p, MIL_DT_INT32, 1, (int64_t[]){t->rank}),
-                                                        shp, t->rank), "gamma_shape"));
-    mil_op_add_arg(rs, "x", g);
-    return add_op(x, rs, bt, "gamma_b");
+    return arg_reshaped(x, op, "gamma", mil_type_tensor(x->p, t->dtype, t->rank, bd));
 }
 
 static int expand_rms_norm(Ex *x, MilOp *op) {
@@ -173,7 +187,7 @@ static int expand_rms_norm(Ex *x, MilOp *op) {
     MilValue *me = bin(x, MIL_OP_ADD, ms, ev, rt, "mse");
     MilValue *rr = bin(x, MIL_OP_POW, me, scalar(x, dt, -0.5, "nhalf"), rt, "rrms");
     MilValue *out = bin(x, MIL_OP_MUL, in, rr, t, "xr");
-    MilValue *g = gamma_bcast(x, op, t, red);
+    MilValue *g = mil_op_arg(op, "gamma") ? gamma_bcast(x, op, t, red) : NULL;
     if (g) out = bin(x, MIL_OP_MUL, out, g, op->results[0]->type, "xg");
     take_over(x->f, op->results[0], out);
     return 0;
@@ -230,6 +244,144 @@ static int expand_sdpa_backward(Ex *x, MilOp *op) {
     return 0;
 }
 
+/* ------------------------------------------------ ANE legalisation
+ * (docs/ane-notes.md §7.2): what the ANE compiler rejects or ignores,
+ * rewritten whatever the -O level and target the program was built for. */
+
+/* sdpa(q, k, v, attn_mask) -> softmax(q k^T / sqrt(E) + mask) v: the ANE
+ * ignores attn_mask (§7.2, §13.3).  A bool mask becomes an additive one (0
+ * where true, -65504 elsewhere). */
+static int decompose_sdpa(Ex *x, MilOp *op) {
+    MilValue *q = arg_value(x, op, "query", "q"), *k = arg_value(x, op, "key", "k");
+    MilValue *v = arg_value(x, op, "value", "v"), *m = arg_value(x, op, "attn_mask", "mask");
+    if (!q || !k || !v || !m || op->nresults != 1 || q->type->kind != MIL_TY_TENSOR || k->type->kind != MIL_TY_TENSOR ||
+        m->type->kind != MIL_TY_TENSOR || q->type->rank < 2 || k->type->rank < 2 ||
+        q->type->dims[q->type->rank - 1] < 0) {
+        mil_error(x->d, op->loc,
+                  "scaled_dot_product_attention: cannot decompose its attn_mask for the ANE (tensors of known "
+                  "head size needed)");
+        return -1;
+    }
+    const MilType *qt = q->type, *mt = m->type;
+    MilDType dt = qt->dtype;
+    int r = qt->rank;
+    int64_t sd[MIL_MAX_RANK];
+    for (int i = 0; i < r; i++) sd[i] = qt->dims[i];
+    sd[r - 1] = k->type->dims[k->type->rank - 2];
+    const MilType *st = mil_type_tensor(x->p, dt, r, sd);   /* [.., L, S] */
+    /* scores + mask broadcast */
+    int rr = mt->rank > r ? mt->rank : r;
+    int64_t bd[MIL_MAX_RANK];
+    for (int i = 0; i < rr; i++) {
+        int ia = i - (rr - r), ib = i - (rr - mt->rank);
+        int64_t da = ia >= 0 ? sd[ia] : 1, db = ib >= 0 ? mt->dims[ib] : 1;
+        bd[i] = da == 1 ? db : db == 1 ? da : da;
+    }
+    const MilType *mst = mil_type_tensor(x->p, dt, rr, bd);
+    if (mt->dtype == MIL_DT_BOOL) {
+        MilOp *sel = mil_op_new(x->f, MIL_OP_SELECT, NULL);
+        mil_op_add_arg(sel, "a", scalar(x, dt, 0.0, "mask_zero"));
+        mil_op_add_arg(sel, "b", scalar(x, dt, -65504.0, "mask_neg"));
+        mil_op_add_arg(sel, "cond", m);
+        m = add_op(x, sel, mil_type_tensor(x->p, dt, mt->rank, mt->dims), "mask_add");
+    }
+    MilValue *S = matmul(x, q, k, false, true, st, "qk");
+    S = bin(x, MIL_OP_MUL, S, scalar(x, dt, 1.0 / sqrt((double)qt->dims[r - 1]), "scale"), st, "scores");
+    S = bin(x, MIL_OP_ADD, S, m, mst, "masked");
+    MilOp *sm = mil_op_new(x->f, MIL_OP_SOFTMAX, NULL);
+    mil_op_add_arg(sm, "axis", cst(x, mil_const_scalar_int(x->p, MIL_DT_INT32, -1), "axis"));
+    mil_op_add_arg(sm, "x", S);
+    MilValue *P = add_op(x, sm, mst, "probs");
+    MilValue *out = matmul(x, P, v, false, false, op->results[0]->type, "attn");
+    take_over(x->f, op->results[0], out);
+    return 0;
+}
+
+static void copy_arg(MilOp *to, const MilArg *a) {
+    if (a->n == 1 && !a->variadic) {
+        if (a->items[0].value) mil_op_add_arg(to, a->name, a->items[0].value);
+        else mil_op_add_arg_const(to, a->name, a->items[0].cst);
+    } else {
+        mil_op_add_arg_tuple(to, a->name, a->n, a->items);
+    }
+}
+
+/* conv(.., bias = b) -> add(conv(..), b as [1, C, 1, ..]): the ANE compiler
+ * rejects conv's bias (§7.2). */
+static int split_conv_bias(Ex *x, MilOp *op) {
+    const MilType *ot = op->nresults == 1 ? op->results[0]->type : NULL;
+    if (!ot || ot->kind != MIL_TY_TENSOR || ot->rank < 2 || ot->dims[1] < 0) {
+        mil_error(x->d, op->loc, "conv: cannot split its bias for the ANE (output of known channels needed)");
+        return -1;
+    }
+    int64_t bd[MIL_MAX_RANK];
+    for (int i = 0; i < ot->rank; i++) bd[i] = i == 1 ? ot->dims[1] : 1;
+    MilValue *b = arg_reshaped(x, op, "bias", mil_type_tensor(x->p, ot->dtype, ot->rank, bd));
+    MilOp *cv = mil_op_new(x->f, op->kind, NULL);
+    for (int i = 0; i < op->nargs; i++)
+        if (strcmp(op->args[i].name, "bias")) copy_arg(cv, &op->args[i]);
+    for (int i = 0; i < op->nattrs; i++)
+        if (strcmp(op->attrs[i].name, "name")) mil_op_set_attr(cv, op->attrs[i].name, op->attrs[i].val);
+    MilValue *c = add_op(x, cv, ot, "nobias");
+    MilValue *out = bin(x, MIL_OP_ADD, c, b, ot, "bias_add");
+    take_over(x->f, op->results[0], out);
+    return 0;
+}
+
+/* matmul's transpose flags as named const ops, both given (§7.2). */
+static void name_transposes(Ex *x, MilOp *op) {
+    static const char *const flags[2] = {"transpose_x", "transpose_y"};
+    for (int j = 0; j < 2; j++) {
+        MilArg *a = NULL;
+        for (int i = 0; i < op->nargs; i++)
+            if (!strcmp(op->args[i].name, flags[j])) a = &op->args[i];
+        if (a && a->n == 1 && a->items[0].value && mil_value_const(a->items[0].value)) continue;
+        const MilConst *c = a && a->n == 1 ? a->items[0].cst : NULL;
+        if (!c) {
+            const MilAttr *at = mil_op_attr(op, flags[j]);
+            c = at ? at->val : NULL;
+        }
+        bool v = c && c->kind == MIL_CONST_TENSOR && c->count == 1 && mil_const_get_i64(c, 0) != 0;
+        if (a && a->n == 1 && a->items[0].value) continue;   /* a runtime flag: leave it to the checker */
+        MilValue *cv = cst(x, mil_const_scalar_bool(x->p, v), flags[j]);
+        if (a) {
+            a->n = 1;
+            a->variadic = false;
+            a->items[0] = (MilBinding){.value = cv};
+        } else {
+            mil_op_add_arg(op, flags[j], cv);
+        }
+    }
+}
+
+/* The ANE rewrites of p, in place. */
+static int ane_legalise(MilProgram *p, MilDiag *d) {
+    int rc = 0;
+    for (int fi = 0; fi < p->nfuncs; fi++) {
+        MilFunc *f = p->funcs[fi];
+        for (MilOp *op = f->body.first, *next; op; op = next) {
+            next = op->next;
+            const MilAttr *na = mil_op_attr(op, "name");
+            const char *base = na ? mil_const_get_str(na->val) : NULL;
+            Ex x = {p, f, op, base ? base : op->nresults ? op->results[0]->name : op->opname, d};
+            int r = 0;
+            bool drop = false;
+            if (op->kind == MIL_OP_SCALED_DOT_PRODUCT_ATTENTION && mil_op_arg(op, "attn_mask")) {
+                r = decompose_sdpa(&x, op);
+                drop = true;
+            } else if (op->kind == MIL_OP_CONV && mil_op_arg(op, "bias")) {
+                r = split_conv_bias(&x, op);
+                drop = true;
+            } else if (op->kind == MIL_OP_MATMUL) {
+                name_transposes(&x, op);
+            }
+            if (r) rc = -1;
+            else if (drop) mil_block_remove(&f->body, op);
+        }
+    }
+    return rc;
+}
+
 /* Expands every OPF_EXT op of p in place. */
 int mil_ane_expand_ext(MilProgram *p, MilDiag *d) {
     int rc = 0;
@@ -265,7 +417,7 @@ int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, M
     MilAneOptions none = {0};
     if (!opt) opt = &none;
     int errors0 = d->nerrors;
-    if (mil_ane_expand_ext(p, d)) return -1;
+    if (mil_ane_expand_ext(p, d) || ane_legalise(p, d)) return -1;
     MilSpelling sp = opt->spelling;
     if (sp == MIL_SPELLING_SAME) {
         sp = MIL_SPELLING_1_0;

@@ -216,6 +216,20 @@ static MilRtProgram *lower_file(const char *path, const char *model_dir, bool ch
                 const MilOpInfo *info = mil_op_info(op->kind);
                 cr_assert(info && !(info->flags & OPF_EXT), "%s: extension op '%s' left in the output", path,
                           op->opname);
+                /* ane-notes §7.2: what the ANE rejects or ignores */
+                cr_assert(!(op->kind == MIL_OP_SCALED_DOT_PRODUCT_ATTENTION && mil_op_arg(op, "attn_mask")),
+                          "%s: scaled_dot_product_attention with attn_mask left in the output", path);
+                cr_assert(!(op->kind == MIL_OP_CONV && mil_op_arg(op, "bias")), "%s: conv with bias left", path);
+                if (op->kind == MIL_OP_MATMUL) {
+                    const char *fl[2] = {"transpose_x", "transpose_y"};
+                    for (int j = 0; j < 2; j++) {
+                        const MilArg *a = mil_op_arg(op, fl[j]);
+                        cr_assert(a && a->n == 1 && a->items[0].value && a->items[0].value->def &&
+                                      a->items[0].value->def->kind == MIL_OP_CONST,
+                                  "%s: matmul '%s': %s is not a named const", path,
+                                  op->nresults ? op->results[0]->name : "?", fl[j]);
+                    }
+                }
             }
     }
     MilLowerOptions lo = {.model_dir = model_dir};
@@ -305,4 +319,43 @@ Test(ane_mil, every_program_valid_and_equal, .timeout = 600) {
         closedir(dd);
     }
     cr_assert_geq(n, 3);
+}
+
+/* ane-notes §7.2: masked attention decomposed (float, bool and constant
+ * masks), conv's bias split off (constant and runtime), matmul transpose
+ * flags named consts -- at every -O level and target. */
+Test(ane_mil, ane_rejections_rewritten, .timeout = 120) {
+    const char *W = "tensor<fp16, [3, 4, 1, 1]>([[[[1]], [[2]], [[3]], [[4]]], [[[5]], [[-6]], [[7]], [[8]]], "
+                    "[[[0.5]], [[10]], [[-1]], [[2]]]])";
+    const char *CA = "strides = tensor<int32, [2]>([1, 1]), pad_type = string(\"valid\"), pad = tensor<int32, [4]>([0, "
+                     "0, 0, 0]), dilations = tensor<int32, [2]>([1, 1]), groups = int32(1)";
+    char src[8192];
+    int n = snprintf(
+        src, sizeof src,
+        "program(1.3)\n{\n"
+        "    func main<ios18>(tensor<fp16, [1, 4, 1, 8]> x, tensor<fp16, [3]> b, tensor<fp16, [1, 1, 8, 8]> fm) {\n"
+        "        tensor<fp16, [1, 3, 1, 8]> c = conv(x = x, weight = %s, bias = tensor<fp16, [3]>([0.5, -1, 2]), %s);\n"
+        "        tensor<fp16, [1, 3, 1, 8]> c2 = conv(x = x, weight = %s, bias = b, %s);\n"
+        "        tensor<fp16, [1, 1, 8, 4]> t = reshape(x = x, shape = tensor<int32, [4]>([1, 1, 8, 4]));\n"
+        "        tensor<bool, [1, 1, 8, 8]> bm = greater(x = fm, y = fp16(0));\n"
+        "        tensor<fp16, [1, 1, 8, 4]> a = scaled_dot_product_attention(query = t, key = t, value = t, attn_mask = bm);\n"
+        "        tensor<fp16, [1, 1, 8, 4]> a1 = scaled_dot_product_attention(query = t, key = t, value = t, attn_mask = fm);\n"
+        "        tensor<fp16, [1, 1, 8, 4]> a2 = scaled_dot_product_attention(query = t, key = t, value = t, attn_mask = "
+        "tensor<fp16, [1, 8]>([[0, 0, 0, -100, -100, 0, -100, -100]]));\n"
+        "        tensor<fp16, [1, 1, 8, 8]> mm = matmul(x = t, y = t, transpose_y = bool(true));\n"
+        "        tensor<fp16, [1, 1, 8, 8]> mm2 = matmul(x = t, y = t, transpose_x = bool(false), transpose_y = bool(true));\n"
+        "    } -> (c, c2, a, a1, a2, mm, mm2);\n}\n",
+        W, CA, W, CA);
+    cr_assert_lt(n, (int)sizeof src);
+    (void)n;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/rej.mil", tmp);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(src, f);
+    fclose(f);
+    for (int lvl = 0; lvl <= 2; lvl++) {
+        ane_mil_matches_source(path, tmp, lvl, "cpu");
+        ane_mil_matches_source(path, tmp, lvl, "ane");
+    }
 }
