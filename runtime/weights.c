@@ -124,6 +124,9 @@ int mil_rt_blob_info(const MilRtBlobFile *bf, uint64_t m, MilRtBlobInfo *out, Mi
     if (off < m + REC && off + size > m)  /* overlaps its own record */
         return mil_rt_errf(e, "%s: blob at offset %llu: data offset %llu overlaps the metadata", p, M,
                            (unsigned long long)off);
+    if (size > UINT64_MAX - off)  /* the end offset would wrap: print the size as stored */
+        return mil_rt_errf(e, "%s: blob at offset %llu: data of %llu bytes at offset %llu is beyond the end of "
+                              "the file (%llu bytes)", p, M, (unsigned long long)size, (unsigned long long)off, fs);
     if (off > bf->size || size > bf->size - off)
         return mil_rt_errf(e, "%s: blob at offset %llu: data [%llu, %llu) is beyond the end of the file "
                               "(%llu bytes)", p, M, (unsigned long long)off,

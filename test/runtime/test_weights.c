@@ -373,6 +373,15 @@ Test(weights, corrupt_data_beyond_file) {
     memcpy(b + 72, &huge, 8);  /* size overflowing offset + size */
     cr_assert_eq(read_corrupt(b, 144, 64, MIL_DT_FP32, 4, &e), -1);
     cr_assert(strstr(e.msg, "is beyond the end of the file"), "%s", e.msg);
+    /* the size is printed as stored, never as a wrapped end offset */
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1,
+                   "blob at offset 64: data of 18446744073709551607 bytes at offset 128 is beyond the end of the "
+                   "file (144 bytes)");
+    huge = UINT64_MAX;
+    memcpy(b + 72, &huge, 8);
+    expect_corrupt(b, 144, 64, MIL_DT_FP32, 4, -1,
+                   "blob at offset 64: data of 18446744073709551615 bytes at offset 128 is beyond the end of the "
+                   "file (144 bytes)");
 }
 
 Test(weights, corrupt_dtype_mismatch) {
