@@ -12,7 +12,8 @@
  *
  * P is whatever value holds the probabilities (recomputed in the graph or a
  * function input); the op gets it as `probs`.  The scale may sit on either
- * factor of the product.  dO may come from anything (for instance the output
+ * factor of the product (or on the product), as a multiplication or a
+ * division by a scalar constant.  dO may come from anything (for instance the output
  * projection's Wo^T); that part stays outside.  Rooted at the dQ matmul.
  *
  * Forms covered by differential tests (test/passes/test_diff.c): P recomputed
@@ -42,10 +43,12 @@ static bool mul_pair(MilValue *v, MilValue **a, MilValue **b) {
     return *a && *b;
 }
 
-/* peel a multiplication by a scalar constant */
+/* peel a multiplication by (or a division by) a scalar constant */
 static MilValue *peel_scale(MilValue *v, double *scale) {
     MilOp *d = def_of(v, MIL_OP_MUL);
     double c;
+    MilOp *dv = def_of(v, MIL_OP_REAL_DIV);
+    if (dv && arg_float(dv, "y", &c) && c != 0 && arg_value(dv, "x")) { *scale /= c; return arg_value(dv, "x"); }
     if (!d) return v;
     if (arg_float(d, "y", &c) && arg_value(d, "x")) { *scale *= c; return arg_value(d, "x"); }
     if (arg_float(d, "x", &c) && arg_value(d, "y")) { *scale *= c; return arg_value(d, "y"); }
@@ -69,21 +72,29 @@ static bool match_centered(MilValue *u, MilValue *P, MilValue **dP) {
     return true;
 }
 
-/* dS == P * (dP - rowsum(P * dP)) * scale */
+/* dS == P * (dP - rowsum(P * dP)) * scale; the scale (a multiplication or
+ * a division by a scalar constant) on the product, on the centred factor or
+ * on the P factor. */
 static bool match_ds(MilValue *dS, MilValue **P, MilValue **dP, double *scale) {
     *scale = 1.0;
     MilValue *x = peel_scale(dS, scale), *a, *b;
     if (!mul_pair(x, &a, &b)) return false;
-    for (int k = 0; k < 2; k++) {
-        MilValue *p = k ? b : a, *u = k ? a : b;
-        double s2 = *scale;
-        MilValue *uu = peel_scale(u, &s2);
-        if (match_centered(uu, p, dP)) {
-            *P = p;
-            *scale = s2;
-            return true;
+    for (int k = 0; k < 2; k++)
+        for (int peel_p = 0; peel_p < 2; peel_p++) {
+            double s2 = *scale;
+            MilValue *p = k ? b : a, *u = k ? a : b;
+            if (peel_p) {
+                MilValue *pp = peel_scale(p, &s2);
+                if (pp == p) continue;
+                p = pp;
+            }
+            MilValue *uu = peel_scale(u, &s2);
+            if (match_centered(uu, p, dP)) {
+                *P = p;
+                *scale = s2;
+                return true;
+            }
         }
-    }
     return false;
 }
 

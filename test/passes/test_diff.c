@@ -585,3 +585,22 @@ Test(diff, matmul_const_weight_all_transposes, .timeout = 120) {
     tu_rmrf(dir);
     free(dir);
 }
+
+/* The scale on the P factor (psc = P * s; dS = psc * centred) and the scale
+ * as a division (dS = (P * centred) / sqrt(d)) fuse too. */
+static void bwd_case(const char *rel) {
+    for (int t = 0; t < 2; t++) {
+        MilPassOptions o;
+        mil_pass_options_init(&o);
+        o.opt_level = 2;
+        o.target = t ? MIL_TARGET_ANE : MIL_TARGET_CPU;
+        DiffResult r;
+        diff_model(tu_src(rel), &o, true, &r);
+        cr_expect(r.ran);
+        cr_expect_eq(count_kind(r.opt, MIL_OP_SDPA_BACKWARD), 1, "%s target %d: not fused", rel, t);
+        cr_expect_lt(r.max_rel_big, 1e-4, "%s target %d: dQ/dK/dV differ: nmse %g", rel, t, r.max_rel_big);
+        mil_program_free(r.opt);
+    }
+}
+Test(diff, attention_backward_scale_on_p, .timeout = 60) { bwd_case("test/passes/data/attn_bwd_scale_p.mil"); }
+Test(diff, attention_backward_scale_div, .timeout = 60) { bwd_case("test/passes/data/attn_bwd_div.mil"); }
