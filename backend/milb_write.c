@@ -183,6 +183,12 @@ static int intern_type(W *w, const MilType *t) {
             mil_error(w->d, (MilLoc){0}, "rank %d is above the .milb limit of %d", t->rank, MILB_MAX_TYPE_RANK);
             return -1;
         }
+        for (int k = 0; k < t->rank; k++)
+            if (t->dims[k] >= MILB_MAX_DIM) {   /* the loader's limit (encoded dim + 1 <= MILB_MAX_DIM) */
+                mil_error(w->d, (MilLoc){0}, "dimension %d (%lld) is above the .milb limit of %lld", k,
+                          (long long)t->dims[k], (long long)(MILB_MAX_DIM - 1));
+                return -1;
+            }
         put_u8(&e, (uint8_t)(MILB_TY_TENSOR | t->rank << 4));
         put_var(&e, (uint64_t)milb_dtype_code(t->dtype));
         for (int k = 0; k < t->rank; k++) put_var(&e, t->dims[k] < 0 ? 0 : (uint64_t)t->dims[k] + 1);

@@ -185,6 +185,8 @@ enum {
 #define MILB_MAX_TYPE_RANK 15   /* the rank nibble of a TENSOR type byte */
 
 /* Limits the loader enforces (beyond "fits in the remaining bytes"). */
+/* largest encoded dim (dim + 1): the loader rejects above, the writer refuses
+ * dims >= MILB_MAX_DIM */
 #define MILB_MAX_DIM ((int64_t)1 << 40)
 #define MILB_MAX_ARG_ITEMS 65536
 

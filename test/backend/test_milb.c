@@ -957,3 +957,31 @@ Test(milb, encode_failure_one_error) {
         }
     }
 }
+
+/* The writer refuses what its loader would reject: a dim >= MILB_MAX_DIM
+ * (2^40); the largest allowed one writes and loads back. */
+Test(milb, dim_limit_shared_with_loader) {
+    const char *milc = tu_tool("milc");
+    for (int ok = 0; ok < 2; ok++) {
+        long long dim = (long long)MILB_MAX_DIM - ok;
+        char src[512];
+        int n = snprintf(src, sizeof src,
+                         "program(1.3)\n{\n    func main<ios18>(tensor<fp16, [%lld, 4]> x) {\n"
+                         "            tensor<fp16, [%lld, 4]> r = relu(x = x);\n        } -> (r);\n}\n",
+                         dim, dim);
+        write_file(tpath("big.mil"), src, (size_t)n);
+        char *err = NULL;
+        int rc = tu_run(cmd("%s --passes=dce --emit=milb -o %s %s", milc, tpath("big.milb"), tpath("big.mil")), NULL, &err);
+        if (ok) {
+            cr_assert_eq(rc, 0, "%s", err ? err : "");
+            free(err);
+            err = NULL;
+            rc = tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("big_dis.mil"), tpath("big.milb")), NULL, &err);
+            cr_assert_eq(rc, 0, "the loader rejects what the writer wrote: %s", err ? err : "");
+        } else {
+            cr_assert_eq(rc, 1, "rc %d: %s", rc, err ? err : "");
+            cr_assert(err && strstr(err, "above the .milb limit"), "%s", err ? err : "");
+        }
+        free(err);
+    }
+}
