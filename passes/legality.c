@@ -6,6 +6,10 @@
  *     channels or batch over 65536;
  *   - ops with no ANE path on any family, plus the family-gated ones
  *     (sin/cos before A15, cast on M1/M2, gather);
+ *   - the extra rejections of the in-memory MIL route (§7.2): gelu, conv
+ *     with bias=, scaled_dot_product_attention's attn_mask (ignored), concat
+ *     without an int32 scalar axis plus interleave;
+ *   - function inputs over the rank / dim limits (like every op result);
  *   - function inputs / outputs that are not fp16 [1, C, 1, S], whose last
  *     axis is not a multiple of 32 fp16 elements (64 bytes), or whose surface
  *     is below the ~49 KB minimum.
@@ -45,6 +49,11 @@ static bool no_ane_path(MilOpKind k) {
     }
 }
 
+static bool concat_axis_ok(const MilOp *op) {
+    const MilConst *c = mil_op_const_arg(op, "axis");
+    return c && c->type && c->type->kind == MIL_TY_TENSOR && c->type->rank == 0 && c->type->dtype == MIL_DT_INT32;
+}
+
 static void check_type(Leg *l, MilLoc loc, const char *what, const MilType *t) {
     if (!ty_tensor(t)) return;
     if (t->rank > 5) {
@@ -66,6 +75,7 @@ static void check_io(Leg *l, MilLoc loc, const char *kind, const MilValue *v) {
     char what[200];
     snprintf(what, sizeof what, "%s '%.150s'", kind, v->name);
     if (!ty_tensor(t)) return;
+    if (!strcmp(kind, "input")) check_type(l, loc, what, t);   /* outputs: checked at their op */
     if (t->dtype != MIL_DT_FP16 || t->rank != 4 || t->dims[0] != 1 || t->dims[2] != 1) {
         char ty[160];
         ty_fmt(t, ty, sizeof ty);
@@ -105,6 +115,15 @@ int mil_pass_legality(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
                 report(&l, op->loc, "op '%s' is not available on M1/M2 (keep I/O fp16)", name, 0, 0);
             else if (op->kind == MIL_OP_GATHER)
                 report(&l, op->loc, "op '%s' has a tiny envelope on the ANE and usually falls back", name, 0, 0);
+            /* docs/ane-notes.md §7.2: extra rejections on the in-memory MIL route */
+            else if (op->kind == MIL_OP_GELU)
+                report(&l, op->loc, "op '%s' is rejected on the in-memory route (decompose to the tanh form)", name, 0, 0);
+            else if (op->kind == MIL_OP_CONV && mil_op_arg(op, "bias"))
+                report(&l, op->loc, "op '%s' with bias= is rejected on the in-memory route (use a separate add)", name, 0, 0);
+            else if (op->kind == MIL_OP_SCALED_DOT_PRODUCT_ATTENTION && mil_op_arg(op, "attn_mask"))
+                report(&l, op->loc, "op '%s': attn_mask is ignored by the ANE (decompose the attention)", name, 0, 0);
+            else if (op->kind == MIL_OP_CONCAT && (!concat_axis_ok(op) || !mil_op_arg(op, "interleave")))
+                report(&l, op->loc, "op '%s' needs an int32 scalar axis and interleave on the in-memory route", name, 0, 0);
             for (int r = 0; r < op->nresults; r++) {
                 char what[300];
                 snprintf(what, sizeof what, "'%s'", op->results[r]->name);
