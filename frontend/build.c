@@ -28,12 +28,21 @@
 
 MilLoc fe_loc(const FeState *ps, FeLoc l) { return (MilLoc){ ps->file, l.first_line, l.first_column }; }
 
+/* Errors up to ps->maxerr are reported.  The next one is not: it stops the
+ * parse (the scanner returns end of input) and leaves a note saying so, so
+ * the output never ends silently at the cap. */
 static void verror(FeState *ps, MilLoc l, const char *fmt, va_list ap) {
     if (ps->stop) return;
+    if (ps->nerr >= ps->maxerr) {
+        ps->stop = true;
+        mil_diag_report(ps->d, MIL_SEV_NOTE, (MilLoc){ ps->file, 0, 0 }, "too many errors; stopped after %d",
+                        ps->nerr);
+        return;
+    }
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     mil_diag_report(ps->d, MIL_SEV_ERROR, l, "%s", msg);
-    if (++ps->nerr >= ps->maxerr) ps->stop = true;
+    ps->nerr++;
 }
 
 void fe_error(FeState *ps, FeLoc l, const char *fmt, ...) {

@@ -1,0 +1,90 @@
+/* test/frontend/test_audit.c -- diagnostics fixed after the frontend audit:
+ * the error cap says that it stopped, an unterminated string gives one error,
+ * float literals that overflow their dtype are errors, unknown program
+ * versions are warned about.  Each expectation is an exact `file:line:col`
+ * line.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe_test.h"
+
+/* The i-th diagnostic of any severity, formatted. */
+static const char *nth_diag(const MilDiag *d, int i, char *buf, size_t size) {
+    mil_diag_format(d, i, buf, size);
+    return buf;
+}
+
+/* mil_diag_print output as a malloc'd string. */
+static char *printed(const MilDiag *d) {
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    mil_diag_print(d, f);
+    long n = ftell(f);
+    cr_assert(n >= 0);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    cr_assert_not_null(s);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return s;
+}
+
+/* A function of `lines` statements, each using an undefined value. */
+static char *undefined_refs(int lines) {
+    size_t cap = 64 + (size_t)lines * 64, n = 0;
+    char *t = malloc(cap);
+    cr_assert_not_null(t);
+    n += (size_t)snprintf(t + n, cap - n, "program(1.3)\n{\nfunc main<ios18>(tensor<fp32, [4]> x) {\n");
+    for (int i = 0; i < lines; i++)
+        n += (size_t)snprintf(t + n, cap - n, "tensor<fp32, [4]> r%d = relu(x = q%d);\n", i, i);
+    snprintf(t + n, cap - n, "} -> (x);\n}\n");
+    return t;
+}
+
+/* ------------------------------------------------------------- error cap */
+
+Test(audit, error_cap_says_it_stopped) {
+    char *t = undefined_refs(50);
+    MilDiag d;
+    mil_diag_init(&d);
+    cr_assert_null(mil_parse("cap.mil", t, strlen(t), NULL, &d));
+    char buf[512];
+    cr_assert_eq(d.nerrors, 20, "nerrors %d", d.nerrors);
+    cr_assert_str_eq(fe_nth_error(&d, 0, buf, sizeof buf), "cap.mil:4:33: error: use of undefined value 'q0'");
+    cr_assert_str_eq(fe_nth_error(&d, 19, buf, sizeof buf), "cap.mil:23:34: error: use of undefined value 'q19'");
+    cr_assert_eq(d.n, 21, "%s", fe_diag_text(&d));
+    cr_assert_str_eq(nth_diag(&d, d.n - 1, buf, sizeof buf), "cap.mil: note: too many errors; stopped after 20");
+    char *out = printed(&d);
+    const char *last = "cap.mil: note: too many errors; stopped after 20\n";
+    size_t ol = strlen(out), ll = strlen(last);
+    cr_assert(ol >= ll && strcmp(out + ol - ll, last) == 0, "output ends with:\n%s", ol > 200 ? out + ol - 200 : out);
+    free(out);
+    mil_diag_free(&d);
+
+    /* A smaller cap stops at its own count. */
+    mil_diag_init(&d);
+    d.max_errors = 3;
+    cr_assert_null(mil_parse("cap.mil", t, strlen(t), NULL, &d));
+    cr_assert_eq(d.nerrors, 3);
+    cr_assert_str_eq(nth_diag(&d, d.n - 1, buf, sizeof buf), "cap.mil: note: too many errors; stopped after 3");
+    mil_diag_free(&d);
+    free(t);
+}
+
+/* Exactly as many errors as the cap: nothing was dropped, so no note. */
+Test(audit, error_cap_exactly_reached_has_no_note) {
+    char *t = undefined_refs(20);
+    MilDiag d;
+    mil_diag_init(&d);
+    cr_assert_null(mil_parse("cap.mil", t, strlen(t), NULL, &d));
+    cr_assert_eq(d.nerrors, 20);
+    cr_assert_eq(d.n, 20, "%s", fe_diag_text(&d));
+    char buf[512];
+    cr_assert_str_eq(fe_nth_error(&d, 19, buf, sizeof buf), "cap.mil:23:34: error: use of undefined value 'q19'");
+    mil_diag_free(&d);
+    free(t);
+}
