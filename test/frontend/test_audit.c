@@ -88,3 +88,46 @@ Test(audit, error_cap_exactly_reached_has_no_note) {
     mil_diag_free(&d);
     free(t);
 }
+
+/* ---------------------------------------------------- unterminated string */
+
+#define H "program(1.3)\n{\nfunc main<ios18>(tensor<fp16, [2]> x) {\n"
+
+/* A string broken across two lines: one error, at its opening quote; the
+ * closing quote on the next line does not open another string. */
+Test(audit, unterminated_string_one_error) {
+    const char *t = H "tensor<fp16, [2]> y = relu(x = x)[name = string(\"y\n\")];\n} -> (y);\n}";
+    MilDiag d;
+    mil_diag_init(&d);
+    cr_assert_null(mil_parse("s.mil", t, strlen(t), NULL, &d));
+    char buf[512];
+    cr_assert_str_eq(fe_nth_error(&d, 0, buf, sizeof buf),
+                     "s.mil:4:49: error: unterminated string (strings end on the same line)");
+    cr_assert_eq(d.nerrors, 1, "%s", fe_diag_text(&d));
+    mil_diag_free(&d);
+
+    /* Same at the start of a program: the repro's `2:1` error is gone. */
+    const char *t2 = "program(1.3)[a = string(\"x\n\")] {}";
+    mil_diag_init(&d);
+    cr_assert_null(mil_parse("s.mil", t2, strlen(t2), NULL, &d));
+    cr_assert_str_eq(fe_nth_error(&d, 0, buf, sizeof buf),
+                     "s.mil:1:25: error: unterminated string (strings end on the same line)");
+    cr_assert_eq(d.nerrors, 1, "%s", fe_diag_text(&d));
+    mil_diag_free(&d);
+}
+
+/* A string missing its closing quote, followed by a line with balanced
+ * strings: those strings are read normally (no errors on line 5). */
+Test(audit, unterminated_string_next_line_balanced) {
+    const char *t = H "tensor<fp16, [2]> y = relu(x = x)[name = string(\"y)];\n"
+                      "tensor<fp16, [2]> z = relu(x = x)[name = string(\"z\")];\n} -> (z);\n}";
+    MilDiag d;
+    mil_diag_init(&d);
+    cr_assert_null(mil_parse("s.mil", t, strlen(t), NULL, &d));
+    char buf[512];
+    cr_assert_str_eq(fe_nth_error(&d, 0, buf, sizeof buf),
+                     "s.mil:4:49: error: unterminated string (strings end on the same line)");
+    for (int i = 0; i < d.n; i++)
+        cr_assert_null(strstr(nth_diag(&d, i, buf, sizeof buf), "s.mil:5:"), "%s", fe_diag_text(&d));
+    mil_diag_free(&d);
+}
