@@ -292,6 +292,63 @@ static void check_result_types(Verifier *V, const MilOp *op, const MilOpInfo *in
     }
 }
 
+/* The dtype of single-binding tensor argument `arg`, MIL_DT_NONE otherwise. */
+static MilDType arg_dtype(const MilOp *op, const char *arg, MilLoc *loc) {
+    const MilArg *a = mil_op_arg(op, arg);
+    const MilType *t = a && a->n == 1 ? binding_type(&a->items[0]) : NULL;
+    if (loc) *loc = pick(a ? a->loc : op->loc, op->loc);
+    return t && t->kind == MIL_TY_TENSOR ? t->dtype : MIL_DT_NONE;
+}
+
+/* Operand dtypes of the families whose rule is simple and universal
+ * (mil-format.md §7.2): x and y of arithmetic and comparison ops share one
+ * dtype, logical ops take bool, select takes a bool cond and a, b of one
+ * dtype.  States only flow into read_state / write_state's `input`.
+ * (Result dtypes of these ops are checked by shape inference, passes/.) */
+static void check_operand_types(Verifier *V, const MilOp *op, const MilOpInfo *info, const char *name) {
+    bool state_op = op->kind == MIL_OP_READ_STATE || op->kind == MIL_OP_WRITE_STATE;
+    for (int i = 0; i < op->nargs; i++) {
+        const MilArg *a = &op->args[i];
+        bool state_slot = state_op && strcmp(a->name, "input") == 0;
+        for (int j = 0; j < a->n; j++) {
+            const MilType *t = binding_type(&a->items[j]);
+            if (!t) continue;
+            if (t->kind == MIL_TY_STATE && !state_slot)
+                verr(V, pick(a->loc, op->loc), "argument '%s' of op '%s' is a state; only read_state and "
+                     "write_state take states", a->name, name);
+            else if (state_slot && t->kind != MIL_TY_STATE)
+                verr(V, pick(a->loc, op->loc), "argument 'input' of op '%s' must be a state, got %s", name,
+                     tstr(V, t));
+            else if (state_slot && op->kind == MIL_OP_READ_STATE && op->nresults == 1 && op->results[0]->type &&
+                     !mil_type_equal(op->results[0]->type, t->elem))
+                verr(V, op->loc, "read_state result type %s does not match the state's %s",
+                     tstr(V, op->results[0]->type), tstr(V, t->elem));
+        }
+    }
+    MilLoc lx, ly;
+    if (info->flags & (OPF_BINARY | OPF_CMP)) {
+        MilDType x = arg_dtype(op, "x", &lx), y = arg_dtype(op, "y", &ly);
+        if (x != MIL_DT_NONE && y != MIL_DT_NONE && x != y)
+            verr(V, ly, "operands of op '%s' have different dtypes: x is %s, y is %s", name, mil_dtype_name(x),
+                 mil_dtype_name(y));
+    } else if (info->flags & OPF_LOGIC) {
+        const char *args[2] = {"x", "y"};
+        for (int i = 0; i < 2; i++) {
+            MilDType t = arg_dtype(op, args[i], &lx);
+            if (t != MIL_DT_NONE && t != MIL_DT_BOOL)
+                verr(V, lx, "argument '%s' of op '%s' must be bool, got %s", args[i], name, mil_dtype_name(t));
+        }
+    } else if (op->kind == MIL_OP_SELECT) {
+        MilDType c = arg_dtype(op, "cond", &lx);
+        if (c != MIL_DT_NONE && c != MIL_DT_BOOL)
+            verr(V, lx, "argument 'cond' of op 'select' must be bool, got %s", mil_dtype_name(c));
+        MilDType a = arg_dtype(op, "a", NULL), b = arg_dtype(op, "b", &ly);
+        if (a != MIL_DT_NONE && b != MIL_DT_NONE && a != b)
+            verr(V, ly, "operands of op 'select' have different dtypes: a is %s, b is %s", mil_dtype_name(a),
+                 mil_dtype_name(b));
+    }
+}
+
 static void check_known_op(Verifier *V, const MilOp *op, const MilOpInfo *info) {
     const char *name = mil_op_display_name(op);
     for (int i = 0; i < op->nargs; i++) {
@@ -332,6 +389,7 @@ static void check_known_op(Verifier *V, const MilOp *op, const MilOpInfo *info) 
     }
     check_result_count(V, op, info, name);
     check_result_types(V, op, info, name);
+    check_operand_types(V, op, info, name);
 }
 
 static void check_op(Verifier *V, FuncState *S, const MilOp *op) {

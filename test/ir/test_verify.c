@@ -146,7 +146,7 @@ Test(verify, clean_program) {
     mil_block_append(&F.f->body, u);
     /* zero-result op */
     MilOp *ws = op_at(&F, MIL_OP_WRITE_STATE, 15);
-    mil_op_add_arg(ws, "input", F.x);
+    mil_op_add_arg(ws, "input", mil_func_add_param(F.f, mil_type_state(p, F.t), "st"));
     mil_op_add_arg(ws, "data", c);
     /* function attribute with a dict whose value is more specific than declared */
     const MilType *s_t = mil_type_scalar(p, MIL_DT_STRING);
@@ -396,7 +396,7 @@ Test(verify, result_count_fixed) {
 Test(verify, zero_result_op_with_result) {
     Fix F = fix();
     MilOp *ws = op_at(&F, MIL_OP_WRITE_STATE, 3);
-    mil_op_add_arg(ws, "input", F.x);
+    mil_op_add_arg(ws, "input", mil_func_add_param(F.f, mil_type_state(F.p, F.t), "st"));
     mil_op_add_arg(ws, "data", F.x);
     mil_op_add_result(ws, F.t, "w");
     expect(&F, 1, "t.mil:3:13: error: op 'write_state' has 1 results, expected 0");
@@ -446,7 +446,8 @@ Test(verify, comparison_result_is_bool) {
 
 Test(verify, logical_result_is_bool) {
     Fix F = fix();
-    MilValue *b = unary(&F, MIL_OP_LOGICAL_NOT, 3, F.x, F.tb, "b");
+    MilValue *xb = mil_func_add_param(F.f, F.tb, "xb");
+    MilValue *b = unary(&F, MIL_OP_LOGICAL_NOT, 3, xb, F.tb, "b");
     unary(&F, MIL_OP_LOGICAL_NOT, 4, b, F.t32, "c");
     expect(&F, 1, "t.mil:4:13: error: result of op 'logical_not' has dtype fp32, expected bool");
 }
