@@ -112,8 +112,8 @@ int mil_rt_tensor_convert(MilRtTensor *dst, MilDType to, const MilRtTensor *src,
 char *mil_rt_format_type(MilDType dt, int rank, const int64_t *dims, char *buf, size_t size);
 
 /* Deterministic pseudo-random fill (xorshift64*): floats uniform in [-1, 1),
- * ints in [0, 8) (or [0, 1] for uint1/bool); *state is advanced (seed 0 is
- * replaced by a fixed non-zero value). */
+ * ints in [0, 8) (or [0, 1] for uint1/bool); *state is first scrambled with
+ * splitmix64 (so nearby seeds give unrelated values), then advanced. */
 void mil_rt_tensor_fill_random(MilRtTensor *t, uint64_t *state);
 
 /* ----------------------------------------------------------------- program */

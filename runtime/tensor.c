@@ -223,7 +223,19 @@ static uint64_t xs_next(uint64_t *s) {
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* splitmix64's output function (Steele, Lea, Flood 2014): a bijection that
+ * scrambles the caller's state, so that nearby seeds (1, 2, ...) do not start
+ * xorshift64* on related states -- xorshift64* is linear over GF(2), and
+ * seeding it with 2k gave seed k's stream doubled. */
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
 void mil_rt_tensor_fill_random(MilRtTensor *t, uint64_t *state) {
+    *state = splitmix64(*state);
     if (*state == 0) *state = 0x9E3779B97F4A7C15ULL;
     int64_t n = mil_rt_numel(t);
     bool fl = mil_rt_dtype_is_float(t->dtype);
