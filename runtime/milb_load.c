@@ -1082,7 +1082,15 @@ static int load_op(Loader *L, const MilbFunc *fn, const MilbOp *op, int **args, 
         MilRtTensor res[8];
         if (op->nresults > 8) return lerr(L, "op '%s': too many results", row->name);
         MilRtErr e2;
-        if (mil_rt_eval_const_op(rf, &rop, res, &e2)) return lerr(L, "op '%s': %s", label ? label : row->name, e2.msg);
+        if (mil_rt_eval_const_op(rf, &rop, res, &e2)) {
+            /* e2 reads "<where>op 'KIND' ('name'): why": the where-prefix is
+             * the program's, lerr gives ours (with the DEBUG location) */
+            char where[600];
+            int wn = mil_rt_op_where(rf, &rop, where, sizeof where);
+            const char *why = e2.msg;
+            if (wn > 0 && (size_t)wn < sizeof where && !strncmp(why, where, (size_t)wn)) why += wn;
+            return lerr(L, "%s", why);
+        }
         int rc = 0;
         for (int i = 0; i < op->nresults; i++) {
             MilRtValue *val = &rf->values[outs[i]];

@@ -985,3 +985,34 @@ Test(milb, dim_limit_shared_with_loader) {
         free(err);
     }
 }
+
+/* A constexpr op that fails at load time: one location prefix, one op
+ * label (was "lut.mil:4:46: error: op 'w': lut.mil: error: op ..."). */
+Test(milb, constexpr_error_message) {
+    const char *src = "program(1.0)\n{\n    func main<ios16>(tensor<fp16, [4]> x) {\n"
+                      "            tensor<fp16, [65536, 65536]> w = constexpr_lut_to_dense()[indices = tensor<uint8, [2]>([1, "
+                      "2]), lut = tensor<fp16, [2]>([0x1p+0, 0x1p+1]), name = tensor<string, []>(\"w\"), shape = "
+                      "tensor<uint32, [2]>([65536, 65536])];\n"
+                      "            tensor<fp16, [4]> y = relu(x = x);\n        } -> (y, w);\n}\n";
+    write_file(tpath("lut.mil"), src, strlen(src));
+    const char *why = "op 'constexpr_lut_to_dense' ('w'): constexpr_lut_to_dense: indices has 2 bytes, expected 536870912";
+    for (int dbg = 0; dbg < 2; dbg++) {
+        char *err = NULL;
+        int rc = tu_run(cmd("cd %s && %s %s --emit=milb -o lut.milb lut.mil", tmp, tu_tool("milc"), dbg ? "" : "--no-debug"),
+                        NULL, &err);
+        cr_assert_eq(rc, 0, "%s", err ? err : "");
+        free(err);
+        size_t n;
+        char *b = tu_read_file(tpath("lut.milb"), &n);
+        cr_assert(b);
+        MilRtMilbOptions mo = {.model_dir = tmp};
+        MilRtErr e;
+        MilRtProgram *rp = mil_rt_milb_load_mem(b, n, "lut.milb", &mo, &e);
+        cr_assert_null(rp);
+        char want[512];
+        if (dbg) snprintf(want, sizeof want, "lut.mil:4:46: error: %s", why);
+        else snprintf(want, sizeof want, "lut.milb: %s", why);
+        cr_assert_str_eq(e.msg, want);
+        free(b);
+    }
+}
