@@ -786,7 +786,10 @@ static bool conv_elem(FeState *ps, MilDType dt, int kind, FeTok t, FeLoc l, void
             fe_error(ps, l, "expected a number for %s, found %s", mil_dtype_name(dt), scalar_desc(kind, t, fb, sizeof fb));
             return false;
         }
-        fe_store_float(dt, d, s, n, cell);
+        if (!fe_store_float(dt, d, s, n, cell)) {
+            fe_error(ps, l, "value %.*s is out of range for %s", t.n, t.s, mil_dtype_name(dt));
+            return false;
+        }
         return true;
     }
     fe_error(ps, l, "no literal values for dtype %s", mil_dtype_name(dt));

@@ -197,7 +197,10 @@ double fe_strtod(const char *s, int n);
  * below (-1) or above (+1) |d|.  *tie says whether |d| sat exactly halfway. */
 uint32_t fe_round_binary(double d, int dir, int ebits, int mbits, bool *tie);
 /* Stores a number into one storage cell of a float dtype, rounding the exact
- * value of the text once (text may be NULL for inf/nan). */
-void fe_store_float(MilDType dt, double d, const char *s, int n, void *cell);
+ * value of the text once (text may be NULL for inf/nan).  Returns false when
+ * the text (always a finite number) overflows the dtype, i.e. rounds to inf
+ * (or to NaN for fp8 E4M3FN, which has no inf) under IEEE round to nearest
+ * even: |value| >= max finite + half an ulp. */
+bool fe_store_float(MilDType dt, double d, const char *s, int n, void *cell);
 
 #endif /* MILC_FE_INT_H */

@@ -120,18 +120,45 @@ static uint8_t round_e4m3fn(double d, const char *s, int n) {
     return (uint8_t)(sign | b);
 }
 
-void fe_store_float(MilDType dt, double d, const char *s, int n, void *cell) {
+bool fe_store_float(MilDType dt, double d, const char *s, int n, void *cell) {
+    bool nonfinite = false;
     switch (dt) {
-    case MIL_DT_FP64: *(double *)cell = d; break;
+    case MIL_DT_FP64:
+        *(double *)cell = d;
+        nonfinite = !isfinite(d);
+        break;
     case MIL_DT_FP32: {
         uint32_t b = round_text(d, s, n, 8, 23);
         memcpy(cell, &b, 4);
+        nonfinite = (b & 0x7f800000u) == 0x7f800000u;
         break;
     }
-    case MIL_DT_FP16: *(uint16_t *)cell = (uint16_t)round_text(d, s, n, 5, 10); break;
-    case MIL_DT_BF16: *(uint16_t *)cell = (uint16_t)round_text(d, s, n, 8, 7); break;
-    case MIL_DT_FP8E5M2: *(uint8_t *)cell = (uint8_t)round_text(d, s, n, 5, 2); break;
-    case MIL_DT_FP8E4M3FN: *(uint8_t *)cell = round_e4m3fn(d, s, n); break;
+    case MIL_DT_FP16: {
+        uint16_t b = (uint16_t)round_text(d, s, n, 5, 10);
+        *(uint16_t *)cell = b;
+        nonfinite = (b & 0x7c00u) == 0x7c00u;
+        break;
+    }
+    case MIL_DT_BF16: {
+        uint16_t b = (uint16_t)round_text(d, s, n, 8, 7);
+        *(uint16_t *)cell = b;
+        nonfinite = (b & 0x7f80u) == 0x7f80u;
+        break;
+    }
+    case MIL_DT_FP8E5M2: {
+        uint8_t b = (uint8_t)round_text(d, s, n, 5, 2);
+        *(uint8_t *)cell = b;
+        nonfinite = (b & 0x7cu) == 0x7cu;
+        break;
+    }
+    case MIL_DT_FP8E4M3FN: {
+        uint8_t b = round_e4m3fn(d, s, n);
+        *(uint8_t *)cell = b;
+        nonfinite = (b & 0x7fu) == 0x7fu;
+        break;
+    }
     default: break;
     }
+    /* Text (a finite number) that rounded to inf / NaN overflowed. */
+    return !(s && nonfinite);
 }

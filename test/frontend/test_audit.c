@@ -131,3 +131,90 @@ Test(audit, unterminated_string_next_line_balanced) {
         cr_assert_null(strstr(nth_diag(&d, i, buf, sizeof buf), "s.mil:5:"), "%s", fe_diag_text(&d));
     mil_diag_free(&d);
 }
+
+/* ------------------------------------------------- float literal overflow */
+
+/* `T(lit)` as a const: NULL and the first error in *err, or the program. */
+static MilProgram *const_of(const char *type, const char *lit, char *err, size_t size) {
+    char t[512];
+    snprintf(t, sizeof t, "program(1.3)\n{\nfunc main<ios18>() {\n%s c = const()[val = %s(%s)];\n} -> (c);\n}", type,
+             type, lit);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = mil_parse("f.mil", t, strlen(t), NULL, &d);
+    fe_nth_error(&d, 0, err, size);
+    mil_diag_free(&d);
+    return p;
+}
+
+/* The printed value of `T(lit)`, which must parse. */
+static void expect_value(const char *type, const char *lit, const char *want) {
+    char err[512], w[128];
+    MilProgram *p = const_of(type, lit, err, sizeof err);
+    cr_assert_not_null(p, "%s(%s): %s", type, lit, err);
+    char *s = fe_print(p, MIL_SPELLING_1_3, NULL);
+    snprintf(w, sizeof w, "val = %s(%s)", type, want);
+    cr_assert_not_null(strstr(s, w), "%s(%s): want %s in\n%s", type, lit, w, s);
+    free(s);
+    mil_program_free(p);
+}
+
+static void expect_overflow(const char *type, const char *lit) {
+    char err[512], w[256];
+    MilProgram *p = const_of(type, lit, err, sizeof err);
+    if (p) mil_program_free(p);
+    cr_assert_null(p, "%s(%s) accepted", type, lit);
+    /* "T c = const()[val = T(" is 2 * strlen(T) + 20 bytes */
+    snprintf(w, sizeof w, "f.mil:4:%d: error: value %s is out of range for %s", 21 + 2 * (int)strlen(type), lit, type);
+    cr_assert_str_eq(err, w);
+}
+
+Test(audit, float_overflow_fp16) {
+    expect_overflow("fp16", "70000.0");
+    expect_overflow("fp16", "0x1p+16");
+    expect_overflow("fp16", "-70000.0");
+    expect_overflow("fp16", "65520");          /* max + half ulp: ties away to inf */
+    expect_overflow("fp16", "65520.0");
+    expect_overflow("fp16", "-65520.0");
+    expect_overflow("fp16", "1e400");          /* beyond double too */
+    expect_value("fp16", "65504", "0x1.ffcp+15");
+    expect_value("fp16", "65519.99", "0x1.ffcp+15");
+    expect_value("fp16", "-65519.99", "-0x1.ffcp+15");
+    expect_value("fp16", "inf", "inf");
+    expect_value("fp16", "-inf", "-inf");
+    expect_value("fp16", "nan", "nan");
+    expect_value("fp16", "1e-30", "0x0p+0");   /* underflow is not an error */
+}
+
+Test(audit, float_overflow_other_types) {
+    expect_value("fp32", "0x1.fffffep+127", "0x1.fffffep+127");
+    expect_value("fp32", "0x1.fffffefffp+127", "0x1.fffffep+127");
+    expect_overflow("fp32", "0x1.ffffffp+127");
+    expect_overflow("fp32", "3.5e38");
+    expect_overflow("fp32", "-1e39");
+    expect_value("fp32", "-inf", "-inf");
+    expect_value("bf16", "0x1.fep+127", "0x1.fep+127");
+    expect_value("bf16", "0x1.fefp+127", "0x1.fep+127");
+    expect_overflow("bf16", "0x1.ffp+127");
+    expect_value("fp8e5m2", "61439", "0x1.cp+15");
+    expect_overflow("fp8e5m2", "61440");
+    expect_value("fp8e4m3fn", "464", "0x1.cp+8");   /* ties to even: 448 (0x7f is NaN, not a step) */
+    expect_overflow("fp8e4m3fn", "465");
+    expect_overflow("fp8e4m3fn", "1000");
+    expect_overflow("fp64", "1e309");
+    expect_overflow("fp64", "0x1p+1024");
+    expect_value("fp64", "0x1.fffffffffffffp+1023", "0x1.fffffffffffffp+1023");
+}
+
+/* In a tensor literal the error is at the element. */
+Test(audit, float_overflow_in_tensor) {
+    const char *t = "program(1.3)\n{\nfunc main<ios18>() {\n"
+                    "tensor<fp16, [3]> c = const()[val = tensor<fp16, [3]>([1.0, 65520.0, 2.0])];\n} -> (c);\n}";
+    MilDiag d;
+    mil_diag_init(&d);
+    cr_assert_null(mil_parse("f.mil", t, strlen(t), NULL, &d));
+    char buf[512];
+    cr_assert_str_eq(fe_nth_error(&d, 0, buf, sizeof buf), "f.mil:4:61: error: value 65520.0 is out of range for fp16");
+    cr_assert_eq(d.nerrors, 1, "%s", fe_diag_text(&d));
+    mil_diag_free(&d);
+}
