@@ -30,6 +30,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,8 @@ static void usage(FILE *f) {
             "  --device NAME           device (default: cpu)\n"
             "  --repeat N              run N times (default 1); outputs are those of the last run\n"
             "  --time                  print the wall time of each run to stderr\n"
-            "  --summary               print shape, dtype, min/max/mean of each output to stdout\n"
+            "  --summary               print shape, dtype, min/max/mean (of the finite values) and the\n"
+            "                          NaN/inf counts of each output to stdout\n"
             "                          (the default when -o is not given)\n"
             "  --help                  this text\n"
             "  --version               version\n"
@@ -312,6 +314,10 @@ static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char
     return rc;
 }
 
+/* One line per output: "name: type min=A max=B mean=C", then " nan=N",
+ * " inf=N", " -inf=N" when there are any.  min/max/mean are over the finite
+ * values (omitted when there are none); integer and bool outputs print
+ * min/max as integers. */
 static void summary(const MilRtFunc *f, const MilRtTensor *outs) {
     for (int i = 0; i < f->noutputs; i++) {
         const MilRtTensor *t = &outs[i];
@@ -322,14 +328,47 @@ static void summary(const MilRtFunc *f, const MilRtTensor *outs) {
             printf("\n");
             continue;
         }
-        double mn = mil_rt_get_f64(t, 0), mx = mn, sum = 0;
+        if (!mil_rt_dtype_is_float(t->dtype)) {
+            bool u64 = t->dtype == MIL_DT_UINT64;
+            int64_t mn = mil_rt_get_i64(t, 0), mx = mn;
+            uint64_t umn = (uint64_t)mn, umx = umn;
+            long double sum = 0;
+            for (int64_t k = 0; k < n; k++) {
+                int64_t v = mil_rt_get_i64(t, k);
+                if (u64) {
+                    if ((uint64_t)v < umn) umn = (uint64_t)v;
+                    if ((uint64_t)v > umx) umx = (uint64_t)v;
+                    sum += (long double)(uint64_t)v;
+                } else {
+                    if (v < mn) mn = v;
+                    if (v > mx) mx = v;
+                    sum += (long double)v;
+                }
+            }
+            if (u64)
+                printf(" min=%llu max=%llu", (unsigned long long)umn, (unsigned long long)umx);
+            else
+                printf(" min=%lld max=%lld", (long long)mn, (long long)mx);
+            printf(" mean=%.6g\n", (double)(sum / (long double)n));
+            continue;
+        }
+        double mn = 0, mx = 0, sum = 0;
+        int64_t finite = 0, nan = 0, pinf = 0, ninf = 0;
         for (int64_t k = 0; k < n; k++) {
             double v = mil_rt_get_f64(t, k);
-            if (v < mn || mn != mn) mn = v;
-            if (v > mx || mx != mx) mx = v;
+            if (v != v) { nan++; continue; }
+            if (v == INFINITY) { pinf++; continue; }
+            if (v == -INFINITY) { ninf++; continue; }
+            if (!finite || v < mn) mn = v;
+            if (!finite || v > mx) mx = v;
             sum += v;
+            finite++;
         }
-        printf(" min=%.6g max=%.6g mean=%.6g\n", mn, mx, sum / (double)n);
+        if (finite) printf(" min=%.6g max=%.6g mean=%.6g", mn, mx, sum / (double)finite);
+        if (nan) printf(" nan=%lld", (long long)nan);
+        if (pinf) printf(" inf=%lld", (long long)pinf);
+        if (ninf) printf(" -inf=%lld", (long long)ninf);
+        printf("\n");
     }
 }
 

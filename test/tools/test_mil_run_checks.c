@@ -1,0 +1,92 @@
+/* test/tools/test_mil_run_checks.c -- mil-run: --summary of non-finite and
+ * integer outputs, type errors before input allocation, input size limits,
+ * flexible-shape ranges. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+static char *tmp;
+static char *out, *err;
+
+static void setup(void) { tmp = tu_tmpdir(); out = err = NULL; }
+static void teardown(void) {
+    tu_rmrf(tmp);
+    free(tmp);
+    free(out);
+    free(err);
+}
+
+TestSuite(mil_run_checks, .init = setup, .fini = teardown);
+
+static const char *tp(const char *name) {
+    static char b[8][1024];
+    static int i;
+    char *p = b[i++ & 7];
+    snprintf(p, 1024, "%s/%s", tmp, name);
+    return p;
+}
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s", tu_tool("mil-run"), args);
+    free(out);
+    free(err);
+    out = err = NULL;
+    return tu_run(cmd, &out, &err);
+}
+
+static void write_file(const char *name, const char *text) {
+    FILE *f = fopen(tp(name), "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void npy(const char *name, MilDType dt, int rank, const int64_t *dims, const double *vals) {
+    MilRtTensor t = {.dtype = dt, .rank = rank};
+    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+    MilRtErr e;
+    cr_assert_eq(mil_rt_tensor_alloc(&t, &e), 0);
+    for (int64_t i = 0; i < mil_rt_numel(&t); i++) mil_rt_set_f64(&t, i, vals[i]);
+    cr_assert_eq(mil_rt_npy_write(tp(name), &t, &e), 0, "%s", e.msg);
+    mil_rt_tensor_free(&t);
+}
+
+/* ------------------------------------------------------------ --summary */
+
+static const char *ident =
+    "program(1.3)\n"
+    "{\n"
+    "    func main<ios17>(tensor<fp32, [6]> x, tensor<int32, [3]> k) {\n"
+    "            tensor<fp32, [6]> y = identity(x = x);\n"
+    "            tensor<int32, [3]> j = identity(x = k);\n"
+    "        } -> (y, j);\n"
+    "}\n";
+
+Test(mil_run_checks, summary_counts_nan_and_inf_and_uses_finite_values) {
+    write_file("id.mil", ident);
+    static const int64_t d6[1] = {6}, d3[1] = {3};
+    const double x[6] = {NAN, 1, -3, INFINITY, NAN, -INFINITY}, k[3] = {2147483647, -2147483647 - 1.0, 7};
+    npy("x.npy", MIL_DT_FP32, 1, d6, x);
+    npy("k.npy", MIL_DT_INT32, 1, d3, k);
+    cr_assert_eq(run("-i x=%s -i k=%s --summary %s", tp("x.npy"), tp("k.npy"), tp("id.mil")), 0, "%s", err);
+    cr_assert(strstr(out, "y: fp32 [6] min=-3 max=1 mean=-1 nan=2 inf=1 -inf=1\n"), "%s", out);
+    cr_assert(strstr(out, "j: int32 [3] min=-2147483648 max=2147483647 mean=2\n"), "%s", out);
+    /* nothing finite: only the counts */
+    const double allnan[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
+    npy("x.npy", MIL_DT_FP32, 1, d6, allnan);
+    cr_assert_eq(run("-i x=%s -i k=%s --summary %s", tp("x.npy"), tp("k.npy"), tp("id.mil")), 0, "%s", err);
+    cr_assert(strstr(out, "y: fp32 [6] nan=6\n"), "%s", out);
+}
