@@ -250,9 +250,20 @@ static bool check_new_name(FeState *ps, FeTok name, FeLoc l) {
 
 /* -------------------------------------------------------------- structure */
 
-void fe_version(FeState *ps, FeTok v) {
+/* Known versions: `1` (third-party dumps) and `1.` followed by digits
+ * (1.0, 1.3, ...).  Anything else is kept as written but warned about: a
+ * future file should still be read. */
+void fe_version(FeState *ps, FeTok v, FeLoc l) {
     const char *s = mil_arena_strndup(&ps->p->arena, v.s, (size_t)v.n);
     if (s) ps->p->version = s;
+    bool known = v.n >= 1 && v.s[0] == '1';
+    if (known && v.n > 1) {
+        known = v.n > 2 && v.s[1] == '.';
+        for (int i = 2; known && i < v.n; i++) known = v.s[i] >= '0' && v.s[i] <= '9';
+    }
+    if (!known && !ps->stop)
+        mil_diag_report(ps->d, MIL_SEV_WARNING, fe_loc(ps, l), "unknown program version %.*s (expected 1.0 or 1.3)",
+                        v.n, v.s);
 }
 
 void fe_func_begin(FeState *ps, FeTok name, FeLoc l, FeTok opset) {

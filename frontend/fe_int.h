@@ -145,7 +145,7 @@ void fe_state_free(FeState *ps);
 
 /* build.c: program structure */
 const char *fe_intern(FeState *ps, const char *s, int n);
-void fe_version(FeState *ps, FeTok v);
+void fe_version(FeState *ps, FeTok v, FeLoc l);   /* warns on unknown versions */
 void fe_func_begin(FeState *ps, FeTok name, FeLoc l, FeTok opset);
 void fe_param(FeState *ps, FeType t, FeTok name, FeLoc l);
 void fe_output(FeState *ps, FeTok name, FeLoc l);

@@ -64,7 +64,7 @@ file
     ;
 
 program
-    : "program" '(' version ')' { fe_version(ps, $3); ps->attr_target = ATTR_PROGRAM; }
+    : "program" '(' version ')' { fe_version(ps, $3, @3); ps->attr_target = ATTR_PROGRAM; }
       attrs_opt '{' functions '}'
     ;
 

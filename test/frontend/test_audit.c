@@ -218,3 +218,40 @@ Test(audit, float_overflow_in_tensor) {
     cr_assert_eq(d.nerrors, 1, "%s", fe_diag_text(&d));
     mil_diag_free(&d);
 }
+
+/* ------------------------------------------------------ program version */
+
+/* The diagnostics of parsing `program(V) {}`: its warning text, or "". */
+static bool version_ok(const char *v, char *warn, size_t size) {
+    char t[128];
+    snprintf(t, sizeof t, "program(%s) {\n}", v);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = mil_parse("v.mil", t, strlen(t), NULL, &d);
+    warn[0] = 0;
+    for (int i = 0; i < d.n; i++)
+        if (d.v[i].sev == MIL_SEV_WARNING) mil_diag_format(&d, i, warn, size);
+    bool ok = p && d.nerrors == 0 && d.nwarnings == (warn[0] ? 1 : 0);
+    if (p) {
+        cr_assert_str_eq(p->version, v);   /* kept as written */
+        mil_program_free(p);
+    }
+    mil_diag_free(&d);
+    return ok;
+}
+
+Test(audit, unknown_program_version_warns) {
+    char w[256];
+    const char *bad[] = { "2.0", "2", "0.9", "1.0e0", "10", "0x1p+0", "1." };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert(version_ok(bad[i], w, sizeof w), "%s not read", bad[i]);
+        char want[128];
+        snprintf(want, sizeof want, "v.mil:1:9: warning: unknown program version %s (expected 1.0 or 1.3)", bad[i]);
+        cr_assert_str_eq(w, want);
+    }
+    const char *good[] = { "1", "1.0", "1.3", "1.4", "1.10" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cr_assert(version_ok(good[i], w, sizeof w), "%s not read", good[i]);
+        cr_assert_str_eq(w, "", "%s", good[i]);
+    }
+}
