@@ -57,8 +57,9 @@ MilRtProgram *mil_lower(const MilProgram *p, const MilLowerOptions *opt, MilDiag
  *                         deduplicated, and inline tensors above inline_max
  *                         bytes moved there).  Deterministic.
  *   mil_milb_write_files  writes PATH (prog.milb) and, next to it,
- *                         prog.weights.bin (recorded as
- *                         "@model_path/prog.weights.bin"); no weight file when
+ *                         prog.weights.bin (recorded as MILB_WEIGHTS_SELF,
+ *                         "the weight file named after this program", so the
+ *                         bytes do not depend on PATH); no weight file when
  *                         the program has no constant tensors to store.
  *   mil_milb_disassemble  .milb bytes -> MilProgram (validated by the runtime
  *                         parser); printing it gives canonical MIL, and writing

@@ -64,7 +64,19 @@ MilProgram *mil_milb_disassemble(const void *buf, size_t len, const char *file, 
         const MilType *t = T[c->type];
         switch (c->kind) {
         case MILB_C_TENSOR: C[i] = mil_const_tensor(p, t, c->data, c->count); break;
-        case MILB_C_BLOB: C[i] = mil_const_blob(p, t, S[v.weights[c->weight].path], v.weights[c->weight].offset); break;
+        case MILB_C_BLOB: {
+            const char *wp = S[v.weights[c->weight].path];
+            char self[1100];
+            if (!strcmp(wp, MILB_WEIGHTS_SELF)) {   /* this program's own weight file, by name */
+                if (milb_weights_name(file ? file : "", "@model_path/", self, sizeof self)) {
+                    ok = false;
+                    break;
+                }
+                wp = mil_strdup(p, self);
+            }
+            C[i] = mil_const_blob(p, t, wp, v.weights[c->weight].offset);
+            break;
+        }
         default: {
             MilConst **items = calloc((size_t)c->nitems + 1, sizeof *items);
             if (!items) { ok = false; break; }

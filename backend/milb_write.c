@@ -965,28 +965,21 @@ static int write_atomic(const char *path, const void *data, size_t len, MilDiag 
 }
 
 int mil_milb_weights_name(const char *milb_path, char *out, size_t size) {
-    const char *base = strrchr(milb_path, '/');
-    base = base ? base + 1 : milb_path;
-    size_t n = strlen(base);
-    size_t el = strlen(MILB_EXT);
-    if (n > el && !strcmp(base + n - el, MILB_EXT)) n -= el;
-    int k = snprintf(out, size, "%.*s%s", (int)n, base, MILB_WEIGHTS_SUFFIX);
-    return k < 0 || (size_t)k >= size ? -1 : 0;
+    return milb_weights_name(milb_path, NULL, out, size);
 }
 
 int mil_milb_write_files(const MilProgram *p, const char *path, const MilbWriteOptions *opt, MilbStats *stats,
                          MilDiag *d) {
-    char wname[1024], wpath[4096], blobpath[1100];
+    char wname[1024], wpath[4096];
     if (mil_milb_weights_name(path, wname, sizeof wname)) {
         mil_error(d, (MilLoc){0}, "output path too long: %s", path);
         return -1;
     }
     const char *slash = strrchr(path, '/');
     snprintf(wpath, sizeof wpath, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, wname);
-    snprintf(blobpath, sizeof blobpath, "@model_path/%s", wname);
     MilbWriteOptions o = {0};
     if (opt) o = *opt;
-    o.weight_path = blobpath;
+    o.weight_path = MILB_WEIGHTS_SELF;   /* name-independent bytes (ir/milbin.h) */
     MilbOutput out;
     if (mil_milb_write(p, &o, &out, d)) return -1;
     int rc = 0;

@@ -152,6 +152,12 @@
 #define MILB_MIN_SIZE (MILB_HEADER_SIZE + MILB_CHECKSUM_SIZE)
 #define MILB_EXT ".milb"
 #define MILB_WEIGHTS_SUFFIX ".weights.bin"  /* prog.milb -> prog.weights.bin */
+/* The weight-file path milc records for the weight file it writes next to
+ * the program: "the weight file of this program", resolved by the loader
+ * (and the disassembler) to "@model_path/<base>.weights.bin" for
+ * <base>.milb, so the bytes do not depend on the output name and a renamed
+ * pair (prog.milb + prog.weights.bin) still loads. */
+#define MILB_WEIGHTS_SELF "@milb_weights"
 
 enum { MILB_F_WEIGHTS = 1 };                         /* header flags */
 enum { MILB_PF_TRAILING_NEWLINE = 1 };               /* program flags */
@@ -167,6 +173,17 @@ enum {
     MILB_SEC_DEBUG = 8,
     MILB_SEC_MAX = 8,
 };
+
+/* "dir/prog.milb" -> "prog.weights.bin" (with prefix in front, e.g. "@model_path/"). */
+static inline int milb_weights_name(const char *milb_path, const char *prefix, char *out, size_t size) {
+    const char *base = strrchr(milb_path, '/');
+    base = base ? base + 1 : milb_path;
+    size_t n = strlen(base);
+    size_t el = strlen(MILB_EXT);
+    if (n > el && !strcmp(base + n - el, MILB_EXT)) n -= el;
+    int k = snprintf(out, size, "%s%.*s%s", prefix ? prefix : "", (int)n, base, MILB_WEIGHTS_SUFFIX);
+    return k < 0 || (size_t)k >= size ? -1 : 0;
+}
 
 static inline const char *milb_section_name(int id) {
     static const char *const names[] = {"header", "STRINGS", "TYPES", "WEIGHTS", "CONSTS", "FUNCS", "CODE", "HASH", "DEBUG"};

@@ -896,7 +896,14 @@ static int load_const(Loader *L, int k, const char *name) {
     if (c->kind == MILB_C_BLOB) {
         const MilbWeight *w = &v->weights[c->weight];
         MilRtErr e2;
-        MilRtBlobFile *bf = mil_rt_blob_cache_get(L->cache, S(L, w->path), &e2);
+        const char *wp = S(L, w->path);
+        char self[1100];
+        if (!strcmp(wp, MILB_WEIGHTS_SELF)) {
+            if (milb_weights_name(L->file, "@model_path/", self, sizeof self))
+                return lerr(L, "constant '%s': program path too long for its weight file name", name);
+            wp = self;
+        }
+        MilRtBlobFile *bf = mil_rt_blob_cache_get(L->cache, wp, &e2);
         if (!bf) return lerr(L, "constant '%s': %s", name, e2.msg);
         if (!L->wok[w->file]) {
             /* the first use of this weight file: every reference to it must be

@@ -1016,3 +1016,52 @@ Test(milb, constexpr_error_message) {
         free(b);
     }
 }
+
+/* The program does not embed its own file name: the same IR written as
+ * a.milb and b.milb gives the same bytes (without DEBUG), and a renamed pair
+ * (prog.milb + prog.weights.bin) still loads and runs. */
+Test(milb, output_name_independent) {
+    const char *milc = tu_tool("milc"), *run = tu_tool("mil-run");
+    const char *src = tu_src("test/backend/data/transformer_layer.mil");
+    char *err = NULL;
+    cr_assert_eq(tu_run(cmd("%s -O2 --no-debug --emit=milb -o %s %s", milc, tpath("a.milb"), src), NULL, &err), 0, "%s",
+                 err ? err : "");
+    free(err);
+    err = NULL;
+    cr_assert_eq(tu_run(cmd("%s -O2 --no-debug --emit=milb -o %s %s", milc, tpath("b.milb"), src), NULL, &err), 0, "%s",
+                 err ? err : "");
+    free(err);
+    same_file(tpath("a.milb"), tpath("b.milb"));
+    same_file(tpath("a.weights.bin"), tpath("b.weights.bin"));
+    cr_assert_eq(tu_run(cmd("%s --random-inputs 5 -o %s %s", run, tpath("out_a"), tpath("a.milb")), NULL, NULL), 0);
+    char *dst = strdup(tpath("renamed.milb"));
+    cr_assert_eq(rename(tpath("a.milb"), dst), 0);
+    free(dst);
+    dst = strdup(tpath("renamed.weights.bin"));
+    cr_assert_eq(rename(tpath("a.weights.bin"), dst), 0);
+    free(dst);
+    err = NULL;
+    cr_assert_eq(tu_run(cmd("%s --random-inputs 5 -o %s %s", run, tpath("out_r"), tpath("renamed.milb")), NULL, &err), 0,
+                 "renamed pair does not load: %s", err ? err : "");
+    free(err);
+    DIR *dd = opendir(tpath("out_a"));
+    cr_assert(dd);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(dd))) {
+        if (de->d_name[0] == '.') continue;
+        char a[2048], b[2048];
+        snprintf(a, sizeof a, "%s/out_a/%s", tmp, de->d_name);
+        snprintf(b, sizeof b, "%s/out_r/%s", tmp, de->d_name);
+        same_file(a, b);
+        n++;
+    }
+    closedir(dd);
+    cr_assert_gt(n, 0);
+    /* the disassembly names the weight file after the program */
+    cr_assert_eq(tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("ren.mil"), tpath("renamed.milb")), NULL, NULL), 0);
+    size_t len;
+    char *t = tu_read_file(tpath("ren.mil"), &len);
+    cr_assert(t && strstr(t, "@model_path/renamed.weights.bin"));
+    free(t);
+}
