@@ -32,7 +32,27 @@ typedef struct MilParseOptions {
  * `}` (p->trailing_newline), so mil_print(p, MIL_SPELLING_SAME) reproduces a
  * coremlc file byte for byte.  The MilLoc.file of every op, argument and
  * attribute points into d's source table: keep d alive while using them.
- * Nothing in the program points into `text`. */
+ * Nothing in the program points into `text`.
+ *
+ * Both spellings are accepted in any file (a bare `fp32` scalar type is
+ * read in a program(1.0) file too), but the spelling that MIL_SPELLING_SAME
+ * prints is decided by the version alone (mil_program_spelling: 1.3 and
+ * later print bare scalars, anything below as `tensor<T, []>`).  So a
+ * third-party `program(1)` file written with bare scalars does not round-trip
+ * byte for byte under SAME: it prints `program(1)` in the 1.0 spelling.  The
+ * parser does not record which spelling a file used (the IR has no field for
+ * it).  A version other than 1 or 1.<digits> is kept as written and draws the
+ * warning "unknown program version V (expected 1.0 or 1.3)".
+ *
+ * Float literals are rounded once to their dtype (IEEE round to nearest
+ * even).  A finite literal that overflows (rounds to inf, or to NaN for
+ * fp8e4m3fn) is an error, "value X is out of range for T"; `inf`, `-inf` and
+ * `nan` are the only ways to write non-finite values.  Underflow to zero is
+ * not an error.
+ *
+ * When more than MilDiag.max_errors errors would be reported, the parse
+ * stops and the last diagnostic is a note "too many errors; stopped after N"
+ * (file only, no line). */
 MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilParseOptions *opt, MilDiag *d);
 
 /* Reads and parses a file.  path "-" reads stdin; a directory (such as a

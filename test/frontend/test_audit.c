@@ -255,3 +255,30 @@ Test(audit, unknown_program_version_warns) {
         cr_assert_str_eq(w, "", "%s", good[i]);
     }
 }
+
+/* ------------------------------------------- program(1) with bare scalars */
+
+/* Documented in frontend.h: the spelling of a program is decided by its
+ * version alone, so a `program(1)` file written with 1.3-style bare scalars
+ * prints under MIL_SPELLING_SAME in the 1.0 spelling (tensor<T, []>), with
+ * its version line kept as written. */
+Test(audit, version_1_bare_scalars_print_in_1_0_spelling) {
+    const char *t = "program(1)\n{\n    func main<ios17>(fp32 x) {\n"
+                    "            fp32 y = relu(x = x);\n        } -> (y);\n}\n";
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = mil_parse("b.mil", t, strlen(t), NULL, &d);
+    cr_assert_not_null(p, "%s", fe_diag_text(&d));
+    cr_assert_eq(d.nwarnings, 0);
+    cr_assert_str_eq(p->version, "1");
+    char *s = fe_print(p, MIL_SPELLING_SAME, NULL);
+    cr_assert_str_eq(s, "program(1)\n{\n    func main<ios17>(tensor<fp32, []> x) {\n"
+                        "            tensor<fp32, []> y = relu(x = x);\n        } -> (y);\n}\n");
+    free(s);
+    s = fe_print(p, MIL_SPELLING_1_3, NULL);
+    cr_assert_not_null(strstr(s, "program(1.3)\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "fp32 y = relu(x = x);"), "%s", s);
+    free(s);
+    mil_program_free(p);
+    mil_diag_free(&d);
+}
