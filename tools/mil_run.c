@@ -42,6 +42,7 @@
 #include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 
 typedef struct InputArg {
@@ -182,6 +183,12 @@ static int parse_args(int argc, char **argv, Options *o) {
 }
 
 /* ------------------------------------------------------------ inputs */
+
+/* --random-inputs refuses to allocate more than this (all inputs together):
+ * a declared shape such as [2147483647] is more likely a mistake than an
+ * input anyone means to fill. */
+#define GIB (1024.0 * 1024.0 * 1024.0)
+#define MAX_RANDOM_INPUT_BYTES (4 * GIB)
 
 /* FlexibleShapeInformation's DefaultShapes entry for `name`, if any. */
 static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
@@ -494,6 +501,15 @@ int main(int argc, char **argv) {
     }
     p = mil_parse_file(mil_path, NULL, &d);
     if (p && d.nerrors == 0) mil_verify(p, &d);
+    if (p && d.nerrors == 0) {
+        /* shape/type inference first (as milc --check): a type error is
+         * reported before any input is read or allocated */
+        MilPassOptions po;
+        mil_pass_options_init(&po);
+        po.passes = "shape";
+        po.out = stderr;
+        mil_pass_run(p, &po, &d);
+    }
     if (!p || d.nerrors) {
         mil_diag_print(&d, stderr);
         if (!d.nerrors) fprintf(stderr, "mil-run: error: %s: cannot read the program\n", mil_path);
@@ -555,6 +571,7 @@ have_program:
         if (load_input(&f->values[f->inputs[j]], o.inputs[k].file, &in[j])) goto done;
     }
     uint64_t state = o.seed;
+    double random_bytes = 0;
     for (int j = 0; j < f->ninputs; j++) {
         if (in[j].data) continue;
         const MilRtValue *v = &f->values[f->inputs[j]];
@@ -567,8 +584,19 @@ have_program:
         int64_t dims[MIL_MAX_RANK];
         bool have = mf ? default_shape(mf, v->name, v->rank, dims)
                        : mil_rt_milb_default_shape(mil_path, f->name, v->name, v->rank, dims) == 1; /* .milb */
-        for (int k = 0; k < v->rank; k++)
+        double bytes = (double)mil_rt_dtype_size(v->dtype);
+        for (int k = 0; k < v->rank; k++) {
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
+            bytes *= (double)t.dims[k];
+        }
+        random_bytes += bytes;
+        if (random_bytes > MAX_RANDOM_INPUT_BYTES) {
+            char ty[256];
+            fprintf(stderr, "mil-run: error: input '%s' (%s) needs %.3g GiB; random inputs are limited to %.0f GiB "
+                            "in total\n", v->name, mil_rt_format_type(t.dtype, t.rank, t.dims, ty, sizeof ty),
+                    bytes / GIB, MAX_RANDOM_INPUT_BYTES / GIB);
+            goto done;
+        }
         if (mil_rt_tensor_alloc(&t, &e)) {
             fprintf(stderr, "mil-run: error: input '%s': %s\n", v->name, e.msg);
             goto done;

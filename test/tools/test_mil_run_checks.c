@@ -90,3 +90,33 @@ Test(mil_run_checks, summary_counts_nan_and_inf_and_uses_finite_values) {
     cr_assert_eq(run("-i x=%s -i k=%s --summary %s", tp("x.npy"), tp("k.npy"), tp("id.mil")), 0, "%s", err);
     cr_assert(strstr(out, "y: fp32 [6] nan=6\n"), "%s", out);
 }
+
+/* ------------------------------------------- type errors before inputs */
+
+Test(mil_run_checks, type_error_reported_before_inputs_are_allocated) {
+    /* the declared output type is wrong: reported by shape inference, before
+     * 8 GB of random input is allocated (and without any input at all) */
+    write_file("t.mil", "program(1.3)\n{\n    func main<ios17>(tensor<fp32, [2147483647]> o) {\n"
+                        "            tensor<fp32, [2]> y = relu(x = o);\n        } -> (y);\n}\n");
+    cr_assert_eq(run("--random-inputs 1 %s", tp("t.mil")), 1);
+    cr_assert(strstr(err, "t.mil:4:35: error: relu: 'y' is declared tensor<fp32, [2]> but the op produces "
+                          "tensor<fp32, [2147483647]>"), "%s", err);
+    cr_assert_eq(run("%s", tp("t.mil")), 1);  /* no inputs given: still the type error */
+    cr_assert(strstr(err, "is declared tensor<fp32, [2]>"), "%s", err);
+    cr_assert_null(strstr(err, "missing input"), "%s", err);
+}
+
+Test(mil_run_checks, absurd_random_input_size_refused) {
+    write_file("big.mil", "program(1.3)\n{\n    func main<ios17>(tensor<fp32, [2147483647]> o) {\n"
+                          "            tensor<fp32, [2147483647]> y = relu(x = o);\n        } -> (y);\n}\n");
+    cr_assert_eq(run("--random-inputs 1 %s", tp("big.mil")), 1);
+    cr_assert_str_eq(err, "mil-run: error: input 'o' (fp32 [2147483647]) needs 8 GiB; random inputs are limited "
+                          "to 4 GiB in total\n");
+    /* the limit is on all inputs together */
+    write_file("two.mil", "program(1.3)\n{\n    func main<ios17>(tensor<fp32, [805306368]> a, "
+                          "tensor<fp32, [805306368]> b) {\n"
+                          "            tensor<fp32, [805306368]> y = add(x = a, y = b);\n        } -> (y);\n}\n");
+    cr_assert_eq(run("--random-inputs 1 %s", tp("two.mil")), 1);
+    cr_assert_str_eq(err, "mil-run: error: input 'b' (fp32 [805306368]) needs 3 GiB; random inputs are limited "
+                          "to 4 GiB in total\n");
+}
