@@ -190,27 +190,99 @@ static int parse_args(int argc, char **argv, Options *o) {
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define MAX_RANDOM_INPUT_BYTES (4 * GIB)
 
-/* FlexibleShapeInformation's DefaultShapes entry for `name`, if any. */
-static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
+/* The value of `name` in the FlexibleShapeInformation entry `key`
+ * ("DefaultShapes", "RangeDims", "EnumeratedShapes") of f, if any. */
+static const MilConst *flex_entry(const MilFunc *f, const char *key, const char *name) {
     const MilConst *fsi = NULL;
     for (int i = 0; i < f->nattrs; i++)
         if (!strcmp(f->attrs[i].name, "FlexibleShapeInformation")) fsi = f->attrs[i].val;
-    if (!fsi || fsi->kind != MIL_CONST_TUPLE) return false;
+    if (!fsi || fsi->kind != MIL_CONST_TUPLE) return NULL;
     for (int i = 0; i < fsi->nitems; i++) {
         const MilConst *pair = fsi->items[i];
         if (pair->kind != MIL_CONST_TUPLE || pair->nitems != 2) continue;
-        const char *key = mil_const_get_str(pair->items[0]);
+        const char *k = mil_const_get_str(pair->items[0]);
         const MilConst *dict = pair->items[1];
-        if (!key || strcmp(key, "DefaultShapes") || dict->kind != MIL_CONST_DICT) continue;
-        for (int k = 0; k + 1 < dict->nitems; k += 2) {
-            const char *n = mil_const_get_str(dict->items[k]);
-            const MilConst *shape = dict->items[k + 1];
-            if (!n || strcmp(n, name) || shape->kind != MIL_CONST_TENSOR || shape->count != rank) continue;
-            for (int d = 0; d < rank; d++) dims[d] = mil_const_get_i64(shape, d);
-            return true;
+        if (!k || strcmp(k, key) || dict->kind != MIL_CONST_DICT) continue;
+        for (int d = 0; d + 1 < dict->nitems; d += 2) {
+            const char *n = mil_const_get_str(dict->items[d]);
+            if (n && !strcmp(n, name)) return dict->items[d + 1];
         }
     }
-    return false;
+    return NULL;
+}
+
+/* FlexibleShapeInformation's DefaultShapes entry for `name`, if any. */
+static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
+    const MilConst *shape = flex_entry(f, "DefaultShapes", name);
+    if (!shape || shape->kind != MIL_CONST_TENSOR || shape->count != rank) return false;
+    for (int d = 0; d < rank; d++) dims[d] = mil_const_get_i64(shape, d);
+    return true;
+}
+
+static bool is_container(const MilConst *c) {
+    return c->kind == MIL_CONST_LIST || c->kind == MIL_CONST_TUPLE;
+}
+
+/* Checks dims (an input's actual shape) against the function's
+ * FlexibleShapeInformation: RangeDims (each dim within [lo, hi], hi -1 =
+ * unbounded) and EnumeratedShapes (one of the listed shapes).  Prints the
+ * error and returns -1 when it does not fit. */
+static int check_flexible(const MilFunc *f, const char *name, int rank, const int64_t *dims) {
+    if (!f) return 0;
+    const MilConst *r = flex_entry(f, "RangeDims", name);
+    if (r) {
+        for (int d = 0; d < rank; d++) {
+            int64_t lo, hi;
+            if (is_container(r) && r->nitems == rank && r->items[d]->kind == MIL_CONST_TENSOR &&
+                r->items[d]->count == 2) {
+                lo = mil_const_get_i64(r->items[d], 0);
+                hi = mil_const_get_i64(r->items[d], 1);
+            } else if (r->kind == MIL_CONST_TENSOR && r->count == 2 * (int64_t)rank) {
+                lo = mil_const_get_i64(r, 2 * d);
+                hi = mil_const_get_i64(r, 2 * d + 1);
+            } else {
+                break; /* not a form we know: no check */
+            }
+            if (dims[d] < lo || (hi >= 0 && dims[d] > hi)) {
+                char range[64];
+                if (hi >= 0) snprintf(range, sizeof range, "[%lld, %lld]", (long long)lo, (long long)hi);
+                else snprintf(range, sizeof range, "[%lld, unbounded)", (long long)lo);
+                fprintf(stderr, "mil-run: error: input '%s': dim %d is %lld, outside the allowed range %s\n", name,
+                        d, (long long)dims[d], range);
+                return -1;
+            }
+        }
+    }
+    const MilConst *en = flex_entry(f, "EnumeratedShapes", name);
+    if (en && (is_container(en) || en->kind == MIL_CONST_DICT)) {
+        /* a list of shapes, or a dict whose values are the shapes */
+        int step = en->kind == MIL_CONST_DICT ? 2 : 1, first = en->kind == MIL_CONST_DICT ? 1 : 0;
+        bool any = false;
+        for (int i = first; i < en->nitems; i += step) {
+            const MilConst *sh = en->items[i];
+            if (sh->kind != MIL_CONST_TENSOR) continue;
+            any = true;
+            bool same = sh->count == rank;
+            for (int d = 0; same && d < rank; d++) same = mil_const_get_i64(sh, d) == dims[d];
+            if (same) return 0;
+        }
+        if (any) {
+            fprintf(stderr, "mil-run: error: input '%s': shape [", name);
+            for (int d = 0; d < rank; d++) fprintf(stderr, "%s%lld", d ? ", " : "", (long long)dims[d]);
+            fprintf(stderr, "] is not one of the enumerated shapes:");
+            for (int i = first; i < en->nitems; i += step) {
+                const MilConst *sh = en->items[i];
+                if (sh->kind != MIL_CONST_TENSOR) continue;
+                fprintf(stderr, " [");
+                for (int64_t d = 0; d < sh->count; d++)
+                    fprintf(stderr, "%s%lld", d ? ", " : "", (long long)mil_const_get_i64(sh, d));
+                fprintf(stderr, "]");
+            }
+            fprintf(stderr, "\n");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
@@ -569,6 +641,7 @@ have_program:
             goto done;
         }
         if (load_input(&f->values[f->inputs[j]], o.inputs[k].file, &in[j])) goto done;
+        if (check_flexible(mf, o.inputs[k].name, in[j].rank, in[j].dims)) goto done;
     }
     uint64_t state = o.seed;
     double random_bytes = 0;
@@ -589,6 +662,7 @@ have_program:
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
             bytes *= (double)t.dims[k];
         }
+        if (check_flexible(mf, v->name, t.rank, t.dims)) goto done;
         random_bytes += bytes;
         if (random_bytes > MAX_RANDOM_INPUT_BYTES) {
             char ty[256];
