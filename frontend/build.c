@@ -494,7 +494,10 @@ MilDType fe_bad_dtype(FeState *ps, FeTok t, FeLoc l) {
     return MIL_DT_NONE;
 }
 
-FeType fe_ty_scalar(FeState *ps, MilDType dt) { return (FeType){ mil_type_scalar(ps->p, dt), 0, 0 }; }
+FeType fe_ty_scalar(FeState *ps, MilDType dt) {
+    if (ps->p->written == MIL_SPELLING_SAME) ps->p->written = MIL_SPELLING_1_3;  /* bare scalar: 1.3 style */
+    return (FeType){ mil_type_scalar(ps->p, dt), 0, 0 };
+}
 
 void fe_dims_reset(FeState *ps) {
     ps->ndims = 0;
@@ -535,6 +538,7 @@ FeType fe_ty_tensor(FeState *ps, MilDType dt, FeLoc l) {
     (void)l;
     FeType r = { NULL, ps->qline, ps->qcol };
     if (ps->dims_bad || dt == MIL_DT_NONE) return r;
+    if (ps->ndims == 0 && ps->p->written == MIL_SPELLING_SAME) ps->p->written = MIL_SPELLING_1_0; /* tensor<T, []> */
     r.t = mil_type_tensor(ps->p, dt, ps->ndims, ps->dims);
     return r;
 }

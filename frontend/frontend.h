@@ -36,12 +36,12 @@ typedef struct MilParseOptions {
  *
  * Both spellings are accepted in any file (a bare `fp32` scalar type is
  * read in a program(1.0) file too), but the spelling that MIL_SPELLING_SAME
- * prints is decided by the version alone (mil_program_spelling: 1.3 and
- * later print bare scalars, anything below as `tensor<T, []>`).  So a
- * third-party `program(1)` file written with bare scalars does not round-trip
- * byte for byte under SAME: it prints `program(1)` in the 1.0 spelling.  The
- * parser does not record which spelling a file used (the IR has no field for
- * it).  A version other than 1 or 1.<digits> is kept as written and draws the
+ * prints is decided by the version (mil_program_spelling: 1.3 and later print
+ * bare scalars, 1.0 to 1.2 `tensor<T, []>`).  The ambiguous third-party
+ * `program(1)` follows the file itself: the parser records in p->written the
+ * scalar spelling it met first (a bare `fp32` or a `tensor<fp32, []>`), so
+ * such a file round-trips in its own spelling.  A version other than 1 or
+ * 1.<digits> is kept as written and draws the
  * warning "unknown program version V (expected 1.0 or 1.3)".
  *
  * Float literals are rounded once to their dtype (IEEE round to nearest

@@ -79,6 +79,7 @@ MilSpelling mil_program_spelling(const MilProgram *p) {
     if (!p || !p->version) return MIL_SPELLING_1_0;
     const char *v = p->version;
     long major = strtol(v, (char **)&v, 10), minor = 0;
+    if (major == 1 && *v == 0 && p->written != MIL_SPELLING_SAME) return p->written; /* `program(1)` */
     if (*v == '.') minor = strtol(v + 1, NULL, 10);
     return (major > 1 || (major == 1 && minor >= 3)) ? MIL_SPELLING_1_3 : MIL_SPELLING_1_0;
 }

@@ -295,6 +295,9 @@ struct MilProgram {
     int nfuncs, capfuncs;
     MilFunc **funcs;
     bool trailing_newline;    /* input ended with "}\n" */
+    MilSpelling written;      /* scalar spelling the parsed text used first
+                                 (SAME = none seen); decides the spelling of
+                                 an ambiguous `program(1)` */
     MilTypeTable *types;      /* interning table (private) */
 };
 

@@ -258,11 +258,10 @@ Test(audit, unknown_program_version_warns) {
 
 /* ------------------------------------------- program(1) with bare scalars */
 
-/* Documented in frontend.h: the spelling of a program is decided by its
- * version alone, so a `program(1)` file written with 1.3-style bare scalars
- * prints under MIL_SPELLING_SAME in the 1.0 spelling (tensor<T, []>), with
- * its version line kept as written. */
-Test(audit, version_1_bare_scalars_print_in_1_0_spelling) {
+/* Documented in frontend.h: an ambiguous `program(1)` file prints under
+ * MIL_SPELLING_SAME in the scalar spelling it was written in, with its
+ * version line kept as written. */
+Test(audit, version_1_follows_its_own_spelling) {
     const char *t = "program(1)\n{\n    func main<ios17>(fp32 x) {\n"
                     "            fp32 y = relu(x = x);\n        } -> (y);\n}\n";
     MilDiag d;
@@ -272,12 +271,22 @@ Test(audit, version_1_bare_scalars_print_in_1_0_spelling) {
     cr_assert_eq(d.nwarnings, 0);
     cr_assert_str_eq(p->version, "1");
     char *s = fe_print(p, MIL_SPELLING_SAME, NULL);
-    cr_assert_str_eq(s, "program(1)\n{\n    func main<ios17>(tensor<fp32, []> x) {\n"
-                        "            tensor<fp32, []> y = relu(x = x);\n        } -> (y);\n}\n");
+    cr_assert_str_eq(s, t);
     free(s);
-    s = fe_print(p, MIL_SPELLING_1_3, NULL);
-    cr_assert_not_null(strstr(s, "program(1.3)\n"), "%s", s);
-    cr_assert_not_null(strstr(s, "fp32 y = relu(x = x);"), "%s", s);
+    s = fe_print(p, MIL_SPELLING_1_0, NULL);
+    cr_assert_not_null(strstr(s, "program(1.0)\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "tensor<fp32, []> y = relu(x = x);"), "%s", s);
+    free(s);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    /* the same version written with tensor<T, []> scalars stays in that spelling */
+    const char *t0 = "program(1)\n{\n    func main<ios17>(tensor<fp32, []> x) {\n"
+                     "            tensor<fp32, []> y = relu(x = x);\n        } -> (y);\n}\n";
+    mil_diag_init(&d);
+    p = mil_parse("b0.mil", t0, strlen(t0), NULL, &d);
+    cr_assert_not_null(p, "%s", fe_diag_text(&d));
+    s = fe_print(p, MIL_SPELLING_SAME, NULL);
+    cr_assert_str_eq(s, t0);
     free(s);
     mil_program_free(p);
     mil_diag_free(&d);
