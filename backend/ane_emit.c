@@ -25,6 +25,7 @@
  * decomposed with the mask added explicitly, conv(bias) split into conv +
  * add, matmul transpose flags given as named const ops. */
 #include "backend/backend.h"
+#include "passes/passes.h"
 
 #include <errno.h>
 #include <math.h>
@@ -248,55 +249,6 @@ static int expand_sdpa_backward(Ex *x, MilOp *op) {
  * (docs/ane-notes.md §7.2): what the ANE compiler rejects or ignores,
  * rewritten whatever the -O level and target the program was built for. */
 
-/* sdpa(q, k, v, attn_mask) -> softmax(q k^T / sqrt(E) + mask) v: the ANE
- * ignores attn_mask (§7.2, §13.3).  A bool mask becomes an additive one (0
- * where true, -65504 elsewhere). */
-static int decompose_sdpa(Ex *x, MilOp *op) {
-    MilValue *q = arg_value(x, op, "query", "q"), *k = arg_value(x, op, "key", "k");
-    MilValue *v = arg_value(x, op, "value", "v"), *m = arg_value(x, op, "attn_mask", "mask");
-    if (!q || !k || !v || !m || op->nresults != 1 || q->type->kind != MIL_TY_TENSOR || k->type->kind != MIL_TY_TENSOR ||
-        m->type->kind != MIL_TY_TENSOR || q->type->rank < 2 || k->type->rank < 2 ||
-        q->type->dims[q->type->rank - 1] < 0) {
-        mil_error(x->d, op->loc,
-                  "scaled_dot_product_attention: cannot decompose its attn_mask for the ANE (tensors of known "
-                  "head size needed)");
-        return -1;
-    }
-    const MilType *qt = q->type, *mt = m->type;
-    MilDType dt = qt->dtype;
-    int r = qt->rank;
-    int64_t sd[MIL_MAX_RANK];
-    for (int i = 0; i < r; i++) sd[i] = qt->dims[i];
-    sd[r - 1] = k->type->dims[k->type->rank - 2];
-    const MilType *st = mil_type_tensor(x->p, dt, r, sd);   /* [.., L, S] */
-    /* scores + mask broadcast */
-    int rr = mt->rank > r ? mt->rank : r;
-    int64_t bd[MIL_MAX_RANK];
-    for (int i = 0; i < rr; i++) {
-        int ia = i - (rr - r), ib = i - (rr - mt->rank);
-        int64_t da = ia >= 0 ? sd[ia] : 1, db = ib >= 0 ? mt->dims[ib] : 1;
-        bd[i] = da == 1 ? db : db == 1 ? da : da;
-    }
-    const MilType *mst = mil_type_tensor(x->p, dt, rr, bd);
-    if (mt->dtype == MIL_DT_BOOL) {
-        MilOp *sel = mil_op_new(x->f, MIL_OP_SELECT, NULL);
-        mil_op_add_arg(sel, "a", scalar(x, dt, 0.0, "mask_zero"));
-        mil_op_add_arg(sel, "b", scalar(x, dt, -65504.0, "mask_neg"));
-        mil_op_add_arg(sel, "cond", m);
-        m = add_op(x, sel, mil_type_tensor(x->p, dt, mt->rank, mt->dims), "mask_add");
-    }
-    MilValue *S = matmul(x, q, k, false, true, st, "qk");
-    S = bin(x, MIL_OP_MUL, S, scalar(x, dt, 1.0 / sqrt((double)qt->dims[r - 1]), "scale"), st, "scores");
-    S = bin(x, MIL_OP_ADD, S, m, mst, "masked");
-    MilOp *sm = mil_op_new(x->f, MIL_OP_SOFTMAX, NULL);
-    mil_op_add_arg(sm, "axis", cst(x, mil_const_scalar_int(x->p, MIL_DT_INT32, -1), "axis"));
-    mil_op_add_arg(sm, "x", S);
-    MilValue *P = add_op(x, sm, mst, "probs");
-    MilValue *out = matmul(x, P, v, false, false, op->results[0]->type, "attn");
-    take_over(x->f, op->results[0], out);
-    return 0;
-}
-
 static void copy_arg(MilOp *to, const MilArg *a) {
     if (a->n == 1 && !a->variadic) {
         if (a->items[0].value) mil_op_add_arg(to, a->name, a->items[0].value);
@@ -367,8 +319,10 @@ static int ane_legalise(MilProgram *p, MilDiag *d) {
             int r = 0;
             bool drop = false;
             if (op->kind == MIL_OP_SCALED_DOT_PRODUCT_ATTENTION && mil_op_arg(op, "attn_mask")) {
-                r = decompose_sdpa(&x, op);
-                drop = true;
+                /* what the attention pass could not decompose */
+                mil_error(d, op->loc, "scaled_dot_product_attention: cannot decompose its attn_mask for the ANE "
+                                      "(tensors of known shape needed)");
+                r = -1;
             } else if (op->kind == MIL_OP_CONV && mil_op_arg(op, "bias")) {
                 r = split_conv_bias(&x, op);
                 drop = true;
@@ -417,7 +371,14 @@ int mil_emit_ane_mil(MilProgram *p, const char *dir, const MilAneOptions *opt, M
     MilAneOptions none = {0};
     if (!opt) opt = &none;
     int errors0 = d->nerrors;
-    if (mil_ane_expand_ext(p, d) || ane_legalise(p, d)) return -1;
+    /* The ANE ignores attn_mask (§7.2): the attention pass's ANE rule
+     * decomposes masked SDPA with the mask added explicitly, whatever -O and
+     * --target were. */
+    MilPassOptions po;
+    mil_pass_options_init(&po);
+    po.target = MIL_TARGET_ANE;
+    po.passes = "attention";
+    if (mil_ane_expand_ext(p, d) || mil_pass_run(p, &po, d) || ane_legalise(p, d)) return -1;
     MilSpelling sp = opt->spelling;
     if (sp == MIL_SPELLING_SAME) {
         sp = MIL_SPELLING_1_0;
