@@ -1,6 +1,7 @@
 /* test/testutil.c -- helpers for the tests: files, paths, running tools. */
 #include "testutil.h"
 
+#include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,44 @@ const char *tu_tool(const char *name) {
     return b;
 }
 
+const char *tu_path(const char *dir, const char *name) {
+    static char bufs[64][4096];
+    static int i;
+    char *b = bufs[i++ & 63];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}
+
+const char *tu_fmt(const char *fmt, ...) {
+    static char bufs[4][8192];
+    static int i;
+    char *b = bufs[i++ & 3];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof bufs[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+void tu_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+void tu_write_text(const char *path, const char *text) { tu_write_file(path, text, strlen(text)); }
+
+void tu_assert_same_file(const char *a, const char *b) {
+    size_t la = 0, lb = 0;
+    char *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);
+    cr_assert(x && y, "missing %s or %s", a, b);
+    cr_assert_eq(la, lb, "%s vs %s", a, b);
+    cr_assert(!memcmp(x, y, la), "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
 const char *tu_corpus_dir(void) {
     static int warned;
     const char *d = getenv("MILC_CORPUS_DIR");
@@ -92,6 +131,26 @@ int tu_run(const char *cmd, char **out, char **err) {
     unlink(errpath);
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int tu_runf(char **out, char **err, const char *prefix, const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s", prefix, args);
+    free(*out);
+    free(*err);
+    *out = *err = NULL;
+    return tu_run(cmd, out, err);
+}
+
+void tu_run_ok(const char *cmd) {
+    char *err = NULL;
+    int rc = tu_run(cmd, NULL, &err);
+    cr_assert_eq(rc, 0, "%s\n%s", cmd, err ? err : "");
+    free(err);
 }
 
 char *tu_tmpdir(void) {

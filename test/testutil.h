@@ -18,6 +18,21 @@ int tu_run(const char *cmd, char **out, char **err);
 /* A fresh temporary directory (removed by the caller with tu_rmrf). */
 char *tu_tmpdir(void);
 void tu_rmrf(const char *path);
+/* "DIR/NAME" (static buffer rotation of 64, apart from tu_src's). */
+const char *tu_path(const char *dir, const char *name);
+/* printf into a static buffer (rotation of 4), e.g. a command line. */
+const char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tu_run of PREFIX followed by the formatted arguments; frees *out and *err
+ * first and replaces them with the new output. */
+int tu_runf(char **out, char **err, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Runs CMD and asserts that it exits with 0 (stderr in the message). */
+void tu_run_ok(const char *cmd);
+/* Writes N bytes (or a NUL-terminated text) to PATH; asserts on failure. */
+void tu_write_file(const char *path, const void *data, size_t n);
+void tu_write_text(const char *path, const char *text);
+/* Asserts that A and B both exist and have the same bytes. */
+void tu_assert_same_file(const char *a, const char *b);
 /* A warning on stderr.  (Criterion 2.4's cr_log_warn makes the whole run
  * exit with status 1 even when every test passes, so tests use this.) */
 void tu_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

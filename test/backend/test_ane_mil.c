@@ -3,7 +3,6 @@
  * the opset, weights in MILBlob v2. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,15 +185,6 @@ Test(ane_mil, spelling_follows_opset) {
 
 /* ------------------------------------------------- every program, ane-mil */
 
-static char *shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *shell(const char *fmt, ...) {
-    static char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
-}
 
 static MilRtProgram *lower_file(const char *path, const char *model_dir, bool check, MilProgram **pp, char **text,
                                 MilDiag *d) {
@@ -244,12 +234,12 @@ static void ane_mil_matches_source(const char *src, const char *srcdir, int lvl,
     snprintf(out, sizeof out, "%s/am_O%d_%s", tmp, lvl, target);
     snprintf(model, sizeof model, "%s/model.mil", out);
     char *err = NULL;
-    int rc = tu_run(shell("%s -O%d --target=%s --emit=ane-mil -o %s %s", tu_tool("milc"), lvl, target, out, src), NULL,
+    int rc = tu_run(tu_fmt("%s -O%d --target=%s --emit=ane-mil -o %s %s", tu_tool("milc"), lvl, target, out, src), NULL,
                     &err);
     cr_assert_eq(rc, 0, "%s -O%d --target=%s: %s", src, lvl, target, err ? err : "");
     free(err);
     err = NULL;
-    rc = tu_run(shell("%s --check %s", tu_tool("milc"), model), NULL, &err);
+    rc = tu_run(tu_fmt("%s --check %s", tu_tool("milc"), model), NULL, &err);
     cr_assert_eq(rc, 0, "%s -O%d --target=%s: --check: %s", src, lvl, target, err ? err : "");
     free(err);
     MilDiag d;

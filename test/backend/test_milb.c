@@ -20,20 +20,7 @@ static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
 static void teardown(void) { tu_rmrf(tmp); free(tmp); }
 
-static const char *tpath(const char *name) {
-    static char buf[8][1024];
-    static int i;
-    char *b = buf[i++ & 7];
-    snprintf(b, 1024, "%s/%s", tmp, name);
-    return b;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert(f, "cannot write %s", path);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
+#define tpath(name) tu_path(tmp, name)
 
 static MilProgram *parse_text(const char *file, const char *text, MilDiag *d) {
     MilParseOptions po = {.allow_unknown_ops = true};
@@ -69,7 +56,7 @@ static bool roundtrip(const MilProgram *p, const char *model_dir, const char *wh
     cr_assert(!memcmp(a.milb, a2.milb, a.milb_len), "%s: not deterministic", what);
     mil_milb_output_free(&a2);
     /* weights next to the program, as mil_milb_write_files does */
-    if (a.weights_len) write_file(tpath("prog.weights.bin"), a.weights, a.weights_len);
+    if (a.weights_len) tu_write_file(tpath("prog.weights.bin"), a.weights, a.weights_len);
     /* disassemble and write again: same bytes */
     MilProgram *q = mil_milb_disassemble(a.milb, a.milb_len, "prog.milb", &d);
     cr_assert(q, "%s: disassembly failed", what);
@@ -270,7 +257,7 @@ static Small small_program(void) {
     MilbOutput o;
     cr_assert_eq(mil_milb_write(p, &wo, &o, &d), 0);
     cr_assert_gt(o.weights_len, 0);
-    write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
+    tu_write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
     Small s = {o.milb, o.milb_len};
     free(o.weights);
     mil_program_free(p);
@@ -525,7 +512,7 @@ Test(milb, error_messages) {
     size_t wl;
     char *wf = tu_read_file(tpath("prog.weights.bin"), &wl);
     wf[130] ^= 1;
-    write_file(tpath("prog.weights.bin"), wf, wl);
+    tu_write_file(tpath("prog.weights.bin"), wf, wl);
     expect_error(s.milb, s.len, "does not match the program", "xxhash");
     /* missing weight file */
     remove(tpath("prog.weights.bin"));
@@ -561,25 +548,6 @@ Test(milb, weight_file_layout) {
 
 /* ------------------------------------------------------------ tools */
 
-static char *cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *cmd(const char *fmt, ...) {
-    static char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
-}
-
-static void same_file(const char *a, const char *b) {
-    size_t la, lb;
-    char *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);
-    cr_assert(x && y, "missing %s or %s", a, b);
-    cr_assert_eq(la, lb, "%s vs %s", a, b);
-    cr_assert(!memcmp(x, y, la), "%s and %s differ", a, b);
-    free(x);
-    free(y);
-}
 
 /* Same program: every section but DEBUG identical (a text round trip moves
  * the source lines, so only the DEBUG section may differ). */
@@ -613,60 +581,60 @@ Test(milb, mil_run_bit_identical) {
     const char *src = tu_src("test/backend/data/transformer_layer.mil");
     char *err = NULL;
     for (int lvl = 0; lvl <= 2; lvl++) {
-        int rc = tu_run(cmd("%s -O%d --stats --emit=milb -o %s %s", milc, lvl, tpath("prog.milb"), src), NULL, &err);
+        int rc = tu_run(tu_fmt("%s -O%d --stats --emit=milb -o %s %s", milc, lvl, tpath("prog.milb"), src), NULL, &err);
         cr_assert_eq(rc, 0, "%s", err);
         cr_assert(strstr(err, "milb: "), "--stats: %s", err);
         free(err);
         /* the program and its weight file are all mil-run needs */
         /* the reference: the same optimised program as a text bundle */
-        cr_assert_eq(tu_run(cmd("%s -O%d -o %s %s", milc, lvl, tpath("ref.mlmodelc"), src), NULL, &err), 0, "%s", err);
+        cr_assert_eq(tu_run(tu_fmt("%s -O%d -o %s %s", milc, lvl, tpath("ref.mlmodelc"), src), NULL, &err), 0, "%s", err);
         free(err);
-        cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outb"), tpath("prog.milb")), NULL, &err), 0,
+        cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 11 -o %s %s", run, tpath("outb"), tpath("prog.milb")), NULL, &err), 0,
                      "%s", err);
         free(err);
-        cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outt"), tpath("ref.mlmodelc")), NULL, &err), 0,
+        cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 11 -o %s %s", run, tpath("outt"), tpath("ref.mlmodelc")), NULL, &err), 0,
                      "%s", err);
         free(err);
-        same_file(tpath("outb/y.npy"), tpath("outt/y.npy"));
+        tu_assert_same_file(tpath("outb/y.npy"), tpath("outt/y.npy"));
         if (lvl == 0) {
-            cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outs"), src), NULL, NULL), 0);
-            same_file(tpath("outb/y.npy"), tpath("outs/y.npy"));
+            cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 11 -o %s %s", run, tpath("outs"), src), NULL, NULL), 0);
+            tu_assert_same_file(tpath("outb/y.npy"), tpath("outs/y.npy"));
         }
         /* disassembly -> milb gives the same program (the DEBUG section
          * records the disassembly's lines then) */
-        cr_assert_eq(tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("dis.mil"), tpath("prog.milb")), NULL, NULL), 0);
-        cr_assert_eq(tu_run(cmd("mkdir -p %s && %s -O0 --emit=milb -o %s %s", tpath("again"), milc, tpath("again/prog.milb"),
+        cr_assert_eq(tu_run(tu_fmt("%s --emit=mil -o %s %s", milc, tpath("dis.mil"), tpath("prog.milb")), NULL, NULL), 0);
+        cr_assert_eq(tu_run(tu_fmt("mkdir -p %s && %s -O0 --emit=milb -o %s %s", tpath("again"), milc, tpath("again/prog.milb"),
                                 tpath("dis.mil")), NULL, &err), 0, "%s", err);
         free(err);
         same_program(tpath("prog.milb"), tpath("again/prog.milb"));
-        same_file(tpath("prog.weights.bin"), tpath("again/prog.weights.bin"));
+        tu_assert_same_file(tpath("prog.weights.bin"), tpath("again/prog.weights.bin"));
         /* without debug info: the same bytes */
         for (int strip = 0; strip <= 1; strip++) {
             const char *mode = strip ? "--strip" : "--no-debug";
-            cr_assert_eq(tu_run(cmd("%s -O%d %s --stats --emit=milb -o %s %s", milc, lvl, mode, tpath("nd.milb"), src), NULL,
+            cr_assert_eq(tu_run(tu_fmt("%s -O%d %s --stats --emit=milb -o %s %s", milc, lvl, mode, tpath("nd.milb"), src), NULL,
                                 &err), 0, "%s", err);
             cr_assert(strstr(err, strip ? "names: stripped" : "names: kept"), "--stats: %s", err);
             cr_assert(strstr(err, "debug info: no"), "--stats: %s", err);
             free(err);
-            cr_assert_eq(tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("dis.mil"), tpath("nd.milb")), NULL, NULL), 0);
-            cr_assert_eq(tu_run(cmd("%s -O0 %s --emit=milb -o %s %s", milc, mode, tpath("again/nd.milb"), tpath("dis.mil")),
+            cr_assert_eq(tu_run(tu_fmt("%s --emit=mil -o %s %s", milc, tpath("dis.mil"), tpath("nd.milb")), NULL, NULL), 0);
+            cr_assert_eq(tu_run(tu_fmt("%s -O0 %s --emit=milb -o %s %s", milc, mode, tpath("again/nd.milb"), tpath("dis.mil")),
                                 NULL, &err), 0, "%s", err);
             free(err);
-            same_file(tpath("nd.milb"), tpath("again/nd.milb"));
+            tu_assert_same_file(tpath("nd.milb"), tpath("again/nd.milb"));
             /* the stripped program runs bit-identically to the named one */
-            cr_assert_eq(tu_run(cmd("%s --random-inputs 11 -o %s %s", run, tpath("outn"), tpath("nd.milb")), NULL, &err), 0,
+            cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 11 -o %s %s", run, tpath("outn"), tpath("nd.milb")), NULL, &err), 0,
                          "%s", err);
             free(err);
-            same_file(tpath("outb/y.npy"), tpath("outn/y.npy"));
+            tu_assert_same_file(tpath("outb/y.npy"), tpath("outn/y.npy"));
         }
     }
     /* a corrupted program: exit status 1 and a clear message */
     size_t n;
     char *b = tu_read_file(tpath("prog.milb"), &n);
     b[n / 2] ^= 4;
-    write_file(tpath("bad.milb"), b, n);
+    tu_write_file(tpath("bad.milb"), b, n);
     free(b);
-    cr_assert_eq(tu_run(cmd("%s --random-inputs 1 %s", run, tpath("bad.milb")), NULL, &err), 1);
+    cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 1 %s", run, tpath("bad.milb")), NULL, &err), 1);
     cr_assert(strstr(err, "bad binary format (checksum mismatch"), "%s", err);
     free(err);
 }
@@ -682,7 +650,7 @@ static void roundtrip_stripped(const MilProgram *p, const char *model_dir, const
     MilbOutput a, b;
     cr_assert_eq(mil_milb_write(p, &wo, &a, &d), 0, "%s: cannot write stripped", what);
     if (size) *size = a.milb_len;
-    if (a.weights_len) write_file(tpath("prog.weights.bin"), a.weights, a.weights_len);
+    if (a.weights_len) tu_write_file(tpath("prog.weights.bin"), a.weights, a.weights_len);
     MilbView v;
     MilRtErr e;
     cr_assert_eq(mil_rt_milb_parse(a.milb, a.milb_len, "prog.milb", &v, &e), 0, "%s", e.msg);
@@ -780,7 +748,7 @@ static Small small_program_opts(bool strip) {
     MilbWriteOptions wo = {.weight_path = WPATH, .strip = strip};
     MilbOutput o;
     cr_assert_eq(mil_milb_write(p, &wo, &o, &d), 0);
-    write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
+    tu_write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
     Small s = {o.milb, o.milb_len};
     free(o.weights);
     mil_program_free(p);
@@ -888,11 +856,11 @@ Test(milb, default_shapes) {
         "(((\"DefaultShapes\", {{\"x\", [1, 5]}}), (\"RangeDims\", {{\"x\", [[1, 1], [1, 64]]}})))] {\n"
         "            tensor<fp32, [1, ?]> y = relu(x = x)[name = string(\"y\")];\n"
         "        } -> (y);\n}\n";
-    write_file(tpath("flex.mil"), src, strlen(src));
+    tu_write_file(tpath("flex.mil"), src, strlen(src));
     const char *milc = tu_tool("milc"), *run = tu_tool("mil-run");
     char *err = NULL;
     for (int strip = 0; strip <= 1; strip++) {
-        cr_assert_eq(tu_run(cmd("%s %s --emit=milb -o %s %s", milc, strip ? "--strip" : "", tpath("flex.milb"),
+        cr_assert_eq(tu_run(tu_fmt("%s %s --emit=milb -o %s %s", milc, strip ? "--strip" : "", tpath("flex.milb"),
                                 tpath("flex.mil")), NULL, &err), 0, "%s", err);
         free(err);
         int64_t dims[2] = {0, 0};
@@ -903,13 +871,13 @@ Test(milb, default_shapes) {
         cr_assert_eq(mil_rt_milb_default_shape(tpath("flex.milb"), "main", "nope", 2, dims), 0);
         cr_assert_eq(mil_rt_milb_default_shape(tpath("missing.milb"), "main", "x", 2, dims), -1);
         /* mil-run uses them for random inputs, like for the source */
-        cr_assert_eq(tu_run(cmd("%s --random-inputs 3 -o %s %s", run, tpath("fb"), tpath("flex.milb")), NULL, &err), 0, "%s",
+        cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 3 -o %s %s", run, tpath("fb"), tpath("flex.milb")), NULL, &err), 0, "%s",
                      err);
         free(err);
-        cr_assert_eq(tu_run(cmd("%s --random-inputs 3 -o %s %s", run, tpath("ft"), tpath("flex.mil")), NULL, &err), 0, "%s",
+        cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 3 -o %s %s", run, tpath("ft"), tpath("flex.mil")), NULL, &err), 0, "%s",
                      err);
         free(err);
-        same_file(tpath("fb/y.npy"), tpath("ft/y.npy"));
+        tu_assert_same_file(tpath("fb/y.npy"), tpath("ft/y.npy"));
     }
 }
 
@@ -928,9 +896,9 @@ Test(milb, encode_failure_one_error) {
         else n += snprintf(src + n, sizeof src - (size_t)n, "            tensor<fp16, [1, 4]> r0 = relu(x = a);\n");
     }
     n += snprintf(src + n, sizeof src - (size_t)n, "        } -> (r149, a);\n}\n");
-    write_file(tpath("bad_w.mil"), src, (size_t)n);
+    tu_write_file(tpath("bad_w.mil"), src, (size_t)n);
     char *err = NULL;
-    int rc = tu_run(cmd("%s --emit=milb -o %s %s", milc, tpath("bad_w.milb"), tpath("bad_w.mil")), NULL, &err);
+    int rc = tu_run(tu_fmt("%s --emit=milb -o %s %s", milc, tpath("bad_w.milb"), tpath("bad_w.mil")), NULL, &err);
     cr_assert_eq(rc, 1, "rc %d: %s", rc, err ? err : "");
     cr_assert(err && strstr(err, "cannot open weight file"), "%s", err ? err : "");
     int nerr = 0;
@@ -950,7 +918,7 @@ Test(milb, encode_failure_one_error) {
             if (wf) fclose(wf);
             else {
                 err = NULL;
-                rc = tu_run(cmd("%s -O0 --emit=milb -o %s %s", milc, tpath("pk.milb"), path), NULL, &err);
+                rc = tu_run(tu_fmt("%s -O0 --emit=milb -o %s %s", milc, tpath("pk.milb"), path), NULL, &err);
                 cr_assert_eq(rc, 1, "rc %d: %s", rc, err ? err : "");
                 free(err);
             }
@@ -969,14 +937,14 @@ Test(milb, dim_limit_shared_with_loader) {
                          "program(1.3)\n{\n    func main<ios18>(tensor<fp16, [%lld, 4]> x) {\n"
                          "            tensor<fp16, [%lld, 4]> r = relu(x = x);\n        } -> (r);\n}\n",
                          dim, dim);
-        write_file(tpath("big.mil"), src, (size_t)n);
+        tu_write_file(tpath("big.mil"), src, (size_t)n);
         char *err = NULL;
-        int rc = tu_run(cmd("%s --passes=dce --emit=milb -o %s %s", milc, tpath("big.milb"), tpath("big.mil")), NULL, &err);
+        int rc = tu_run(tu_fmt("%s --passes=dce --emit=milb -o %s %s", milc, tpath("big.milb"), tpath("big.mil")), NULL, &err);
         if (ok) {
             cr_assert_eq(rc, 0, "%s", err ? err : "");
             free(err);
             err = NULL;
-            rc = tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("big_dis.mil"), tpath("big.milb")), NULL, &err);
+            rc = tu_run(tu_fmt("%s --emit=mil -o %s %s", milc, tpath("big_dis.mil"), tpath("big.milb")), NULL, &err);
             cr_assert_eq(rc, 0, "the loader rejects what the writer wrote: %s", err ? err : "");
         } else {
             cr_assert_eq(rc, 1, "rc %d: %s", rc, err ? err : "");
@@ -994,11 +962,11 @@ Test(milb, constexpr_error_message) {
                       "2]), lut = tensor<fp16, [2]>([0x1p+0, 0x1p+1]), name = tensor<string, []>(\"w\"), shape = "
                       "tensor<uint32, [2]>([65536, 65536])];\n"
                       "            tensor<fp16, [4]> y = relu(x = x);\n        } -> (y, w);\n}\n";
-    write_file(tpath("lut.mil"), src, strlen(src));
+    tu_write_file(tpath("lut.mil"), src, strlen(src));
     const char *why = "op 'constexpr_lut_to_dense' ('w'): constexpr_lut_to_dense: indices has 2 bytes, expected 536870912";
     for (int dbg = 0; dbg < 2; dbg++) {
         char *err = NULL;
-        int rc = tu_run(cmd("cd %s && %s %s --emit=milb -o lut.milb lut.mil", tmp, tu_tool("milc"), dbg ? "" : "--no-debug"),
+        int rc = tu_run(tu_fmt("cd %s && %s %s --emit=milb -o lut.milb lut.mil", tmp, tu_tool("milc"), dbg ? "" : "--no-debug"),
                         NULL, &err);
         cr_assert_eq(rc, 0, "%s", err ? err : "");
         free(err);
@@ -1024,16 +992,16 @@ Test(milb, output_name_independent) {
     const char *milc = tu_tool("milc"), *run = tu_tool("mil-run");
     const char *src = tu_src("test/backend/data/transformer_layer.mil");
     char *err = NULL;
-    cr_assert_eq(tu_run(cmd("%s -O2 --no-debug --emit=milb -o %s %s", milc, tpath("a.milb"), src), NULL, &err), 0, "%s",
+    cr_assert_eq(tu_run(tu_fmt("%s -O2 --no-debug --emit=milb -o %s %s", milc, tpath("a.milb"), src), NULL, &err), 0, "%s",
                  err ? err : "");
     free(err);
     err = NULL;
-    cr_assert_eq(tu_run(cmd("%s -O2 --no-debug --emit=milb -o %s %s", milc, tpath("b.milb"), src), NULL, &err), 0, "%s",
+    cr_assert_eq(tu_run(tu_fmt("%s -O2 --no-debug --emit=milb -o %s %s", milc, tpath("b.milb"), src), NULL, &err), 0, "%s",
                  err ? err : "");
     free(err);
-    same_file(tpath("a.milb"), tpath("b.milb"));
-    same_file(tpath("a.weights.bin"), tpath("b.weights.bin"));
-    cr_assert_eq(tu_run(cmd("%s --random-inputs 5 -o %s %s", run, tpath("out_a"), tpath("a.milb")), NULL, NULL), 0);
+    tu_assert_same_file(tpath("a.milb"), tpath("b.milb"));
+    tu_assert_same_file(tpath("a.weights.bin"), tpath("b.weights.bin"));
+    cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 5 -o %s %s", run, tpath("out_a"), tpath("a.milb")), NULL, NULL), 0);
     char *dst = strdup(tpath("renamed.milb"));
     cr_assert_eq(rename(tpath("a.milb"), dst), 0);
     free(dst);
@@ -1041,7 +1009,7 @@ Test(milb, output_name_independent) {
     cr_assert_eq(rename(tpath("a.weights.bin"), dst), 0);
     free(dst);
     err = NULL;
-    cr_assert_eq(tu_run(cmd("%s --random-inputs 5 -o %s %s", run, tpath("out_r"), tpath("renamed.milb")), NULL, &err), 0,
+    cr_assert_eq(tu_run(tu_fmt("%s --random-inputs 5 -o %s %s", run, tpath("out_r"), tpath("renamed.milb")), NULL, &err), 0,
                  "renamed pair does not load: %s", err ? err : "");
     free(err);
     DIR *dd = opendir(tpath("out_a"));
@@ -1053,13 +1021,13 @@ Test(milb, output_name_independent) {
         char a[2048], b[2048];
         snprintf(a, sizeof a, "%s/out_a/%s", tmp, de->d_name);
         snprintf(b, sizeof b, "%s/out_r/%s", tmp, de->d_name);
-        same_file(a, b);
+        tu_assert_same_file(a, b);
         n++;
     }
     closedir(dd);
     cr_assert_gt(n, 0);
     /* the disassembly names the weight file after the program */
-    cr_assert_eq(tu_run(cmd("%s --emit=mil -o %s %s", milc, tpath("ren.mil"), tpath("renamed.milb")), NULL, NULL), 0);
+    cr_assert_eq(tu_run(tu_fmt("%s --emit=mil -o %s %s", milc, tpath("ren.mil"), tpath("renamed.milb")), NULL, NULL), 0);
     size_t len;
     char *t = tu_read_file(tpath("ren.mil"), &len);
     cr_assert(t && strstr(t, "@model_path/renamed.weights.bin"));

@@ -17,13 +17,7 @@ static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
 static void teardown(void) { tu_rmrf(tmp); free(tmp); }
 
-static const char *tpath(const char *name) {
-    static char buf[8][1024];
-    static int i;
-    char *b = buf[i++ & 7];
-    snprintf(b, 1024, "%s/%s", tmp, name);
-    return b;
-}
+#define tpath(name) tu_path(tmp, name)
 
 static MilProgram *parse_text(const char *text, MilDiag *d) {
     MilParseOptions po = {0};

@@ -18,13 +18,7 @@ static void teardown(void) { tu_rmrf(tmp); free(tmp); }
 
 TestSuite(e2e, .init = setup, .fini = teardown);
 
-static const char *tdir(const char *name) {
-    static char b[4][1024];
-    static int i;
-    char *p = b[i++ & 3];
-    snprintf(p, 1024, "%s/test/runtime/data/transformer/%s", MILC_SOURCE_DIR, name);
-    return p;
-}
+#define tdir(name) tu_path(MILC_SOURCE_DIR "/test/runtime/data/transformer", name)
 
 /* Runs mil-run on MODEL with input x and compares y with the reference. */
 static void check_block(const char *name, const char *model, const char *extra, double tol) {

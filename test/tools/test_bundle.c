@@ -20,13 +20,6 @@ static const char *prog_missing_weight =
     "        } -> (y);\n"
     "}\n";
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static bool exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -36,7 +29,7 @@ Test(bundle, failure_leaves_nothing_and_keeps_old) {
     char *dir = tu_tmpdir();
     char src[4200], out[4200], cmd[9000], marker[4300];
     snprintf(src, sizeof src, "%s/m.mil", dir);
-    write_file(src, prog_missing_weight);
+    tu_write_text(src, prog_missing_weight);
     const char *kinds[] = {"-o %s/out.mlmodelc", "--emit=ane-mil -o %s/out.mlmodelc"};
     for (int k = 0; k < 2; k++) {
         snprintf(out, sizeof out, "%s/out.mlmodelc", dir);

@@ -8,22 +8,6 @@
 
 #include "testutil.h"
 
-static void run_ok(const char *cmd) {
-    char *err = NULL;
-    int rc = tu_run(cmd, NULL, &err);
-    cr_assert_eq(rc, 0, "%s\n%s", cmd, err ? err : "");
-    free(err);
-}
-
-static void assert_same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
-    cr_assert(da && db, "missing %s or %s", a, b);
-    cr_assert(na == nb && memcmp(da, db, na) == 0, "%s and %s differ", a, b);
-    free(da);
-    free(db);
-}
-
 /* -O0: the .milb run by the runtime-only app must give exactly the bytes of
  * mil-run on the source MIL; -O2: exactly the bytes of mil-run on the same
  * .milb. */
@@ -33,25 +17,25 @@ Test(embed, runs_milb_like_source) {
     char cmd[8192], a[4200], b[4200];
     const char *src = tu_src("examples/mil/ffn_block.mil");
     snprintf(cmd, sizeof cmd, "%s --random-inputs 5 -o %s/ref %s", tu_tool("mil-run"), dir, src);
-    run_ok(cmd); /* ref/y.npy has x's shape: use it as the input below */
+    tu_run_ok(cmd); /* ref/y.npy has x's shape: use it as the input below */
     snprintf(cmd, sizeof cmd, "%s -i x=%s/ref/y.npy -o %s/src %s", tu_tool("mil-run"), dir, dir, src);
-    run_ok(cmd);
+    tu_run_ok(cmd);
     for (int lvl = 0; lvl <= 2; lvl += 2) {
         snprintf(cmd, sizeof cmd, "%s -O%d --emit=milb -o %s/p%d.milb %s", tu_tool("milc"), lvl, dir, lvl, src);
-        run_ok(cmd);
+        tu_run_ok(cmd);
         snprintf(cmd, sizeof cmd, "mkdir -p %s/emb%d && %s/examples/embed %s/p%d.milb %s/emb%d x=%s/ref/y.npy",
                  dir, lvl, MILC_BINARY_DIR, dir, lvl, dir, lvl, dir);
-        run_ok(cmd);
+        tu_run_ok(cmd);
         snprintf(b, sizeof b, "%s/emb%d/y.npy", dir, lvl);
         if (lvl == 0) {
             snprintf(a, sizeof a, "%s/src/y.npy", dir);
         } else {
             snprintf(cmd, sizeof cmd, "%s -i x=%s/ref/y.npy -o %s/run%d %s/p%d.milb", tu_tool("mil-run"), dir, dir,
                      lvl, dir, lvl);
-            run_ok(cmd);
+            tu_run_ok(cmd);
             snprintf(a, sizeof a, "%s/run%d/y.npy", dir, lvl);
         }
-        assert_same_file(a, b);
+        tu_assert_same_file(a, b);
     }
     snprintf(cmd, sizeof cmd, "%s/examples/embed", MILC_BINARY_DIR);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 2);

@@ -3,7 +3,6 @@
  * failed run leaves no output files. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,35 +24,9 @@ static void teardown(void) {
 
 TestSuite(mil_run, .init = setup, .fini = teardown);
 
-static const char *cli(const char *name) {
-    static char b[4][1024];
-    static int i;
-    char *p = b[i++ & 3];
-    snprintf(p, 1024, "%s/test/runtime/data/cli/%s", MILC_SOURCE_DIR, name);
-    return p;
-}
-
-static const char *tp(const char *name) {
-    static char b[8][1024];
-    static int i;
-    char *p = b[i++ & 7];
-    snprintf(p, 1024, "%s/%s", tmp, name);
-    return p;
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s", tu_tool("mil-run"), args);
-    free(out);
-    free(err);
-    out = err = NULL;
-    return tu_run(cmd, &out, &err);
-}
+#define cli(name) tu_path(MILC_SOURCE_DIR "/test/runtime/data/cli", name)
+#define tp(name) tu_path(tmp, name)
+#define run(...) tu_runf(&out, &err, tu_tool("mil-run"), __VA_ARGS__)
 
 static void npy(const char *name, MilDType dt, int rank, const int64_t *dims, const double *vals) {
     MilRtTensor t = {.dtype = dt, .rank = rank};

@@ -3,7 +3,6 @@
  * flexible-shape ranges. */
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,34 +24,9 @@ static void teardown(void) {
 
 TestSuite(mil_run_checks, .init = setup, .fini = teardown);
 
-static const char *tp(const char *name) {
-    static char b[8][1024];
-    static int i;
-    char *p = b[i++ & 7];
-    snprintf(p, 1024, "%s/%s", tmp, name);
-    return p;
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s", tu_tool("mil-run"), args);
-    free(out);
-    free(err);
-    out = err = NULL;
-    return tu_run(cmd, &out, &err);
-}
-
-static void write_file(const char *name, const char *text) {
-    FILE *f = fopen(tp(name), "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+#define tp(name) tu_path(tmp, name)
+#define run(...) tu_runf(&out, &err, tu_tool("mil-run"), __VA_ARGS__)
+#define write_file(name, text) tu_write_text(tp(name), text)
 
 static void npy(const char *name, MilDType dt, int rank, const int64_t *dims, const double *vals) {
     MilRtTensor t = {.dtype = dt, .rank = rank};

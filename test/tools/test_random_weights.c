@@ -5,7 +5,6 @@
  * file is a clear error (exit 1). */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,28 +32,9 @@ static void teardown(void) {
 
 TestSuite(random_weights, .init = setup, .fini = teardown);
 
-static const char *tp(const char *name) {
-    static char b[8][1024];
-    static int i;
-    char *p = b[i++ & 7];
-    snprintf(p, 1024, "%s/%s", tmp, name);
-    return p;
-}
-
+#define tp(name) tu_path(tmp, name)
 /* mil-run ARGS with TMPDIR set to the test's private directory. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "TMPDIR='%s' %s %s", tmpdir, tu_tool("mil-run"), args);
-    free(out);
-    free(err);
-    out = err = NULL;
-    return tu_run(cmd, &out, &err);
-}
+#define run(...) tu_runf(&out, &err, tu_fmt("TMPDIR='%s' %s", tmpdir, tu_tool("mil-run")), __VA_ARGS__)
 
 /* mil-run left nothing in its TMPDIR. */
 static void expect_no_leftovers(void) {
@@ -137,10 +117,7 @@ static const char *prog =
     "}\n";
 
 static void write_prog(void) {
-    FILE *f = fopen(tp("m.mil"), "w");
-    cr_assert_not_null(f);
-    fputs(prog, f);
-    fclose(f);
+    tu_write_text(tp("m.mil"), prog);
     mkdir(tp("weights"), 0777);
     MilRtErr e;
     MilRtBlobWriter *w = mil_rt_blob_writer_open(tp("weights/real.bin"), &e);
