@@ -155,36 +155,45 @@ Test(milb, roundtrip_test_programs) {
     cr_assert_eq(ok, total, "%d of %d test programs round-trip", ok, total);
 }
 
+static void roundtrip_stripped(const MilProgram *p, const char *model_dir, const char *what, size_t *size);
+
+/* SRC (under the source tree) optimised at -OLVL, then round-tripped (with
+ * names and debug info stripped if STRIP). */
+static void roundtrip_optimised(const char *src, int lvl, bool strip) {
+    MilDiag d;
+    mil_diag_init(&d);
+    size_t len;
+    char *text = tu_read_file(tu_src(src), &len);
+    MilProgram *p = parse_text(tu_src(src), text, &d);
+    cr_assert(p);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tu_src(src));
+    *strrchr(dir, '/') = 0;
+    MilPassOptions po;
+    mil_pass_options_init(&po);
+    po.opt_level = lvl;
+    po.weights_dir = dir;
+    mil_pass_run(p, &po, &d);
+    cr_assert_eq(d.nerrors, 0);
+    char what[256];
+    snprintf(what, sizeof what, "%s -O%d%s", src, lvl, strip ? " (stripped)" : "");
+    size_t sz = 0;
+    if (strip)
+        roundtrip_stripped(p, dir, what, &sz);
+    else
+        cr_assert(roundtrip(p, dir, what, &sz), "%s", what);
+    cr_log_info("%s: %zu bytes", what, sz);
+    mil_program_free(p);
+    free(text);
+    free(po.taps_json);
+    mil_diag_free(&d);
+}
+
 /* The transformer programs after each optimisation level. */
 Test(milb, roundtrip_after_passes) {
     const char *srcs[] = {"test/backend/data/transformer_layer.mil", "examples/mil/ffn_block.mil"};
     for (int s = 0; s < 2; s++)
-        for (int lvl = 0; lvl <= 2; lvl++) {
-            MilDiag d;
-            mil_diag_init(&d);
-            size_t len;
-            char *text = tu_read_file(tu_src(srcs[s]), &len);
-            MilProgram *p = parse_text(tu_src(srcs[s]), text, &d);
-            cr_assert(p);
-            char dir[1024];
-            snprintf(dir, sizeof dir, "%s", tu_src(srcs[s]));
-            *strrchr(dir, '/') = 0;
-            MilPassOptions po;
-            mil_pass_options_init(&po);
-            po.opt_level = lvl;
-            po.weights_dir = dir;
-            mil_pass_run(p, &po, &d);
-            cr_assert_eq(d.nerrors, 0);
-            char what[256];
-            snprintf(what, sizeof what, "%s -O%d", srcs[s], lvl);
-            size_t sz = 0;
-            cr_assert(roundtrip(p, dir, what, &sz), "%s", what);
-            cr_log_info("%s: %zu bytes", what, sz);
-            mil_program_free(p);
-            free(text);
-            free(po.taps_json);
-            mil_diag_free(&d);
-        }
+        for (int lvl = 0; lvl <= 2; lvl++) roundtrip_optimised(srcs[s], lvl, false);
 }
 
 static const char *matmul_src(int n) {
@@ -693,32 +702,7 @@ static void roundtrip_stripped(const MilProgram *p, const char *model_dir, const
 Test(milb, stripped_roundtrip) {
     const char *srcs[] = {"test/backend/data/transformer_layer.mil", "examples/mil/ffn_block.mil"};
     for (int s = 0; s < 2; s++)
-        for (int lvl = 0; lvl <= 2; lvl++) {
-            MilDiag d;
-            mil_diag_init(&d);
-            size_t len;
-            char *text = tu_read_file(tu_src(srcs[s]), &len);
-            MilProgram *p = parse_text(tu_src(srcs[s]), text, &d);
-            cr_assert(p);
-            char dir[1024];
-            snprintf(dir, sizeof dir, "%s", tu_src(srcs[s]));
-            *strrchr(dir, '/') = 0;
-            MilPassOptions po;
-            mil_pass_options_init(&po);
-            po.opt_level = lvl;
-            po.weights_dir = dir;
-            mil_pass_run(p, &po, &d);
-            cr_assert_eq(d.nerrors, 0);
-            char what[256];
-            snprintf(what, sizeof what, "%s -O%d (stripped)", srcs[s], lvl);
-            size_t sz = 0;
-            roundtrip_stripped(p, dir, what, &sz);
-            cr_log_info("%s: %zu bytes", what, sz);
-            mil_program_free(p);
-            free(text);
-            free(po.taps_json);
-            mil_diag_free(&d);
-        }
+        for (int lvl = 0; lvl <= 2; lvl++) roundtrip_optimised(srcs[s], lvl, true);
     /* the small program (aggregates, variadics, two outputs) and a name clash
      * between a kept output and a synthesised name */
     MilDiag d;
