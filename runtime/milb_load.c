@@ -1319,3 +1319,130 @@ int mil_rt_milb_default_shape(const char *path, const char *function, const char
     free(buf);
     return rc;
 }
+
+/* ------------------------------------------ flexible-shape limits */
+
+static const MilbFunc *milb_find_func(const MilbView *v, const char *function) {
+    const MilbFunc *fn = NULL;
+    for (int i = 0; i < v->nfuncs; i++)
+        if (!strcmp(v->strings[v->funcs[i].name], function ? function : "main")) fn = &v->funcs[i];
+    if (!fn && !function && v->nfuncs == 1) fn = &v->funcs[0];
+    return fn;
+}
+
+/* The constant index of `input`'s value in the FlexibleShapeInformation
+ * entry `key` of fn, or -1. */
+static int milb_flex_entry(const MilbView *v, const MilbFunc *fn, const char *key, const char *input) {
+    for (int a = 0; a < fn->nattrs; a++) {
+        if (strcmp(v->strings[fn->attrs[a].name], "FlexibleShapeInformation")) continue;
+        const MilbConst *fsi = &v->consts[fn->attrs[a].cst];
+        if (fsi->kind != MILB_C_TUPLE) continue;
+        for (int i = 0; i < fsi->nitems; i++) {
+            const MilbConst *pair = &v->consts[fsi->items[i]];
+            if (pair->kind != MILB_C_TUPLE || pair->nitems != 2) continue;
+            const char *k = const_str(v, (int)pair->items[0]);
+            const MilbConst *dict = &v->consts[pair->items[1]];
+            if (!k || strcmp(k, key) || dict->kind != MILB_C_DICT) continue;
+            for (int d = 0; d + 1 < dict->nitems; d += 2) {
+                const char *n = const_str(v, (int)dict->items[d]);
+                if (n && !strcmp(n, input)) return (int)dict->items[d + 1];
+            }
+        }
+    }
+    return -1;
+}
+
+int mil_rt_flex_limits_add_shape(MilRtFlexLimits *l, int rank, const int64_t *dims) {
+    int *r = realloc(l->shape_rank, (size_t)(l->nshapes + 1) * sizeof *r);
+    if (!r) return -1;
+    l->shape_rank = r;
+    int64_t **s = realloc(l->shapes, (size_t)(l->nshapes + 1) * sizeof *s);
+    if (!s) return -1;
+    l->shapes = s;
+    int64_t *d = malloc((size_t)(rank ? rank : 1) * sizeof *d);
+    if (!d) return -1;
+    if (rank) memcpy(d, dims, (size_t)rank * sizeof *d);
+    l->shape_rank[l->nshapes] = rank;
+    l->shapes[l->nshapes++] = d;
+    return 0;
+}
+
+void mil_rt_flex_limits_free(MilRtFlexLimits *l) {
+    for (int i = 0; i < l->nshapes; i++) free(l->shapes[i]);
+    free(l->shapes);
+    free(l->shape_rank);
+    memset(l, 0, sizeof *l);
+}
+
+/* The shape tensor constant k as dims (at most max of them). */
+static bool milb_shape(const MilbView *v, int k, int64_t *dims, int max, int *rank) {
+    const MilbConst *c = &v->consts[k];
+    if (c->kind != MILB_C_TENSOR || c->count > max) return false;
+    for (int64_t d = 0; d < c->count; d++)
+        if (!const_int(v, k, d, &dims[d])) return false;
+    *rank = (int)c->count;
+    return true;
+}
+
+#define MILB_MAX_ENUM_RANK 4096 /* longer "shapes" are not shapes */
+
+int mil_rt_milb_view_flex_limits(const MilbView *v, const char *function, const char *input, MilRtFlexLimits *out) {
+    memset(out, 0, sizeof *out);
+    const MilbFunc *fn = milb_find_func(v, function);
+    if (!fn) return 0;
+    int r = milb_flex_entry(v, fn, "RangeDims", input);
+    if (r >= 0) {
+        const MilbConst *c = &v->consts[r];
+        int n = 0;
+        bool ok = true;
+        if (c->kind == MILB_C_LIST || c->kind == MILB_C_TUPLE) {
+            /* [[lo, hi], ...] */
+            ok = c->nitems <= MIL_MAX_RANK;
+            for (int d = 0; ok && d < c->nitems; d++) {
+                int64_t pr[2];
+                int rank;
+                ok = milb_shape(v, (int)c->items[d], pr, 2, &rank) && rank == 2;
+                if (ok) out->lo[d] = pr[0], out->hi[d] = pr[1];
+            }
+            n = c->nitems;
+        } else if (c->kind == MILB_C_TENSOR && c->count % 2 == 0 && c->count <= 2 * MIL_MAX_RANK) {
+            /* flat [lo0, hi0, lo1, hi1, ...] */
+            for (int d = 0; ok && d < c->count / 2; d++)
+                ok = const_int(v, r, 2 * d, &out->lo[d]) && const_int(v, r, 2 * d + 1, &out->hi[d]);
+            n = (int)(c->count / 2);
+        } else {
+            ok = false;
+        }
+        out->nranges = ok ? n : 0;
+    }
+    int en = milb_flex_entry(v, fn, "EnumeratedShapes", input);
+    if (en >= 0) {
+        const MilbConst *c = &v->consts[en];
+        if (c->kind == MILB_C_LIST || c->kind == MILB_C_TUPLE || c->kind == MILB_C_DICT) {
+            /* a list of shapes, or a dict whose values are the shapes */
+            int step = c->kind == MILB_C_DICT ? 2 : 1, first = c->kind == MILB_C_DICT ? 1 : 0;
+            int64_t *dims = malloc(MILB_MAX_ENUM_RANK * sizeof *dims);
+            if (!dims) return 0;
+            for (int i = first; i < c->nitems; i += step) {
+                int rank;
+                if (!milb_shape(v, (int)c->items[i], dims, MILB_MAX_ENUM_RANK, &rank)) continue;
+                if (mil_rt_flex_limits_add_shape(out, rank, dims)) break;
+            }
+            free(dims);
+        }
+    }
+    return 0;
+}
+
+int mil_rt_milb_flex_limits(const char *path, const char *function, const char *input, MilRtFlexLimits *out) {
+    void *buf;
+    size_t len;
+    MilRtErr e;
+    MilbView v;
+    memset(out, 0, sizeof *out);
+    if (mil_rt_milb_read_file(path, &buf, &len, &e)) return -1;
+    int rc = mil_rt_milb_parse(buf, len, path, &v, &e) ? -1 : mil_rt_milb_view_flex_limits(&v, function, input, out);
+    mil_rt_milb_view_free(&v);
+    free(buf);
+    return rc;
+}

@@ -451,5 +451,24 @@ int mil_rt_milb_read_file(const char *path, void **buf, size_t *len, MilRtErr *e
  * be read or is invalid. */
 int mil_rt_milb_view_default_shape(const MilbView *v, const char *function, const char *input, int rank, int64_t *dims);
 int mil_rt_milb_default_shape(const char *path, const char *function, const char *input, int rank, int64_t *dims);
+/* The FlexibleShapeInformation limits on `input` of `function` (NULL as
+ * above): RangeDims (nranges pairs: dim d within [lo[d], hi[d]], hi -1 =
+ * unbounded; given as a list of [lo, hi] tensors or one flat tensor) and
+ * EnumeratedShapes (nshapes shapes, a list of shape tensors or a dict whose
+ * values are the shapes).  Absent or unrecognised entries leave the counts 0.
+ * Returns 0 (free with mil_rt_flex_limits_free), -1 when the file cannot be
+ * read or is invalid (nothing to free). */
+typedef struct MilRtFlexLimits {
+    int nranges;                       /* 0 = no RangeDims */
+    int64_t lo[MIL_MAX_RANK], hi[MIL_MAX_RANK];
+    int nshapes;                       /* 0 = no EnumeratedShapes */
+    int *shape_rank;                   /* [nshapes] */
+    int64_t **shapes;                  /* [nshapes][shape_rank[i]] */
+} MilRtFlexLimits;
+int mil_rt_milb_view_flex_limits(const MilbView *v, const char *function, const char *input, MilRtFlexLimits *out);
+int mil_rt_milb_flex_limits(const char *path, const char *function, const char *input, MilRtFlexLimits *out);
+/* Appends one enumerated shape (0, or -1 when out of memory). */
+int mil_rt_flex_limits_add_shape(MilRtFlexLimits *l, int rank, const int64_t *dims);
+void mil_rt_flex_limits_free(MilRtFlexLimits *l);
 
 #endif /* MILC_RUNTIME_H */

@@ -223,26 +223,52 @@ static bool is_container(const MilConst *c) {
     return c->kind == MIL_CONST_LIST || c->kind == MIL_CONST_TUPLE;
 }
 
-/* Checks dims (an input's actual shape) against the function's
- * FlexibleShapeInformation: RangeDims (each dim within [lo, hi], hi -1 =
- * unbounded) and EnumeratedShapes (one of the listed shapes).  Prints the
- * error and returns -1 when it does not fit. */
-static int check_flexible(const MilFunc *f, const char *name, int rank, const int64_t *dims) {
-    if (!f) return 0;
+/* The function's FlexibleShapeInformation limits on input `name` as the
+ * runtime describes them for .milb models (mil_rt_milb_flex_limits), so
+ * that one check serves both: RangeDims as a list of [lo, hi] tensors or a
+ * flat tensor, EnumeratedShapes as a list of shapes or a dict whose values
+ * are the shapes. */
+static void mil_flex_limits(const MilFunc *f, const char *name, MilRtFlexLimits *l) {
+    memset(l, 0, sizeof *l);
     const MilConst *r = flex_entry(f, "RangeDims", name);
-    if (r) {
+    if (r && is_container(r) && r->nitems <= MIL_MAX_RANK) {
+        bool ok = true;
+        for (int d = 0; ok && d < r->nitems; d++) {
+            ok = r->items[d]->kind == MIL_CONST_TENSOR && r->items[d]->count == 2;
+            if (ok) l->lo[d] = mil_const_get_i64(r->items[d], 0), l->hi[d] = mil_const_get_i64(r->items[d], 1);
+        }
+        l->nranges = ok ? r->nitems : 0;
+    } else if (r && r->kind == MIL_CONST_TENSOR && r->count % 2 == 0 && r->count <= 2 * MIL_MAX_RANK) {
+        l->nranges = (int)(r->count / 2);
+        for (int d = 0; d < l->nranges; d++) {
+            l->lo[d] = mil_const_get_i64(r, 2 * d);
+            l->hi[d] = mil_const_get_i64(r, 2 * d + 1);
+        }
+    }
+    const MilConst *en = flex_entry(f, "EnumeratedShapes", name);
+    if (en && (is_container(en) || en->kind == MIL_CONST_DICT)) {
+        int step = en->kind == MIL_CONST_DICT ? 2 : 1, first = en->kind == MIL_CONST_DICT ? 1 : 0;
+        for (int i = first; i < en->nitems; i += step) {
+            const MilConst *sh = en->items[i];
+            if (sh->kind != MIL_CONST_TENSOR || sh->count > 4096) continue;
+            int64_t *dims = malloc((size_t)(sh->count ? sh->count : 1) * sizeof *dims);
+            if (!dims) break;
+            for (int64_t d = 0; d < sh->count; d++) dims[d] = mil_const_get_i64(sh, d);
+            int fail = mil_rt_flex_limits_add_shape(l, (int)sh->count, dims);
+            free(dims);
+            if (fail) break;
+        }
+    }
+}
+
+/* Checks dims (an input's actual shape) against the function's
+ * FlexibleShapeInformation limits: RangeDims (each dim within [lo, hi], hi -1
+ * = unbounded) and EnumeratedShapes (one of the listed shapes).  Prints the
+ * error and returns -1 when it does not fit. */
+static int check_limits(const MilRtFlexLimits *l, const char *name, int rank, const int64_t *dims) {
+    if (l->nranges == rank) {
         for (int d = 0; d < rank; d++) {
-            int64_t lo, hi;
-            if (is_container(r) && r->nitems == rank && r->items[d]->kind == MIL_CONST_TENSOR &&
-                r->items[d]->count == 2) {
-                lo = mil_const_get_i64(r->items[d], 0);
-                hi = mil_const_get_i64(r->items[d], 1);
-            } else if (r->kind == MIL_CONST_TENSOR && r->count == 2 * (int64_t)rank) {
-                lo = mil_const_get_i64(r, 2 * d);
-                hi = mil_const_get_i64(r, 2 * d + 1);
-            } else {
-                break; /* not a form we know: no check */
-            }
+            int64_t lo = l->lo[d], hi = l->hi[d];
             if (dims[d] < lo || (hi >= 0 && dims[d] > hi)) {
                 char range[64];
                 if (hi >= 0) snprintf(range, sizeof range, "[%lld, %lld]", (long long)lo, (long long)hi);
@@ -253,36 +279,37 @@ static int check_flexible(const MilFunc *f, const char *name, int rank, const in
             }
         }
     }
-    const MilConst *en = flex_entry(f, "EnumeratedShapes", name);
-    if (en && (is_container(en) || en->kind == MIL_CONST_DICT)) {
-        /* a list of shapes, or a dict whose values are the shapes */
-        int step = en->kind == MIL_CONST_DICT ? 2 : 1, first = en->kind == MIL_CONST_DICT ? 1 : 0;
-        bool any = false;
-        for (int i = first; i < en->nitems; i += step) {
-            const MilConst *sh = en->items[i];
-            if (sh->kind != MIL_CONST_TENSOR) continue;
-            any = true;
-            bool same = sh->count == rank;
-            for (int d = 0; same && d < rank; d++) same = mil_const_get_i64(sh, d) == dims[d];
+    if (l->nshapes) {
+        for (int i = 0; i < l->nshapes; i++) {
+            bool same = l->shape_rank[i] == rank;
+            for (int d = 0; same && d < rank; d++) same = l->shapes[i][d] == dims[d];
             if (same) return 0;
         }
-        if (any) {
-            fprintf(stderr, "mil-run: error: input '%s': shape [", name);
-            for (int d = 0; d < rank; d++) fprintf(stderr, "%s%lld", d ? ", " : "", (long long)dims[d]);
-            fprintf(stderr, "] is not one of the enumerated shapes:");
-            for (int i = first; i < en->nitems; i += step) {
-                const MilConst *sh = en->items[i];
-                if (sh->kind != MIL_CONST_TENSOR) continue;
-                fprintf(stderr, " [");
-                for (int64_t d = 0; d < sh->count; d++)
-                    fprintf(stderr, "%s%lld", d ? ", " : "", (long long)mil_const_get_i64(sh, d));
-                fprintf(stderr, "]");
-            }
-            fprintf(stderr, "\n");
-            return -1;
+        fprintf(stderr, "mil-run: error: input '%s': shape [", name);
+        for (int d = 0; d < rank; d++) fprintf(stderr, "%s%lld", d ? ", " : "", (long long)dims[d]);
+        fprintf(stderr, "] is not one of the enumerated shapes:");
+        for (int i = 0; i < l->nshapes; i++) {
+            fprintf(stderr, " [");
+            for (int d = 0; d < l->shape_rank[i]; d++)
+                fprintf(stderr, "%s%lld", d ? ", " : "", (long long)l->shapes[i][d]);
+            fprintf(stderr, "]");
         }
+        fprintf(stderr, "\n");
+        return -1;
     }
     return 0;
+}
+
+/* check_limits with the limits of f (a .mil model) or, when f is NULL, of
+ * function `func` of the .milb at milb_path. */
+static int check_flexible(const MilFunc *f, const char *milb_path, const char *func, const char *name, int rank,
+                          const int64_t *dims) {
+    MilRtFlexLimits l;
+    if (f) mil_flex_limits(f, name, &l);
+    else if (mil_rt_milb_flex_limits(milb_path, func, name, &l)) return 0; /* the loader has read it already */
+    int rc = check_limits(&l, name, rank, dims);
+    mil_rt_flex_limits_free(&l);
+    return rc;
 }
 
 static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
@@ -641,7 +668,7 @@ have_program:
             goto done;
         }
         if (load_input(&f->values[f->inputs[j]], o.inputs[k].file, &in[j])) goto done;
-        if (check_flexible(mf, o.inputs[k].name, in[j].rank, in[j].dims)) goto done;
+        if (check_flexible(mf, mil_path, f->name, o.inputs[k].name, in[j].rank, in[j].dims)) goto done;
     }
     uint64_t state = o.seed;
     double random_bytes = 0;
@@ -662,7 +689,7 @@ have_program:
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
             bytes *= (double)t.dims[k];
         }
-        if (check_flexible(mf, v->name, t.rank, t.dims)) goto done;
+        if (check_flexible(mf, mil_path, f->name, v->name, t.rank, t.dims)) goto done;
         random_bytes += bytes;
         if (random_bytes > MAX_RANDOM_INPUT_BYTES) {
             char ty[256];
