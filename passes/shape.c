@@ -73,6 +73,29 @@ static bool in_shape(const MilOp *op, const char *name, Shape *sh) {
     return shape_of(arg_type(op, name), sh);
 }
 
+/* The constant integer list ARG (at most MAX entries; the op's input has rank
+ * RANK, for the message) into V[*N]: INF_OK, INF_NONE when it is not
+ * constant, INF_ERR when it has too many entries. */
+static int list_arg(Inf *s, const char *arg, int rank, int64_t *v, int max, int *n) {
+    *n = arg_ints(s->op, arg, v, max);
+    if (*n < 0 && const_count(s->op, arg) > max)
+        return fail(s, "%s has %lld entries for rank %d", arg, (long long)const_count(s->op, arg), rank);
+    return *n < 0 ? INF_NONE : INF_OK;
+}
+
+/* A "shape" argument that is not constant: O gets the rank of the shape
+ * tensor's length and unknown dims (INF_OK), or INF_NONE / INF_ERR. */
+static int unknown_dims(Inf *s, Shape *o) {
+    int64_t nc = const_count(s->op, "shape");
+    if (nc > MIL_MAX_RANK) return rank_too_large(s, nc);
+    Shape st;
+    if (!in_shape(s->op, "shape", &st) || st.rank != 1 || st.d[0] == UNK) return INF_NONE;
+    if (st.d[0] > MIL_MAX_RANK) return rank_too_large(s, st.d[0]);
+    o->rank = (int)st.d[0];
+    for (int i = 0; i < o->rank; i++) o->d[i] = UNK;
+    return INF_OK;
+}
+
 static void fmt_dims(const Shape *s, char *buf, size_t n) {
     int k = snprintf(buf, n, "[");
     for (int i = 0; i < s->rank && k < (int)n; i++)
@@ -335,13 +358,8 @@ static int rule_reshape(Inf *s) {
     int n = arg_ints(s->op, "shape", sh, MIL_MAX_RANK);
     Shape o = x;
     if (n < 0) {
-        int64_t nc = const_count(s->op, "shape");
-        if (nc > MIL_MAX_RANK) return rank_too_large(s, nc);
-        Shape st;
-        if (!in_shape(s->op, "shape", &st) || st.rank != 1 || st.d[0] == UNK) return INF_NONE;
-        if (st.d[0] > MIL_MAX_RANK) return rank_too_large(s, st.d[0]);
-        o.rank = (int)st.d[0];
-        for (int i = 0; i < o.rank; i++) o.d[i] = UNK;
+        int r = unknown_dims(s, &o);
+        if (r != INF_OK) return r;
         s->out[0] = o;
         s->nout = 1;
         return INF_OK;
@@ -386,10 +404,8 @@ static int rule_transpose(Inf *s) {
     Shape x;
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t perm[MIL_MAX_RANK];
-    int n = arg_ints(s->op, "perm", perm, MIL_MAX_RANK);
-    if (n < 0 && const_count(s->op, "perm") > MIL_MAX_RANK)
-        return fail(s, "perm has %lld entries for rank %d", (long long)const_count(s->op, "perm"), x.rank);
-    if (n < 0) return INF_NONE;
+    int n, r = list_arg(s, "perm", x.rank, perm, MIL_MAX_RANK, &n);
+    if (r != INF_OK) return r;
     if (n != x.rank) return fail(s, "perm has %d entries for rank %d", n, x.rank);
     bool seen[MIL_MAX_RANK] = {0};
     Shape o = x;
@@ -654,10 +670,8 @@ static int rule_tile(Inf *s) {
     Shape x;
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t reps[MIL_MAX_RANK];
-    int n = arg_ints(s->op, "reps", reps, MIL_MAX_RANK);
-    if (n < 0 && const_count(s->op, "reps") > MIL_MAX_RANK)
-        return fail(s, "reps has %lld entries for rank %d", (long long)const_count(s->op, "reps"), x.rank);
-    if (n < 0) return INF_NONE;
+    int n, r = list_arg(s, "reps", x.rank, reps, MIL_MAX_RANK, &n);
+    if (r != INF_OK) return r;
     if (n != x.rank) return fail(s, "reps has %d entries for rank %d", n, x.rank);
     for (int i = 0; i < n; i++) x.d[i] = x.d[i] == UNK ? UNK : x.d[i] * reps[i];
     s->out[0] = x;
@@ -669,10 +683,8 @@ static int rule_pad(Inf *s) {
     Shape x;
     if (!in_shape(s->op, "x", &x)) return INF_NONE;
     int64_t pad[2 * MIL_MAX_RANK];
-    int n = arg_ints(s->op, "pad", pad, 2 * MIL_MAX_RANK);
-    if (n < 0 && const_count(s->op, "pad") > 2 * MIL_MAX_RANK)
-        return fail(s, "pad has %lld entries for rank %d", (long long)const_count(s->op, "pad"), x.rank);
-    if (n < 0) return INF_NONE;
+    int n, r = list_arg(s, "pad", x.rank, pad, 2 * MIL_MAX_RANK, &n);
+    if (r != INF_OK) return r;
     if (n % 2 || n / 2 > x.rank) return fail(s, "pad has %d entries for rank %d", n, x.rank);
     int k = n / 2;
     for (int i = 0; i < k; i++) {
@@ -690,13 +702,8 @@ static int rule_fill(Inf *s) {
     const MilType *vt = arg_type(s->op, "value");
     Shape o = {.dt = vt && vt->kind == MIL_TY_TENSOR ? vt->dtype : MIL_DT_FP32};
     if (n < 0) {
-        int64_t nc = const_count(s->op, "shape");
-        if (nc > MIL_MAX_RANK) return rank_too_large(s, nc);
-        Shape st;
-        if (!in_shape(s->op, "shape", &st) || st.rank != 1 || st.d[0] == UNK) return INF_NONE;
-        if (st.d[0] > MIL_MAX_RANK) return rank_too_large(s, st.d[0]);
-        o.rank = (int)st.d[0];
-        for (int i = 0; i < o.rank; i++) o.d[i] = UNK;
+        int r = unknown_dims(s, &o);
+        if (r != INF_OK) return r;
     } else {
         o.rank = n;
         for (int i = 0; i < n; i++) o.d[i] = sh[i];
