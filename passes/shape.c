@@ -73,6 +73,13 @@ static bool in_shape(const MilOp *op, const char *name, Shape *sh) {
     return shape_of(arg_type(op, name), sh);
 }
 
+/* The rule's single result O (INF_OK). */
+static int one_result(Inf *s, const Shape *o) {
+    s->out[0] = *o;
+    s->nout = 1;
+    return INF_OK;
+}
+
 /* The constant integer list ARG (at most MAX entries; the op's input has rank
  * RANK, for the message) into V[*N]: INF_OK, INF_NONE when it is not
  * constant, INF_ERR when it has too many entries. */
@@ -160,9 +167,7 @@ static int rule_binary(Inf *s, MilDType force) {
         return fail(s, "shapes %s and %s are not broadcastable", a, b);
     }
     if (force != MIL_DT_NONE) o.dt = force;
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_select(Inf *s) {
@@ -172,9 +177,7 @@ static int rule_select(Inf *s) {
     Shape o = a;
     if (!broadcast(&o, &b) || !broadcast(&o, &c)) return fail(s, "cond, a and b are not broadcastable");
     o.dt = a.dt;
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_cast(Inf *s) {
@@ -208,9 +211,7 @@ static int rule_reduce(Inf *s) {
         if (!red[i]) o.d[o.rank++] = x.d[i];
         else if (keep) o.d[o.rank++] = 1;
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_argreduce(Inf *s) {
@@ -228,9 +229,7 @@ static int rule_argreduce(Inf *s) {
         else if (keep) o.d[o.rank++] = 1;
     const char *dt = arg_str(s->op, "output_dtype");
     o.dt = dt ? dtype_named(dt) : MIL_DT_INT32;
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_topk(Inf *s) {
@@ -273,9 +272,7 @@ static int rule_matmul(Inf *s) {
     o.dt = x.dt;
     if (!x1) o.d[o.rank++] = x.d[x.rank - 2];
     if (!y1) o.d[o.rank++] = y.d[y.rank - 1];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_linear(Inf *s) {
@@ -291,9 +288,7 @@ static int rule_linear(Inf *s) {
         return fail(s, "bias has %lld elements, expected %lld", (long long)b.d[0], (long long)w.d[0]);
     Shape o = x;
     o.d[o.rank - 1] = w.d[0];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 /* Output extent of a windowed op along one spatial axis. */
@@ -346,9 +341,7 @@ static int rule_window(Inf *s, bool conv) {
         if (v == -2) return fail(s, "kernel larger than the padded input along axis %d", 2 + i);
         o.d[2 + i] = v;
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_reshape(Inf *s) {
@@ -360,9 +353,7 @@ static int rule_reshape(Inf *s) {
     if (n < 0) {
         int r = unknown_dims(s, &o);
         if (r != INF_OK) return r;
-        s->out[0] = o;
-        s->nout = 1;
-        return INF_OK;
+        return one_result(s, &o);
     }
     o.rank = n;
     int infer = -1;
@@ -395,9 +386,7 @@ static int rule_reshape(Inf *s) {
         return fail(s, "element count mismatch: cannot reshape %lld elements into %s (%lld elements)",
                     (long long)total, b, (long long)known);
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_transpose(Inf *s) {
@@ -415,9 +404,7 @@ static int rule_transpose(Inf *s) {
         seen[a] = true;
         o.d[i] = x.d[a];
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_expand_dims(Inf *s) {
@@ -439,9 +426,7 @@ static int rule_expand_dims(Inf *s) {
     Shape o = x;
     o.rank = r;
     for (int i = 0, j = 0; i < r; i++) o.d[i] = ins[i] ? 1 : x.d[j++];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_squeeze(Inf *s) {
@@ -466,9 +451,7 @@ static int rule_squeeze(Inf *s) {
     o.rank = 0;
     for (int i = 0; i < x.rank; i++)
         if (!rm[i]) o.d[o.rank++] = x.d[i];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static const MilArg *variadic_arg(const MilOp *op, const char *name) {
@@ -513,9 +496,7 @@ static int rule_concat(Inf *s, bool stack) {
     } else {
         o.d[ax] = sum;
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_split(Inf *s) {
@@ -570,9 +551,7 @@ static int rule_slice_by_size(Inf *s) {
                             (long long)(b[i] + z[i]), i, (long long)x.d[i]);
         }
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int mask_of(const MilOp *op, const char *name, bool *m, int rank) {
@@ -619,9 +598,7 @@ static int rule_slice_by_index(Inf *s) {
         if (sq[i]) continue;
         o.d[o.rank++] = len;
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_gather(Inf *s) {
@@ -640,9 +617,7 @@ static int rule_gather(Inf *s) {
     for (int i = 0; i < ax; i++) o.d[o.rank++] = x.d[i];
     for (int i = (int)bd; i < idx.rank; i++) o.d[o.rank++] = idx.d[i];
     for (int i = ax + 1; i < x.rank; i++) o.d[o.rank++] = x.d[i];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_gather_nd(Inf *s) {
@@ -661,9 +636,7 @@ static int rule_gather_nd(Inf *s) {
     o.rank = 0;
     for (int i = 0; i < idx.rank - 1; i++) o.d[o.rank++] = idx.d[i];
     for (int i = (int)from; i < x.rank; i++) o.d[o.rank++] = x.d[i];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_tile(Inf *s) {
@@ -674,9 +647,7 @@ static int rule_tile(Inf *s) {
     if (r != INF_OK) return r;
     if (n != x.rank) return fail(s, "reps has %d entries for rank %d", n, x.rank);
     for (int i = 0; i < n; i++) x.d[i] = x.d[i] == UNK ? UNK : x.d[i] * reps[i];
-    s->out[0] = x;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &x);
 }
 
 static int rule_pad(Inf *s) {
@@ -691,9 +662,7 @@ static int rule_pad(Inf *s) {
         int a = x.rank - k + i;
         if (x.d[a] != UNK) x.d[a] += pad[2 * i] + pad[2 * i + 1];
     }
-    s->out[0] = x;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &x);
 }
 
 static int rule_fill(Inf *s) {
@@ -708,9 +677,7 @@ static int rule_fill(Inf *s) {
         o.rank = n;
         for (int i = 0; i < n; i++) o.d[i] = sh[i];
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_range(Inf *s) {
@@ -724,9 +691,7 @@ static int rule_range(Inf *s) {
         if ((double)k < n) k++;
         o.d[0] = k > 0 ? k : 0;
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_flatten2d(Inf *s) {
@@ -740,9 +705,7 @@ static int rule_flatten2d(Inf *s) {
     o.rank = 2;
     o.d[0] = dim_prod(&x, 0, ax);
     o.d[1] = dim_prod(&x, ax, x.rank);
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_space(Inf *s, int dir /* +1 depth_to_space, -1 space_to_depth */, const char *arg) {
@@ -760,9 +723,7 @@ static int rule_space(Inf *s, int dir /* +1 depth_to_space, -1 space_to_depth */
         o.d[2] = x.d[2] == UNK ? UNK : x.d[2] / b;
         o.d[3] = x.d[3] == UNK ? UNK : x.d[3] / b;
     }
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_upsample(Inf *s) {
@@ -774,9 +735,7 @@ static int rule_upsample(Inf *s) {
     int h = x.rank - 2, w = x.rank - 1;
     x.d[h] = x.d[h] == UNK ? UNK : (int64_t)((double)x.d[h] * sh);
     x.d[w] = x.d[w] == UNK ? UNK : (int64_t)((double)x.d[w] * sw);
-    s->out[0] = x;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &x);
 }
 
 static int rule_crop(Inf *s) {
@@ -788,9 +747,7 @@ static int rule_crop(Inf *s) {
     int h = x.rank - 2, w = x.rank - 1;
     if (x.d[h] != UNK) x.d[h] -= ch[0] + ch[1];
     if (x.d[w] != UNK) x.d[w] -= cw[0] + cw[1];
-    s->out[0] = x;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &x);
 }
 
 static int rule_sdpa(Inf *s) {
@@ -806,9 +763,7 @@ static int rule_sdpa(Inf *s) {
         return fail(s, "key and value sequence lengths do not match (%lld vs %lld)", (long long)sk, (long long)sv);
     Shape o = q;
     o.d[o.rank - 1] = v.d[v.rank - 1];
-    s->out[0] = o;
-    s->nout = 1;
-    return INF_OK;
+    return one_result(s, &o);
 }
 
 static int rule_sdpa_backward(Inf *s) {
