@@ -99,13 +99,13 @@ static int cmp_ref(const void *a, const void *b) {
     return x->order - y->order;
 }
 
-/* mkdir -p of the directory part of path. */
-static int make_parent(const char *path) {
+/* mkdir -p DIR: 0 when DIR is a directory afterwards, -1 (errno set by the
+ * failing mkdir) otherwise.  Shared with tools/mil_run.c's output directory;
+ * its declaration belongs in backend/backend.h. */
+int mil_mkdirs(const char *dir);
+int mil_mkdirs(const char *dir) {
     char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-    char *slash = strrchr(buf, '/');
-    if (!slash || slash == buf) return 0;
-    *slash = 0;
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
             char c = *p;
@@ -117,6 +117,16 @@ static int make_parent(const char *path) {
     }
     struct stat st;
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* mkdir -p of the directory part of path. */
+static int make_parent(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf) return 0;
+    *slash = 0;
+    return mil_mkdirs(buf);
 }
 
 static uint64_t splitmix(uint64_t *s) {
