@@ -257,12 +257,14 @@ typedef struct Small {
     size_t len;
 } Small;
 
-static Small small_program(void) {
+/* The small program as .milb (names and debug info stripped if STRIP); its
+ * weights in tmp. */
+static Small small_program_opts(bool strip) {
     MilDiag d;
     mil_diag_init(&d);
     MilProgram *p = parse_text("small.mil", small_src, &d);
     cr_assert(p);
-    MilbWriteOptions wo = {.weight_path = WPATH};
+    MilbWriteOptions wo = {.weight_path = WPATH, .strip = strip};
     MilbOutput o;
     cr_assert_eq(mil_milb_write(p, &wo, &o, &d), 0);
     cr_assert_gt(o.weights_len, 0);
@@ -273,6 +275,8 @@ static Small small_program(void) {
     mil_diag_free(&d);
     return s;
 }
+
+static Small small_program(void) { return small_program_opts(false); }
 
 /* Loads bytes fully (parse, runtime program, disassembly); true if accepted. */
 static bool try_load(const uint8_t *b, size_t n, MilRtErr *e) {
@@ -329,37 +333,48 @@ Test(milb, small_program_loads_and_runs) {
     free(s.milb);
 }
 
-Test(milb, flip_every_byte) {
-    Small s = small_program();
-    uint8_t *b = malloc(s.len);
+/* Every byte of S flipped (several ways) is rejected (with the loader's
+ * message if CHECK_MSG). */
+static void expect_flips_rejected(const Small *s, bool check_msg) {
+    uint8_t *b = malloc(s->len);
     const uint8_t xs[] = {0x01, 0x80, 0xff, 0x10};
-    for (size_t i = 0; i < s.len; i++)
+    for (size_t i = 0; i < s->len; i++)
         for (size_t k = 0; k < sizeof xs; k++) {
-            memcpy(b, s.milb, s.len);
+            memcpy(b, s->milb, s->len);
             b[i] ^= xs[k];
             MilRtErr e;
-            cr_assert(!try_load(b, s.len, &e), "flipping byte %zu by 0x%02x was accepted", i, xs[k]);
-            cr_assert(strstr(e.msg, "bad binary format ("), "message: %s", e.msg);
+            cr_assert(!try_load(b, s->len, &e), "flipping byte %zu by 0x%02x was accepted", i, xs[k]);
+            if (check_msg) cr_assert(strstr(e.msg, "bad binary format ("), "message: %s", e.msg);
         }
     free(b);
-    free(s.milb);
 }
 
-Test(milb, truncate_at_every_length) {
-    Small s = small_program();
-    for (size_t n = 0; n < s.len; n++) {
+/* Every truncation of S is rejected (with the loader's message if
+ * CHECK_MSG), even with a forged checksum. */
+static void expect_truncations_rejected(const Small *s, bool check_msg) {
+    for (size_t n = 0; n < s->len; n++) {
         uint8_t *b = malloc(n + 1);   /* exact size: ASan catches over-reads */
-        memcpy(b, s.milb, n);
+        memcpy(b, s->milb, n);
         MilRtErr e;
         cr_assert(!try_load(n ? b : NULL, n, &e), "truncation to %zu bytes accepted", n);
-        cr_assert(strstr(e.msg, "prog.milb: bad binary format ("), "message: %s", e.msg);
-        /* even with a forged checksum */
+        if (check_msg) cr_assert(strstr(e.msg, "prog.milb: bad binary format ("), "message: %s", e.msg);
         if (n >= MILB_MIN_SIZE) {
             reseal(b, n);
             cr_assert(!try_load(b, n, &e), "truncation to %zu bytes (resealed) accepted", n);
         }
         free(b);
     }
+}
+
+Test(milb, flip_every_byte) {
+    Small s = small_program();
+    expect_flips_rejected(&s, true);
+    free(s.milb);
+}
+
+Test(milb, truncate_at_every_length) {
+    Small s = small_program();
+    expect_truncations_rejected(&s, true);
     free(s.milb);
 }
 
@@ -724,46 +739,15 @@ Test(milb, stripped_roundtrip) {
     mil_diag_free(&d);
 }
 
-static Small small_program_opts(bool strip) {
-    MilDiag d;
-    mil_diag_init(&d);
-    MilProgram *p = parse_text("small.mil", small_src, &d);
-    cr_assert(p);
-    MilbWriteOptions wo = {.weight_path = WPATH, .strip = strip};
-    MilbOutput o;
-    cr_assert_eq(mil_milb_write(p, &wo, &o, &d), 0);
-    tu_write_file(tpath("prog.weights.bin"), o.weights, o.weights_len);
-    Small s = {o.milb, o.milb_len};
-    free(o.weights);
-    mil_program_free(p);
-    mil_diag_free(&d);
-    return s;
-}
-
 /* The stripped encoding (anonymous results, no DEBUG) under the same
  * corruption: every byte flipped, every truncation, every byte forged. */
 Test(milb, stripped_corruption) {
     Small s = small_program_opts(true);
     MilRtErr e;
     cr_assert(try_load(s.milb, s.len, &e), "%s", e.msg);
+    expect_flips_rejected(&s, false);
+    expect_truncations_rejected(&s, false);
     uint8_t *b = malloc(s.len);
-    const uint8_t xs[] = {0x01, 0x80, 0xff, 0x10};
-    for (size_t i = 0; i < s.len; i++)
-        for (size_t k = 0; k < sizeof xs; k++) {
-            memcpy(b, s.milb, s.len);
-            b[i] ^= xs[k];
-            cr_assert(!try_load(b, s.len, &e), "flipping byte %zu by 0x%02x was accepted", i, xs[k]);
-        }
-    for (size_t n = 0; n < s.len; n++) {
-        uint8_t *t = malloc(n + 1);
-        memcpy(t, s.milb, n);
-        cr_assert(!try_load(n ? t : NULL, n, &e), "truncation to %zu bytes accepted", n);
-        if (n >= MILB_MIN_SIZE) {
-            reseal(t, n);
-            cr_assert(!try_load(t, n, &e), "truncation to %zu bytes (resealed) accepted", n);
-        }
-        free(t);
-    }
     const uint8_t vals[] = {0x00, 0x01, 0x02, 0x05, 0x7f, 0x80, 0xff, 0x3f, 0x40, 0x21, 0x11};
     for (size_t i = 0; i + 8 < s.len; i++)
         for (size_t k = 0; k < sizeof vals; k++) {
