@@ -166,6 +166,18 @@ void tu_rmrf(const char *path) {
     if (system(cmd) != 0) { /* best effort */ }
 }
 
+void tu_fixture_init(char **tmp, char **out, char **err) {
+    *tmp = tu_tmpdir();
+    *out = *err = NULL;
+}
+
+void tu_fixture_fini(char **tmp, char **out, char **err) {
+    tu_rmrf(*tmp);
+    free(*tmp);
+    free(*out);
+    free(*err);
+}
+
 void tu_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -18,6 +18,10 @@ int tu_run(const char *cmd, char **out, char **err);
 /* A fresh temporary directory (removed by the caller with tu_rmrf). */
 char *tu_tmpdir(void);
 void tu_rmrf(const char *path);
+/* A suite that runs tools: *TMP a fresh directory, *OUT and *ERR the last
+ * output (NULL at first); fini removes the directory and frees all three. */
+void tu_fixture_init(char **tmp, char **out, char **err);
+void tu_fixture_fini(char **tmp, char **out, char **err);
 /* "DIR/NAME" (static buffer rotation of 64, apart from tu_src's). */
 const char *tu_path(const char *dir, const char *name);
 /* printf into a static buffer (rotation of 4), e.g. a command line. */

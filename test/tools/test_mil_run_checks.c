@@ -14,13 +14,8 @@
 static char *tmp;
 static char *out, *err;
 
-static void setup(void) { tmp = tu_tmpdir(); out = err = NULL; }
-static void teardown(void) {
-    tu_rmrf(tmp);
-    free(tmp);
-    free(out);
-    free(err);
-}
+static void setup(void) { tu_fixture_init(&tmp, &out, &err); }
+static void teardown(void) { tu_fixture_fini(&tmp, &out, &err); }
 
 TestSuite(mil_run_checks, .init = setup, .fini = teardown);
 
