@@ -78,6 +78,16 @@ void tu_write_file(const char *path, const void *data, size_t n) {
 
 void tu_write_text(const char *path, const char *text) { tu_write_file(path, text, strlen(text)); }
 
+void tu_write_npy(const char *path, MilDType dt, int rank, const int64_t *dims, const double *vals) {
+    MilRtTensor t = {.dtype = dt, .rank = rank};
+    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+    MilRtErr e;
+    cr_assert_eq(mil_rt_tensor_alloc(&t, &e), 0);
+    for (int64_t i = 0; i < mil_rt_numel(&t); i++) mil_rt_set_f64(&t, i, vals[i]);
+    cr_assert_eq(mil_rt_npy_write(path, &t, &e), 0, "%s", e.msg);
+    mil_rt_tensor_free(&t);
+}
+
 void tu_assert_same_file(const char *a, const char *b) {
     size_t la = 0, lb = 0;
     char *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);

@@ -2,6 +2,9 @@
 #ifndef MILC_TESTUTIL_H
 #define MILC_TESTUTIL_H
 #include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/runtime.h"
 
 /* Whole file into a malloc'd NUL-terminated buffer; NULL if unreadable. */
 char *tu_read_file(const char *path, size_t *len);
@@ -35,6 +38,8 @@ void tu_run_ok(const char *cmd);
 /* Writes N bytes (or a NUL-terminated text) to PATH; asserts on failure. */
 void tu_write_file(const char *path, const void *data, size_t n);
 void tu_write_text(const char *path, const char *text);
+/* Writes a DT tensor of shape DIMS[RANK] with values VALS as .npy to PATH. */
+void tu_write_npy(const char *path, MilDType dt, int rank, const int64_t *dims, const double *vals);
 /* Asserts that A and B both exist and have the same bytes. */
 void tu_assert_same_file(const char *a, const char *b);
 /* A warning on stderr.  (Criterion 2.4's cr_log_warn makes the whole run

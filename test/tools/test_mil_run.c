@@ -23,15 +23,7 @@ TestSuite(mil_run, .init = setup, .fini = teardown);
 #define tp(name) tu_path(tmp, name)
 #define run(...) tu_runf(&out, &err, tu_tool("mil-run"), __VA_ARGS__)
 
-static void npy(const char *name, MilDType dt, int rank, const int64_t *dims, const double *vals) {
-    MilRtTensor t = {.dtype = dt, .rank = rank};
-    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
-    MilRtErr e;
-    cr_assert_eq(mil_rt_tensor_alloc(&t, &e), 0);
-    for (int64_t i = 0; i < mil_rt_numel(&t); i++) mil_rt_set_f64(&t, i, vals[i]);
-    cr_assert_eq(mil_rt_npy_write(tp(name), &t, &e), 0, "%s", e.msg);
-    mil_rt_tensor_free(&t);
-}
+#define npy(name, ...) tu_write_npy(tp(name), __VA_ARGS__)
 
 static const int64_t d24[2] = {2, 4}, d2[1] = {2}, d3[1] = {3};
 static const double x8[8] = {0, 1, 2, 3, -4, -5, 6, 7}, k2[2] = {3, -5};

@@ -23,15 +23,7 @@ TestSuite(mil_run_checks, .init = setup, .fini = teardown);
 #define run(...) tu_runf(&out, &err, tu_tool("mil-run"), __VA_ARGS__)
 #define write_file(name, text) tu_write_text(tp(name), text)
 
-static void npy(const char *name, MilDType dt, int rank, const int64_t *dims, const double *vals) {
-    MilRtTensor t = {.dtype = dt, .rank = rank};
-    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
-    MilRtErr e;
-    cr_assert_eq(mil_rt_tensor_alloc(&t, &e), 0);
-    for (int64_t i = 0; i < mil_rt_numel(&t); i++) mil_rt_set_f64(&t, i, vals[i]);
-    cr_assert_eq(mil_rt_npy_write(tp(name), &t, &e), 0, "%s", e.msg);
-    mil_rt_tensor_free(&t);
-}
+#define npy(name, ...) tu_write_npy(tp(name), __VA_ARGS__)
 
 /* ------------------------------------------------------------ --summary */
 
