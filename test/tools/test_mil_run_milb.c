@@ -3,7 +3,6 @@
  * EnumeratedShapes), with the messages it gives for .mil models; the
  * runtime's accessor (mil_rt_milb_flex_limits). */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,45 +14,15 @@
 static char *tmp;
 static char *out, *err;
 
-static void setup(void) { tmp = tu_tmpdir(); out = err = NULL; }
-static void teardown(void) {
-    tu_rmrf(tmp);
-    free(tmp);
-    free(out);
-    free(err);
-}
+static void setup(void) { tu_fixture_init(&tmp, &out, &err); }
+static void teardown(void) { tu_fixture_fini(&tmp, &out, &err); }
 
 TestSuite(mil_run_milb, .init = setup, .fini = teardown);
 
-static const char *tp(const char *name) {
-    static char b[8][1024];
-    static int i;
-    char *p = b[i++ & 7];
-    snprintf(p, 1024, "%s/%s", tmp, name);
-    return p;
-}
-
+#define tp(name) tu_path(tmp, name)
 /* TOOL ARGS..., output in out/err; the exit status. */
-static int run(const char *tool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(const char *tool, const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s", tu_tool(tool), args);
-    free(out);
-    free(err);
-    out = err = NULL;
-    return tu_run(cmd, &out, &err);
-}
-
-static void write_file(const char *name, const char *text) {
-    FILE *f = fopen(tp(name), "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+#define run(tool, ...) tu_runf(&out, &err, tu_tool(tool), __VA_ARGS__)
+#define write_file(name, text) tu_write_text(tp(name), text)
 
 static void npy(const char *name, int rank, const int64_t *dims) {
     MilRtTensor t = {.dtype = MIL_DT_FP32, .rank = rank};
