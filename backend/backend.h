@@ -119,6 +119,10 @@ bool mil_milb_is_path(const char *path);
 
 /* ------------------------------------------------------ model directories */
 
+/* mkdir -p DIR: 0 when DIR is a directory afterwards, -1 (errno set by the
+ * failing mkdir) otherwise. */
+int mil_mkdirs(const char *dir);
+
 typedef struct MilBundleOptions {
     MilSpelling spelling;        /* of model.mil */
     const char *model_dir;       /* the input's `@model_path` (to read its BLOBFILEs); NULL = "." */

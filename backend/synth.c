@@ -99,13 +99,9 @@ static int cmp_ref(const void *a, const void *b) {
     return x->order - y->order;
 }
 
-/* mkdir -p DIR: 0 when DIR is a directory afterwards, -1 (errno set by the
- * failing mkdir) otherwise.  Shared with tools/mil_run.c's output directory;
- * its declaration belongs in backend/backend.h. */
-int mil_mkdirs(const char *dir);
 int mil_mkdirs(const char *dir) {
     char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
+    if (!dir || !*dir || snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
             char c = *p;

@@ -351,26 +351,10 @@ static int load_input(const MilRtValue *v, const char *file, MilRtTensor *out) {
 
 /* ------------------------------------------------------------ outputs */
 
-static int mkdirs(const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-            *p = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
 /* Writes every output to a temporary file in dir, then renames them all;
  * on any failure every file this call created is removed again. */
 static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char *dir) {
-    if (mkdirs(dir)) {
+    if (mil_mkdirs(dir)) {
         fprintf(stderr, "mil-run: error: cannot create output directory %s: %s\n", dir, strerror(errno));
         return -1;
     }
