@@ -186,7 +186,13 @@ int mil_rt_tensor_convert(MilRtTensor *dst, MilDType to, const MilRtTensor *src,
         int_range(to, &lo, &hi);
         for (int64_t i = 0; i < n; i++) {
             int64_t v = mil_rt_get_i64(src, i);
-            if (from == MIL_DT_UINT64 && (uint64_t)v > (uint64_t)INT64_MAX) v = INT64_MAX;
+            /* range-check the unsigned value itself (get_i64 would saturate it) */
+            uint64_t u = from == MIL_DT_UINT64 ? ((const uint64_t *)src->data)[i] : 0;
+            if (u > (uint64_t)INT64_MAX) {
+                mil_rt_tensor_free(&t);
+                return mil_rt_errf(e, "value %llu at index %lld does not fit in %s", (unsigned long long)u,
+                                   (long long)i, mil_rt_dtype_name(to));
+            }
             if ((double)v < lo || (double)v > hi) {
                 mil_rt_tensor_free(&t);
                 return mil_rt_errf(e, "value %lld at index %lld does not fit in %s", (long long)v,
