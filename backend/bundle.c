@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <ftw.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,85 @@ static int fill_dir(MilProgram *p, const char *stage, const MilBundleOptions *o,
     return rc;
 }
 
+static bool has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && !strcmp(s + n - m, suf);
+}
+
+/* True when every entry of directory path is accepted by ok (and path is a
+ * real directory, not a symlink to one). */
+static bool dir_only(const char *path, bool (*ok)(const char *parent, const char *name)) {
+    struct stat st;
+    if (lstat(path, &st) || !S_ISDIR(st.st_mode)) return false;
+    DIR *dp = opendir(path);
+    if (!dp) return false;
+    bool good = true;
+    struct dirent *de;
+    while (good && (de = readdir(dp))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        good = ok(path, de->d_name);
+    }
+    closedir(dp);
+    return good;
+}
+
+static bool is_kind(const char *parent, const char *name, mode_t kind) {
+    char path[4200];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/%s", parent, name);
+    return n > 0 && (size_t)n < sizeof path && !lstat(path, &st) && (st.st_mode & S_IFMT) == kind;
+}
+
+static bool weights_entry_ok(const char *parent, const char *name) {
+    return has_suffix(name, ".bin") && is_kind(parent, name, S_IFREG);
+}
+
+static bool bundle_entry_ok(const char *parent, const char *name) {
+    if (!strcmp(name, "model.mil") || !strcmp(name, "taps.json")) return is_kind(parent, name, S_IFREG);
+    if (!strcmp(name, "weights")) {
+        char path[4200];
+        int n = snprintf(path, sizeof path, "%s/%s", parent, name);
+        return n > 0 && (size_t)n < sizeof path && dir_only(path, weights_entry_ok);
+    }
+    return false;
+}
+
+/* A directory this writer may replace: a previous model bundle (model.mil,
+ * weights/ holding only .bin files, taps.json) and nothing else. */
+static bool looks_like_bundle(const char *dir) {
+    char path[4200];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/model.mil", dir);
+    if (n < 0 || (size_t)n >= sizeof path || lstat(path, &st) || !S_ISREG(st.st_mode)) return false;
+    return dir_only(dir, bundle_entry_ok);
+}
+
+/* 0 when final may be written: absent, or an existing model bundle. */
+static int check_target(const char *final, bool *had_old, MilDiag *d) {
+    struct stat st;
+    *had_old = false;
+    if (lstat(final, &st)) {
+        if (errno == ENOENT) return 0;
+        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", final, strerror(errno));
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': it is a symbolic link", final);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': it exists and is not a directory", final);
+        return -1;
+    }
+    if (!looks_like_bundle(final)) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': it exists and is not a model directory (remove it first)",
+                  final);
+        return -1;
+    }
+    *had_old = true;
+    return 0;
+}
+
 int mil_bundle_write(MilProgram *p, const char *dir, const MilBundleOptions *opt, MilDiag *d) {
     MilBundleOptions none = {0};
     if (!opt) opt = &none;
@@ -190,6 +270,8 @@ int mil_bundle_write(MilProgram *p, const char *dir, const MilBundleOptions *opt
         !pathf(d, stage, sizeof stage, "%s.tmp.%ld", final, (long)getpid()) ||
         !pathf(d, old, sizeof old, "%s.old.%ld", final, (long)getpid()))
         return -1;
+    bool had_old;
+    if (check_target(final, &had_old, d)) return -1;
     rm_tree(stage);
     if (mkdir(stage, 0777)) {
         mil_error(d, (MilLoc){0}, "cannot create '%s': %s", final, strerror(errno));
@@ -199,10 +281,7 @@ int mil_bundle_write(MilProgram *p, const char *dir, const MilBundleOptions *opt
         rm_tree(stage);
         return -1;
     }
-    struct stat st;
-    bool had_old = stat(final, &st) == 0;
-    if (had_old && !S_ISDIR(st.st_mode)) {
-        mil_error(d, (MilLoc){0}, "cannot write '%s': it exists and is not a directory", final);
+    if (check_target(final, &had_old, d)) { /* re-check: it may have changed meanwhile */
         rm_tree(stage);
         return -1;
     }
