@@ -20,6 +20,7 @@
 #include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
+#include "ir/milbin.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 
@@ -122,6 +123,25 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->pass.opt_level = a[2] - '0';
             o->opt_given = true;
         } else if (starts(a, "--passes=", &v)) {
+            /* every name must be a known pass: a usage error otherwise */
+            for (const char *q = v; *q;) {
+                size_t n = strcspn(q, ",");
+                bool known = n == 0;
+                for (const char *const *pn = mil_pass_names(); *pn && !known; pn++)
+                    known = strlen(*pn) == n && !strncmp(*pn, q, n);
+                if (!known) {
+                    char msg[1024];
+                    int k = snprintf(msg, sizeof msg, "unknown pass '%.*s' in --passes (expected", (int)n, q);
+                    const char *sep = " ";
+                    for (const char *const *pn = mil_pass_names(); *pn; pn++, sep = ", ")
+                        if (k > 0 && (size_t)k < sizeof msg)
+                            k += snprintf(msg + k, sizeof msg - (size_t)k, "%s%s", sep, *pn);
+                    if (k > 0 && (size_t)k < sizeof msg) snprintf(msg + k, sizeof msg - (size_t)k, ")");
+                    return usage_error("%s", msg);
+                }
+                q += n;
+                if (*q == ',') q++;
+            }
             o->pass.passes = v;
             o->opt_given = true;
         } else if (starts(a, "--print-after=", &v)) {
@@ -162,6 +182,10 @@ static int parse_args(int argc, char **argv, Options *o) {
         }
     }
     if (!o->input) return usage_error("%s", "no input file");
+    if ((o->emit == EMIT_MILB || o->emit == EMIT_ANE_MIL) && o->output && !strcmp(o->output, "-"))
+        return usage_error("%s", o->emit == EMIT_MILB ? "--emit=milb cannot write to stdout (-o -); give -o PROG.milb"
+                                                       : "--emit=ane-mil cannot write to stdout (-o -); give -o DIR");
+    if (o->check_only && o->output) return usage_error("%s", "--check writes no output; drop -o");
     return -1;
 }
 
@@ -173,6 +197,13 @@ static int write_output(const char *path, const char *text, size_t len) {
             return 1;
         }
         return 0;
+    }
+    /* rename() would replace a symlink, device node, fifo or directory
+       entry: only regular files (or nothing) are replaced */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "milc: error: cannot write '%s': not a regular file\n", path);
+        return 1;
     }
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
@@ -238,11 +269,15 @@ static int emit_taps(const Options *o) {
 }
 
 /* FILE.taps.json next to a text output, taps.json inside a bundle. */
+static void taps_sidecar_path(const Options *o, char *path, size_t size) {
+    if (is_bundle_path(o->output)) snprintf(path, size, "%s/taps.json", o->output);
+    else snprintf(path, size, "%s.taps.json", o->output);
+}
+
 static int write_taps_sidecar(const Options *o) {
     if (!o->output || !strcmp(o->output, "-")) return 0;
     char path[4096];
-    if (is_bundle_path(o->output)) snprintf(path, sizeof path, "%s/taps.json", o->output);
-    else snprintf(path, sizeof path, "%s.taps.json", o->output);
+    taps_sidecar_path(o, path, sizeof path);
     return write_output(path, o->pass.taps_json, strlen(o->pass.taps_json));
 }
 
@@ -299,6 +334,37 @@ static int emit_binary(MilProgram *p, const Options *o, const char *model_dir) {
     return rc ? 1 : 0;
 }
 
+/* `-`: stdin holds MIL text or a .milb program (recognised by its magic). */
+static MilProgram *load_stdin(Options *o, const MilParseOptions *po, MilDiag *d) {
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (len == cap) {
+            char *nb = cap > ((size_t)1 << 40) ? NULL : realloc(buf, cap * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t k = fread(buf + len, 1, cap - len, stdin);
+        len += k;
+        if (k == 0) break;
+    }
+    if (!buf || ferror(stdin)) {
+        mil_error(d, (MilLoc){0}, "<stdin>: cannot read: %s", strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    MilProgram *p;
+    if (len >= 4 && !memcmp(buf, MILB_MAGIC, 4)) {
+        if (!o->opt_given) o->pass.opt_level = 0;
+        p = mil_milb_disassemble(buf, len, "<stdin>", d);
+    } else {
+        p = mil_parse("<stdin>", buf, len, po, d);
+    }
+    free(buf);
+    return p;
+}
+
 int main(int argc, char **argv) {
     Options o;
     memset(&o, 0, sizeof o);
@@ -320,7 +386,9 @@ int main(int argc, char **argv) {
     MilDiag d;
     mil_diag_init(&d);
     MilParseOptions po = {.allow_unknown_ops = o.allow_unknown_ops};
-    MilProgram *p = mil_milb_is_path(o.input) ? load_milb_input(o.input, &d) : mil_parse_file(o.input, &po, &d);
+    MilProgram *p = !strcmp(o.input, "-")         ? load_stdin(&o, &po, &d)
+                    : mil_milb_is_path(o.input) ? load_milb_input(o.input, &d)
+                                                : mil_parse_file(o.input, &po, &d);
     if (p && mil_verify(p, &d) == 0)
         mil_pass_run(p, &o.pass, &d);
     mil_diag_print(&d, stderr);
@@ -337,12 +405,31 @@ int main(int argc, char **argv) {
             rc = emit_taps(&o);
         else if (o.emit == EMIT_MILB || o.emit == EMIT_ANE_MIL)
             rc = emit_binary(p, &o, o.pass.weights_dir);
-        else if (is_bundle_path(o.output))
-            rc = write_bundle(p, &o, o.pass.weights_dir);
-        else
-            rc = emit_mil(p, &o);
-        if (rc == 0 && o.emit == EMIT_MIL && o.pass.taps_json)
+        else if (is_bundle_path(o.output)) {
+            /* the sidecar lives inside the bundle: refuse a bad target first */
+            char sp[4096];
+            struct stat st;
+            taps_sidecar_path(&o, sp, sizeof sp);
+            if (o.pass.taps_json && lstat(sp, &st) == 0 && !S_ISREG(st.st_mode)) {
+                fprintf(stderr, "milc: error: cannot write '%s': not a regular file\n", sp);
+                rc = 1;
+            } else {
+                rc = write_bundle(p, &o, o.pass.weights_dir);
+                if (rc == 0 && o.pass.taps_json) rc = write_taps_sidecar(&o);
+            }
+        } else if (o.pass.taps_json && o.output && strcmp(o.output, "-")) {
+            /* sidecar first: a failure of either leaves no new file behind */
+            char sp[4096];
+            struct stat st;
+            taps_sidecar_path(&o, sp, sizeof sp);
+            bool existed = lstat(sp, &st) == 0;
             rc = write_taps_sidecar(&o);
+            if (rc == 0) {
+                rc = emit_mil(p, &o);
+                if (rc != 0 && !existed) remove(sp);
+            }
+        } else
+            rc = emit_mil(p, &o);
     }
     mil_program_free(p);
     mil_diag_free(&d);
