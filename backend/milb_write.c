@@ -11,9 +11,11 @@
 #include "backend/backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -941,26 +943,54 @@ void mil_milb_output_free(MilbOutput *o) {
 
 /* ---------------------------------------------------------------- files */
 
-static int write_atomic(const char *path, const void *data, size_t len, MilDiag *d) {
+/* 0 when path may be (re)placed: absent or a regular file.  lstat, so a
+ * symlink, device, fifo or directory at path is refused, never followed. */
+static int check_target(const char *path, MilDiag *d) {
+    struct stat st;
+    if (lstat(path, &st)) {
+        if (errno == ENOENT) return 0;
+        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': not a regular file", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes data to a new temporary file next to path; its name (malloc'd) in
+ * *tmp_out.  Nothing is left behind on failure. */
+static int write_temp(const char *path, const void *data, size_t len, char **tmp_out, MilDiag *d) {
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
-    if (!tmp) return -1;
+    *tmp_out = NULL;
+    if (!tmp) {
+        mil_error(d, (MilLoc){0}, "out of memory");
+        return -1;
+    }
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0666);
+    if (fd < 0 && errno == EEXIST && remove(tmp) == 0) fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0666);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!f) {
         mil_error(d, (MilLoc){0}, "cannot open '%s' for writing: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            remove(tmp);
+        }
         free(tmp);
         return -1;
     }
     bool ok = fwrite(data, 1, len, f) == len;
     ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno));
+    if (!ok) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
         remove(tmp);
         free(tmp);
         return -1;
     }
-    free(tmp);
+    *tmp_out = tmp;
     return 0;
 }
 
@@ -982,10 +1012,35 @@ int mil_milb_write_files(const MilProgram *p, const char *path, const MilbWriteO
     o.weight_path = MILB_WEIGHTS_SELF;   /* name-independent bytes (ir/milbin.h) */
     MilbOutput out;
     if (mil_milb_write(p, &o, &out, d)) return -1;
-    int rc = 0;
-    if (out.weights_len) rc = write_atomic(wpath, out.weights, out.weights_len, d);
-    else remove(wpath);  /* dynamic weights: no weight file, and no stale one */
-    if (!rc) rc = write_atomic(path, out.milb, out.milb_len, d);
+    /* Both files go to temporary names first and are renamed into place only
+     * when both were written, so a failed run leaves nothing new behind; a
+     * stale weight file is removed only once the .milb is in place. */
+    int rc = check_target(path, d) || check_target(wpath, d) ? -1 : 0;
+    char *mtmp = NULL, *wtmp = NULL;
+    if (!rc) rc = write_temp(path, out.milb, out.milb_len, &mtmp, d);
+    if (!rc && out.weights_len) rc = write_temp(wpath, out.weights, out.weights_len, &wtmp, d);
+    if (!rc && wtmp && rename(wtmp, wpath)) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", wpath, strerror(errno));
+        rc = -1;
+    }
+    if (!rc) {
+        if (wtmp) {
+            free(wtmp);
+            wtmp = NULL;
+        }
+        if (rename(mtmp, path)) {
+            mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno));
+            rc = -1;
+        } else {
+            free(mtmp);
+            mtmp = NULL;
+            if (!out.weights_len) remove(wpath); /* dynamic weights: no weight file, and no stale one */
+        }
+    }
+    if (mtmp) remove(mtmp);
+    if (wtmp) remove(wtmp);
+    free(mtmp);
+    free(wtmp);
     if (stats) *stats = out.stats;
     mil_milb_output_free(&out);
     return rc;

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -568,6 +570,122 @@ Test(milb, weight_file_layout) {
     cr_assert_eq(wl, 256);
     free(w);
     free(s.milb);
+}
+
+/* ------------------------------------------------------- write_files */
+
+static const char *noweights_src =
+    "program(1.3)\n"
+    "[buildInfo = dict<string, string>({})]\n"
+    "{\n"
+    "    func main<ios18>(tensor<fp32, [4]> x) {\n"
+    "            tensor<fp32, [4]> y = relu(x = x)[name = string(\"y\")];\n"
+    "        } -> (y);\n"
+    "}\n";
+
+static int write_files(const char *src, const char *path, char *msg, size_t size) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = parse_text("w.mil", src, &d);
+    cr_assert(p);
+    int rc = mil_milb_write_files(p, path, NULL, NULL, &d);
+    msg[0] = 0;
+    if (d.n) mil_diag_format(&d, 0, msg, size);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    return rc;
+}
+
+static bool lexists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Files in tmp other than those named (NULL-terminated). */
+static int others_in_tmp(const char *const *names) {
+    DIR *dp = opendir(tmp);
+    cr_assert(dp);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(dp))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        bool known = false;
+        for (int i = 0; names[i]; i++) known |= !strcmp(names[i], de->d_name);
+        if (!known) {
+            tu_warn("unexpected file %s", de->d_name);
+            n++;
+        }
+    }
+    closedir(dp);
+    return n;
+}
+
+/* A symlink, directory, fifo or device at either output path is refused,
+ * never followed or replaced, and nothing is written. */
+Test(milb, write_files_refuses_non_regular_targets) {
+    char msg[1024];
+    tu_write_text(tpath("victim"), "keep\n");
+    const char *srcs[] = {small_src, noweights_src};
+    const char *targets[] = {"prog.milb", "prog.weights.bin"};
+    for (int s = 0; s < 2; s++)
+        for (int t = 0; t < 2; t++)
+            for (int kind = 0; kind < 3; kind++) {
+                const char *target = tpath(targets[t]);
+                if (kind == 0) cr_assert_eq(symlink("victim", target), 0);
+                if (kind == 1) cr_assert_eq(mkdir(target, 0777), 0);
+                if (kind == 2) cr_assert_eq(mkfifo(target, 0666), 0);
+                cr_assert_eq(write_files(srcs[s], tpath("prog.milb"), msg, sizeof msg), -1, "kind %d target %s", kind,
+                             targets[t]);
+                cr_assert(strstr(msg, "not a regular file"), "%s", msg);
+                cr_assert(lexists(target));
+                const char *other = tpath(targets[!t]);
+                cr_assert(!lexists(other), "%s written", other);
+                char *v = tu_read_file(tpath("victim"), NULL);
+                cr_assert_str_eq(v, "keep\n");
+                free(v);
+                const char *known[] = {"victim", targets[t], NULL};
+                cr_assert_eq(others_in_tmp(known), 0);
+                if (kind == 1) rmdir(target);
+                else remove(target);
+            }
+    cr_assert_eq(write_files(small_src, "/dev/full", msg, sizeof msg), -1);
+    cr_assert(strstr(msg, "cannot write '/dev/full': not a regular file"), "%s", msg);
+}
+
+/* A failed .milb write leaves nothing new: no weight file written, a stale
+ * one kept; a successful one replaces both and removes a stale weight file. */
+Test(milb, write_files_failure_leaves_nothing_new) {
+    char msg[1024];
+    const char *milb = tpath("prog.milb"), *wts = tpath("prog.weights.bin");
+    /* make the .milb temporary file impossible to create */
+    char block[4096];
+    snprintf(block, sizeof block, "%s.tmp.%ld", milb, (long)getpid());
+    cr_assert_eq(mkdir(block, 0777), 0);
+    tu_write_text(tu_path(block, "x"), "x");
+    for (int s = 0; s < 2; s++) {
+        tu_write_text(wts, "stale\n");
+        tu_write_text(milb, "old\n");
+        cr_assert_eq(write_files(s ? noweights_src : small_src, milb, msg, sizeof msg), -1);
+        char *w = tu_read_file(wts, NULL), *m = tu_read_file(milb, NULL);
+        cr_assert_str_eq(w, "stale\n", "the weight file changed on a failed write");
+        cr_assert_str_eq(m, "old\n");
+        free(w);
+        free(m);
+        const char *known[] = {"prog.milb", "prog.weights.bin", block + strlen(tmp) + 1, NULL};
+        cr_assert_eq(others_in_tmp(known), 0);
+    }
+    tu_rmrf(block);
+    /* success: with weights both replaced; without, the stale one removed */
+    cr_assert_eq(write_files(small_src, milb, msg, sizeof msg), 0, "%s", msg);
+    size_t wl;
+    char *w = tu_read_file(wts, &wl);
+    cr_assert(w && wl > 64);
+    free(w);
+    cr_assert_eq(write_files(noweights_src, milb, msg, sizeof msg), 0, "%s", msg);
+    cr_assert(!lexists(wts), "stale weight file kept");
+    cr_assert(lexists(milb));
+    const char *known[] = {"prog.milb", NULL};
+    cr_assert_eq(others_in_tmp(known), 0);
 }
 
 /* ------------------------------------------------------------ tools */
