@@ -65,6 +65,20 @@ typedef struct Parser {
     bool failed;
 } Parser;
 
+/* A MIL identifier: [A-Za-z_][A-Za-z0-9_@]*.  Value, function, input and
+ * output names become file names (mil-run -o DIR), so nothing else passes. */
+static bool ident_char(char ch, bool first) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_' ||
+           (!first && ((ch >= '0' && ch <= '9') || ch == '@'));
+}
+
+static bool is_ident(const char *s) {
+    if (!s || !ident_char(*s, true)) return false;
+    for (s++; *s; s++)
+        if (!ident_char(*s, false)) return false;
+    return true;
+}
+
 static int bad(Parser *P, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad(Parser *P, const char *fmt, ...) {
     if (P->failed) return -1;
@@ -446,6 +460,7 @@ static int parse_funcs(Parser *P, MilbCursor *c, MilbFunc **fout) {
         int64_t x = get_index(P, c, (uint64_t)v->nstrings, "function name");
         if (x < 0) return -1;
         fn->name = (int)x;
+        if (!is_ident(v->strings[x])) return bad(P, "name '%s' is not an identifier", v->strings[x]);
         for (int64_t j = 0; j < i; j++)
             if (f[j].name == fn->name) return bad(P, "function '%s' defined twice", v->strings[x]);
         x = get_index(P, c, (uint64_t)v->nstrings + 1, "function opset");
@@ -458,6 +473,7 @@ static int parse_funcs(Parser *P, MilbCursor *c, MilbFunc **fout) {
         if (!pn || !pt) return bad(P, "out of memory");
         for (int64_t j = 0; j < np; j++) {
             if ((x = get_index(P, c, (uint64_t)v->nstrings, "parameter name")) < 0) return -1;
+            if (!is_ident(v->strings[x])) return bad(P, "name '%s' is not an identifier", v->strings[x]);
             pn[j] = (uint32_t)x;
             if ((x = get_index(P, c, (uint64_t)v->ntypes, "parameter type")) < 0) return -1;
             pt[j] = (uint32_t)x;
@@ -585,6 +601,7 @@ static int parse_code(Parser *P, MilbCursor *c, MilbFunc *funcs) {
                 int64_t x;
                 if (!(fl & MILB_OP_ANON)) {
                     if ((x = get_index(P, c, (uint64_t)v->nstrings, "result name")) < 0) return -1;
+                    if (!is_ident(v->strings[x])) return bad(P, "name '%s' is not an identifier", v->strings[x]);
                     rn[j] = (uint32_t)x;
                 } else {
                     rn[j] = UINT32_MAX;   /* synthesised (milb_anon_name) */

@@ -363,6 +363,12 @@ static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char
     if (!tmp || !fin) { free(tmp); free(fin); return -1; }
     for (int i = 0; i < n && rc == 0; i++) {
         const char *name = f->values[f->outputs[i]].name;
+        /* the name becomes DIR/<name>.npy: never a path out of DIR */
+        if (!name[0] || name[0] == '.' || strchr(name, '/')) {
+            fprintf(stderr, "mil-run: error: output name '%s' cannot be a file name in %s\n", name, dir);
+            rc = -1;
+            break;
+        }
         size_t len = strlen(dir) + strlen(name) + 32;
         tmp[i] = malloc(len);
         fin[i] = malloc(len);
