@@ -1,6 +1,7 @@
 /* test/tools/test_mil_run_names.c -- mil-run output files: a forged .milb
  * whose names are not MIL identifiers is rejected by the loader (an output
- * named "/../../x" must not write outside -o DIR). */
+ * named "/../../x" must not write outside -o DIR), and outputs get the
+ * mode 0666 & ~umask rather than mkstemp's 0600. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,4 +94,19 @@ Test(mil_run_names, traversal_output_name_rejected) {
     forge(tp("p.milb"), tp("t3.milb"), "np_abc", "np/abc");
     cr_assert_eq(run("mil-run", "--random-inputs 1 %s", tp("t3.milb")), 1);
     cr_assert(strstr(err, "bad binary format (FUNCS: name 'inp/abc' is not an identifier)"), "%s", err);
+}
+
+Test(mil_run_names, outputs_get_umask_mode) {
+    tu_write_text(tp("p.mil"), prog);
+    cr_assert_eq(tu_run(tu_fmt("umask 022 && %s --random-inputs 1 -o %s %s", tu_tool("mil-run"), tp("o"), tp("p.mil")),
+                        NULL, &err), 0, "%s", err);
+    struct stat st;
+    cr_assert_eq(stat(tp("o/outname_aaaaaaaaaaa.npy"), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0644, "mode %o", st.st_mode & 0777);
+    free(err);
+    err = NULL;
+    cr_assert_eq(tu_run(tu_fmt("umask 027 && %s --random-inputs 1 -o %s %s", tu_tool("mil-run"), tp("o2"), tp("p.mil")),
+                        NULL, &err), 0, "%s", err);
+    cr_assert_eq(stat(tp("o2/outname_aaaaaaaaaaa.npy"), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0640, "mode %o", st.st_mode & 0777);
 }
