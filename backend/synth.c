@@ -125,6 +125,22 @@ static int make_parent(const char *path) {
     return mil_mkdirs(buf);
 }
 
+/* True when a BLOBFILE path as written stays inside the directory it is
+ * resolved against: not absolute, and no ".." component. */
+static bool path_inside(const char *blob_path) {
+    static const char key[] = "@model_path";
+    const char *p = blob_path;
+    if (!strncmp(p, key, sizeof key - 1)) p += sizeof key - 1;
+    else if (*p == '/') return false;
+    for (;;) {
+        while (*p == '/') p++;
+        if (!*p) return true;
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.') return false;
+        p += n;
+    }
+}
+
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -292,6 +308,11 @@ int mil_synth_weights_opt(const MilProgram *p, const MilSynthOptions *o, MilDiag
         for (int a = 0, b; a < S.n; a = b) {
             for (b = a; b < S.n && !strcmp(S.refs[b].file, S.refs[a].file); b++) {}
             if (access(S.refs[a].file, F_OK) == 0) continue;  /* exists: used as it is */
+            if (!path_inside(S.refs[a].blob_path)) {
+                syn_error(&S, S.refs[a].loc, "weight path '%s' is outside the model directory; not synthesised",
+                          S.refs[a].blob_path);
+                continue;
+            }
             if (o->link_dir) {
                 int l = link_existing(&S, &S.refs[a]);
                 if (l) continue;

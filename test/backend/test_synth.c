@@ -3,6 +3,7 @@
  * records, several files, sub-byte types), deterministic, existing files left
  * alone; impossible layouts and unwritable directories reported. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,4 +219,36 @@ Test(synth, link_existing, .init = setup, .fini = teardown) {
     free(real);
     mil_program_free(p);
     mil_diag_free(&d);
+}
+
+/* A BLOBFILE path that is absolute or climbs out with ".." is never written:
+ * error, nothing created outside (or inside) the model directory. */
+Test(synth, paths_outside_model_dir, .init = setup, .fini = teardown) {
+    cr_assert_eq(mkdir(tpath("model"), 0777), 0);
+    const char *paths[] = {"%s/abs/victim.bin", "@model_path/../victim2.bin", "@model_path/weights/../../victim3.bin",
+                           "../victim4.bin", "@model_path/a/../../victim5.bin"};
+    const char *created[] = {"abs", "victim2.bin", "victim3.bin", "victim4.bin", "victim5.bin"};
+    for (int i = 0; i < 5; i++) {
+        char bp[4200], prog[9000];
+        snprintf(bp, sizeof bp, paths[i], tmp);
+        snprintf(prog, sizeof prog,
+                 "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [4]> x) {\n"
+                 "            tensor<fp32, [4]> w = const()[name = string(\"w\"), val = tensor<fp32, [4]>("
+                 "BLOBFILE(path = string(\"%s\"), offset = uint64(64)))];\n"
+                 "            tensor<fp32, [4]> y = add(x = x, y = w);\n        } -> (y);\n}\n",
+                 bp);
+        MilDiag d;
+        mil_diag_init(&d);
+        MilProgram *p = parse_text(prog, &d);
+        cr_expect_eq(mil_synth_weights(p, tpath("model"), 1, &d), -1, "%s", bp);
+        char buf[4096] = "", want[4400];
+        if (d.n) mil_diag_format(&d, 0, buf, sizeof buf);
+        snprintf(want, sizeof want, "weight path '%s' is outside the model directory; not synthesised", bp);
+        cr_expect(strstr(buf, want) != NULL, "%s", buf);
+        struct stat st;
+        cr_expect_neq(lstat(tpath(created[i]), &st), 0, "%s created", created[i]);
+        mil_program_free(p);
+        mil_diag_free(&d);
+    }
+    cr_expect_eq(rmdir(tpath("model")), 0, "something was created in the model directory");
 }
