@@ -101,7 +101,14 @@ static int cmp_ref(const void *a, const void *b) {
 
 int mil_mkdirs(const char *dir) {
     char buf[4096];
-    if (!dir || !*dir || snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
+    if (!dir || !*dir) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
             char c = *p;

@@ -252,3 +252,12 @@ Test(synth, paths_outside_model_dir, .init = setup, .fini = teardown) {
     }
     cr_expect_eq(rmdir(tpath("model")), 0, "something was created in the model directory");
 }
+
+Test(synth, mkdirs_empty_path_sets_errno) {
+    errno = 0;
+    cr_expect_eq(mil_mkdirs(""), -1);
+    cr_expect_eq(errno, EINVAL);
+    errno = 0;
+    cr_expect_eq(mil_mkdirs(NULL), -1);
+    cr_expect_eq(errno, EINVAL);
+}
