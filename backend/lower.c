@@ -6,6 +6,7 @@
  * every unsupported op. */
 #include "backend/backend.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +60,14 @@ static bool tensor_type(Lower *L, MilLoc loc, const MilType *t, const char *what
     return true;
 }
 
+/* Element count of non-negative dims; -1 when it does not fit in int64_t. */
 static int64_t numel_of(int rank, const int64_t *dims) {
     int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i];
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0) return -1;
+        if (dims[i] != 0 && n > INT64_MAX / dims[i]) return -1;
+        n *= dims[i];
+    }
     return n;
 }
 
@@ -82,6 +88,10 @@ static int lower_const(Lower *L, const MilConst *c, const char *name, MilLoc loc
         }
     int64_t n = numel_of(rank, dims);
     size_t es = mil_rt_dtype_size(dt);
+    if (n < 0 || (es && (uint64_t)n > SIZE_MAX / es)) {
+        mil_error(L->d, loc, "constant '%s': tensor too large", name);
+        return -1;
+    }
     const void *data = NULL;
     if (c->kind == MIL_CONST_TENSOR) {
         if (c->count != n) {
