@@ -61,7 +61,15 @@ static MilConst *move_const(Bundle *b, MilConst *c, MilLoc loc) {
     MilDType dt = c->type->dtype;
     MilRtErr e;
     uint64_t off;
-    if (n < 0 || !mil_rt_dtype_blob_code(dt)) return c;
+    if (n < 0) {
+        /* the weight file and model.mil would disagree about this constant */
+        char ty[256];
+        if (mil_type_format(c->type, MIL_SPELLING_SAME, ty, sizeof ty) < 0) snprintf(ty, sizeof ty, "tensor");
+        mil_error(b->d, loc, "constant of type %s: tensor too large or of unknown size", ty);
+        b->failed = true;
+        return c;
+    }
+    if (!mil_rt_dtype_blob_code(dt)) return c;
     if (c->kind == MIL_CONST_BLOB) {
         for (int i = 0; i < b->n; i++)
             if (b->map[i].off == c->blob_offset && b->map[i].type == c->type && !strcmp(b->map[i].path, c->blob_path))

@@ -136,3 +136,28 @@ Test(bundle, refuses_to_replace_non_bundle) {
     tu_rmrf(dir);
     free(dir);
 }
+
+/* A constant whose size overflows (or is unknown) is an error: no bundle. */
+Test(bundle, const_too_large_is_an_error) {
+    char *dir = tu_tmpdir();
+    char src[4200], out[4200], cmd[9000];
+    snprintf(src, sizeof src, "%s/huge.mil", dir);
+    tu_write_text(src, "program(1.3)\n{\n    func main<ios18>(tensor<fp16, [2]> a) {\n"
+                       "            tensor<fp16, [9223372036854775807, 9223372036854775807]> c = const()[name = "
+                       "string(\"c\"), val = tensor<fp16, [9223372036854775807, 9223372036854775807]>(BLOBFILE(path "
+                       "= string(\"@model_path/weights/weight.bin\"), offset = uint64(64)))];\n"
+                       "            tensor<fp16, [2]> y = add(x = a, y = a)[name = string(\"y\")];\n"
+                       "        } -> (y, c);\n}\n");
+    const char *kinds[] = {"-o", "--emit=ane-mil -o"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(out, sizeof out, "%s/h.mlmodelc", dir);
+        snprintf(cmd, sizeof cmd, "%s -O0 %s %s %s", tu_tool("milc"), kinds[k], out, src);
+        char *err = NULL;
+        cr_assert_eq(tu_run(cmd, NULL, &err), 1, "%s", cmd);
+        cr_assert(err && strstr(err, "tensor too large"), "%s", err ? err : "");
+        free(err);
+        cr_assert(!exists(out), "%s written", out);
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
