@@ -301,12 +301,12 @@ static int check_limits(const MilRtFlexLimits *l, const char *name, int rank, co
 }
 
 /* check_limits with the limits of f (a .mil model) or, when f is NULL, of
- * function `func` of the .milb at milb_path. */
-static int check_flexible(const MilFunc *f, const char *milb_path, const char *func, const char *name, int rank,
+ * function `func` of the .milb view mv (NULL: no limits known). */
+static int check_flexible(const MilFunc *f, const MilbView *mv, const char *func, const char *name, int rank,
                           const int64_t *dims) {
     MilRtFlexLimits l;
     if (f) mil_flex_limits(f, name, &l);
-    else if (mil_rt_milb_flex_limits(milb_path, func, name, &l)) return 0; /* the loader has read it already */
+    else if (!mv || mil_rt_milb_view_flex_limits(mv, func, name, &l)) return 0;
     int rc = check_limits(&l, name, rank, dims);
     mil_rt_flex_limits_free(&l);
     return rc;
@@ -539,14 +539,35 @@ static void free_options(Options *o) {
     free(o->inputs);
 }
 
+/* A .milb model's bytes and their validated view, read once for loading and
+ * for the FlexibleShapeInformation lookups of every input. */
+typedef struct MilbModel {
+    void *buf;
+    size_t len;
+    MilbView view;
+    bool have_view;
+} MilbModel;
+
+static void milb_model_free(MilbModel *m) {
+    if (m->have_view) mil_rt_milb_view_free(&m->view);
+    free(m->buf);
+}
+
 /* MODEL.milb: the runtime's loader, no parsing or lowering (issue 5). */
-static MilRtProgram *load_milb_model(const char *path, const Options *o, MilRtFunc **f) {
+static MilRtProgram *load_milb_model(const char *path, const Options *o, MilbModel *m, MilRtFunc **f) {
     MilRtErr e;
     MilRtMilbOptions mo = {.weights_dir = o->weights, .function = o->function};
-    MilRtProgram *rp = mil_rt_milb_load(path, &mo, &e);
+    MilRtProgram *rp = mil_rt_milb_read_file(path, &m->buf, &m->len, &e)
+                           ? NULL
+                           : mil_rt_milb_load_mem(m->buf, m->len, path, &mo, &e);
     if (!rp) {
         fprintf(stderr, "mil-run: error: %s\n", e.msg);
         return NULL;
+    }
+    m->have_view = true;
+    if (mil_rt_milb_parse(m->buf, m->len, path, &m->view, &e)) { /* the loader has validated it already */
+        mil_rt_milb_view_free(&m->view);
+        m->have_view = false;
     }
     *f = o->function ? mil_rt_program_find_func(rp, o->function) : mil_rt_program_find_func(rp, "main");
     if (!*f && !o->function && rp->nfuncs == 1) *f = rp->funcs[0];
@@ -576,6 +597,7 @@ int main(int argc, char **argv) {
     MilDiag d;
     mil_diag_init(&d);
     char *synth_dir = NULL;
+    MilbModel mb = {0};
     rc = 1;
     char mil_path[4096], model_dir[4096];
     if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
@@ -589,13 +611,15 @@ int main(int argc, char **argv) {
         goto done;
     }
     const MilFunc *mf = NULL;
+    const MilbView *mv = NULL;
     if (mil_milb_is_path(mil_path)) {
         if (o.random_weights) {
             fprintf(stderr, "mil-run: error: --random-weights works on .mil models only\n");
             rc = 2;
             goto done;
         }
-        if (!(rp = load_milb_model(mil_path, &o, &f))) goto done;
+        if (!(rp = load_milb_model(mil_path, &o, &mb, &f))) goto done;
+        mv = mb.have_view ? &mb.view : NULL;
         goto have_program;
     }
     p = mil_parse_file(mil_path, NULL, &d);
@@ -668,7 +692,7 @@ have_program:
             goto done;
         }
         if (load_input(&f->values[f->inputs[j]], o.inputs[k].file, &in[j])) goto done;
-        if (check_flexible(mf, mil_path, f->name, o.inputs[k].name, in[j].rank, in[j].dims)) goto done;
+        if (check_flexible(mf, mv, f->name, o.inputs[k].name, in[j].rank, in[j].dims)) goto done;
     }
     uint64_t state = o.seed;
     double random_bytes = 0;
@@ -683,13 +707,13 @@ have_program:
         MilRtTensor t = {.dtype = v->dtype, .rank = v->rank};
         int64_t dims[MIL_MAX_RANK];
         bool have = mf ? default_shape(mf, v->name, v->rank, dims)
-                       : mil_rt_milb_default_shape(mil_path, f->name, v->name, v->rank, dims) == 1; /* .milb */
+                       : mv && mil_rt_milb_view_default_shape(mv, f->name, v->name, v->rank, dims) == 1; /* .milb */
         double bytes = (double)mil_rt_dtype_size(v->dtype);
         for (int k = 0; k < v->rank; k++) {
             t.dims[k] = v->dims[k] >= 0 ? v->dims[k] : have && dims[k] >= 0 ? dims[k] : 1;
             bytes *= (double)t.dims[k];
         }
-        if (check_flexible(mf, mil_path, f->name, v->name, t.rank, t.dims)) goto done;
+        if (check_flexible(mf, mv, f->name, v->name, t.rank, t.dims)) goto done;
         random_bytes += bytes;
         if (random_bytes > MAX_RANDOM_INPUT_BYTES) {
             char ty[256];
@@ -732,6 +756,7 @@ done:
     free(out);
     free_options(&o);
     mil_rt_program_free(rp);
+    milb_model_free(&mb);
     mil_program_free(p);
     mil_diag_free(&d);
     mil_rt_device_free(dev);
