@@ -1293,50 +1293,6 @@ static bool const_int(const MilbView *v, int k, int64_t i, int64_t *out) {
     }
 }
 
-int mil_rt_milb_view_default_shape(const MilbView *v, const char *function, const char *input, int rank, int64_t *dims) {
-    const MilbFunc *fn = NULL;
-    for (int i = 0; i < v->nfuncs; i++)
-        if (!strcmp(v->strings[v->funcs[i].name], function ? function : "main")) fn = &v->funcs[i];
-    if (!fn && !function && v->nfuncs == 1) fn = &v->funcs[0];
-    if (!fn || rank < 0 || rank > MIL_MAX_RANK) return 0;
-    for (int a = 0; a < fn->nattrs; a++) {
-        if (strcmp(v->strings[fn->attrs[a].name], "FlexibleShapeInformation")) continue;
-        const MilbConst *fsi = &v->consts[fn->attrs[a].cst];
-        if (fsi->kind != MILB_C_TUPLE) continue;
-        for (int i = 0; i < fsi->nitems; i++) {
-            const MilbConst *pair = &v->consts[fsi->items[i]];
-            if (pair->kind != MILB_C_TUPLE || pair->nitems != 2) continue;
-            const char *key = const_str(v, (int)pair->items[0]);
-            const MilbConst *dict = &v->consts[pair->items[1]];
-            if (!key || strcmp(key, "DefaultShapes") || dict->kind != MILB_C_DICT) continue;
-            for (int k = 0; k + 1 < dict->nitems; k += 2) {
-                const char *n = const_str(v, (int)dict->items[k]);
-                const MilbConst *shape = &v->consts[dict->items[k + 1]];
-                if (!n || strcmp(n, input) || shape->kind != MILB_C_TENSOR || shape->count != rank) continue;
-                int64_t tmp[MIL_MAX_RANK];
-                bool ok = true;
-                for (int d = 0; d < rank && ok; d++) ok = const_int(v, (int)dict->items[k + 1], d, &tmp[d]) && tmp[d] >= 0;
-                if (!ok) continue;
-                for (int d = 0; d < rank; d++) dims[d] = tmp[d];
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
-int mil_rt_milb_default_shape(const char *path, const char *function, const char *input, int rank, int64_t *dims) {
-    void *buf;
-    size_t len;
-    MilRtErr e;
-    MilbView v;
-    if (mil_rt_milb_read_file(path, &buf, &len, &e)) return -1;
-    int rc = mil_rt_milb_parse(buf, len, path, &v, &e) ? -1 : mil_rt_milb_view_default_shape(&v, function, input, rank, dims);
-    mil_rt_milb_view_free(&v);
-    free(buf);
-    return rc;
-}
-
 /* ------------------------------------------ flexible-shape limits */
 
 static const MilbFunc *milb_find_func(const MilbView *v, const char *function) {
@@ -1399,6 +1355,32 @@ static bool milb_shape(const MilbView *v, int k, int64_t *dims, int max, int *ra
         if (!const_int(v, k, d, &dims[d])) return false;
     *rank = (int)c->count;
     return true;
+}
+
+/* DefaultShapes (runtime.h), found with the lookups of the flex limits. */
+int mil_rt_milb_view_default_shape(const MilbView *v, const char *function, const char *input, int rank, int64_t *dims) {
+    const MilbFunc *fn = milb_find_func(v, function);
+    if (!fn || rank < 0 || rank > MIL_MAX_RANK) return 0;
+    int k = milb_flex_entry(v, fn, "DefaultShapes", input);
+    int64_t tmp[MIL_MAX_RANK];
+    int n;
+    if (k < 0 || !milb_shape(v, k, tmp, MIL_MAX_RANK, &n) || n != rank) return 0;
+    for (int d = 0; d < rank; d++)
+        if (tmp[d] < 0) return 0;
+    for (int d = 0; d < rank; d++) dims[d] = tmp[d];
+    return 1;
+}
+
+int mil_rt_milb_default_shape(const char *path, const char *function, const char *input, int rank, int64_t *dims) {
+    void *buf;
+    size_t len;
+    MilRtErr e;
+    MilbView v;
+    if (mil_rt_milb_read_file(path, &buf, &len, &e)) return -1;
+    int rc = mil_rt_milb_parse(buf, len, path, &v, &e) ? -1 : mil_rt_milb_view_default_shape(&v, function, input, rank, dims);
+    mil_rt_milb_view_free(&v);
+    free(buf);
+    return rc;
 }
 
 #define MILB_MAX_ENUM_RANK 4096 /* longer "shapes" are not shapes */
