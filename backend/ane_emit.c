@@ -27,12 +27,10 @@
 #include "backend/backend.h"
 #include "passes/passes.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ANE_INLINE_MAX 64
 
