@@ -304,6 +304,14 @@ static void name_transposes(Ex *x, MilOp *op) {
     }
 }
 
+/* The prefix for the names of the ops that replace op: its `name` attribute,
+ * else its first result's name, else fallback. */
+static const char *base_name(const MilOp *op, const char *fallback) {
+    const MilAttr *na = mil_op_attr(op, "name");
+    const char *base = na ? mil_const_get_str(na->val) : NULL;
+    return base ? base : op->nresults ? op->results[0]->name : fallback;
+}
+
 /* The ANE rewrites of p, in place. */
 static int ane_legalise(MilProgram *p, MilDiag *d) {
     int rc = 0;
@@ -311,9 +319,7 @@ static int ane_legalise(MilProgram *p, MilDiag *d) {
         MilFunc *f = p->funcs[fi];
         for (MilOp *op = f->body.first, *next; op; op = next) {
             next = op->next;
-            const MilAttr *na = mil_op_attr(op, "name");
-            const char *base = na ? mil_const_get_str(na->val) : NULL;
-            Ex x = {p, f, op, base ? base : op->nresults ? op->results[0]->name : op->opname, d};
+            Ex x = {p, f, op, base_name(op, op->opname), d};
             int r = 0;
             bool drop = false;
             if (op->kind == MIL_OP_SCALED_DOT_PRODUCT_ATTENTION && mil_op_arg(op, "attn_mask")) {
@@ -343,9 +349,7 @@ int mil_ane_expand_ext(MilProgram *p, MilDiag *d) {
             next = op->next;
             const MilOpInfo *info = mil_op_info(op->kind);
             if (!info || !(info->flags & OPF_EXT)) continue;
-            const MilAttr *na = mil_op_attr(op, "name");
-            const char *base = na ? mil_const_get_str(na->val) : NULL;
-            Ex x = {p, f, op, base ? base : op->nresults ? op->results[0]->name : info->name, d};
+            Ex x = {p, f, op, base_name(op, info->name), d};
             int r;
             if (op->kind == MIL_OP_RMS_NORM) r = expand_rms_norm(&x, op);
             else if (op->kind == MIL_OP_SDPA_BACKWARD) r = expand_sdpa_backward(&x, op);
