@@ -119,6 +119,11 @@ bool mil_milb_is_path(const char *path);
 
 /* ------------------------------------------------------ model directories */
 
+/* Writes a whole file under a temporary name and renames it into place: on
+ * failure nothing new is left.  Only an absent path or a regular file is
+ * replaced (a symlink, device, fifo or directory is refused).  0 or -1. */
+int mil_write_file_atomic(const char *path, const void *data, size_t len, MilDiag *d);
+
 /* mkdir -p DIR: 0 when DIR is a directory afterwards, -1 (errno set by the
  * failing mkdir) otherwise. */
 int mil_mkdirs(const char *dir);

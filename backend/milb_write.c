@@ -994,6 +994,19 @@ static int write_temp(const char *path, const void *data, size_t len, char **tmp
     return 0;
 }
 
+int mil_write_file_atomic(const char *path, const void *data, size_t len, MilDiag *d) {
+    char *tmp = NULL;
+    if (check_target(path, d) || write_temp(path, data, len, &tmp, d)) return -1;
+    if (rename(tmp, path)) {
+        mil_error(d, (MilLoc){0}, "cannot write '%s': %s", path, strerror(errno));
+        remove(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
 int mil_milb_weights_name(const char *milb_path, char *out, size_t size) {
     return milb_weights_name(milb_path, NULL, out, size);
 }

@@ -198,33 +198,12 @@ static int write_output(const char *path, const char *text, size_t len) {
         }
         return 0;
     }
-    /* rename() would replace a symlink, device node, fifo or directory
-       entry: only regular files (or nothing) are replaced */
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "milc: error: cannot write '%s': not a regular file\n", path);
-        return 1;
-    }
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) return 1;
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "milc: error: cannot open '%s' for writing: %s\n", path, strerror(errno));
-        free(tmp);
-        return 1;
-    }
-    bool ok = fwrite(text, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "milc: error: cannot write '%s': %s\n", path, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return 1;
-    }
-    free(tmp);
-    return 0;
+    MilDiag d;
+    mil_diag_init(&d);
+    int rc = mil_write_file_atomic(path, text, len, &d);
+    for (int i = 0; i < d.n; i++) fprintf(stderr, "milc: error: %s\n", d.v[i].msg);
+    mil_diag_free(&d);
+    return rc ? 1 : 0;
 }
 
 /* ---------------------------------------------------------- pass outputs
