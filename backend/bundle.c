@@ -211,11 +211,17 @@ static bool dir_only(const char *path, bool (*ok)(const char *parent, const char
     return good;
 }
 
+/* parent/name into buf; false when it does not fit. */
+static bool join(char *buf, size_t size, const char *parent, const char *name) {
+    int n = snprintf(buf, size, "%s/%s", parent, name);
+    return n > 0 && (size_t)n < size;
+}
+
+/* True when parent/name exists (not followed if a symlink) and is of kind. */
 static bool is_kind(const char *parent, const char *name, mode_t kind) {
     char path[4200];
     struct stat st;
-    int n = snprintf(path, sizeof path, "%s/%s", parent, name);
-    return n > 0 && (size_t)n < sizeof path && !lstat(path, &st) && (st.st_mode & S_IFMT) == kind;
+    return join(path, sizeof path, parent, name) && !lstat(path, &st) && (st.st_mode & S_IFMT) == kind;
 }
 
 static bool weights_entry_ok(const char *parent, const char *name) {
@@ -226,8 +232,7 @@ static bool bundle_entry_ok(const char *parent, const char *name) {
     if (!strcmp(name, "model.mil") || !strcmp(name, "taps.json")) return is_kind(parent, name, S_IFREG);
     if (!strcmp(name, "weights")) {
         char path[4200];
-        int n = snprintf(path, sizeof path, "%s/%s", parent, name);
-        return n > 0 && (size_t)n < sizeof path && dir_only(path, weights_entry_ok);
+        return join(path, sizeof path, parent, name) && dir_only(path, weights_entry_ok);
     }
     return false;
 }
@@ -235,11 +240,7 @@ static bool bundle_entry_ok(const char *parent, const char *name) {
 /* A directory this writer may replace: a previous model bundle (model.mil,
  * weights/ holding only .bin files, taps.json) and nothing else. */
 static bool looks_like_bundle(const char *dir) {
-    char path[4200];
-    struct stat st;
-    int n = snprintf(path, sizeof path, "%s/model.mil", dir);
-    if (n < 0 || (size_t)n >= sizeof path || lstat(path, &st) || !S_ISREG(st.st_mode)) return false;
-    return dir_only(dir, bundle_entry_ok);
+    return is_kind(dir, "model.mil", S_IFREG) && dir_only(dir, bundle_entry_ok);
 }
 
 /* 0 when final may be written: absent, or an existing model bundle. */
