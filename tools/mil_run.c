@@ -94,6 +94,25 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
+/* The long options that take a value (as the next argument or --opt=value). */
+static bool long_takes_value(const char *a) {
+    static const char *const opts[] = {"--random-inputs", "--random-weights", "--function",
+                                       "--weights",       "--device",         "--repeat"};
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (!strcmp(a, opts[i])) return true;
+    return false;
+}
+
+/* A --random-* seed: a non-negative integer (any base strtoull accepts). */
+static bool parse_seed(const char *val, uint64_t *seed) {
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(val, &end, 0);
+    if (!*val || *end || errno || val[0] == '-') return false;
+    *seed = s;
+    return true;
+}
+
 static int parse_args(int argc, char **argv, Options *o) {
     o->repeat = 1;
     o->device = "cpu";
@@ -102,18 +121,13 @@ static int parse_args(int argc, char **argv, Options *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
-        bool takes = !strcmp(a, "-i") || !strcmp(a, "-o") || !strcmp(a, "--random-inputs") ||
-                     !strcmp(a, "--random-weights") ||
-                     !strcmp(a, "--function") || !strcmp(a, "--weights") || !strcmp(a, "--device") ||
-                     !strcmp(a, "--repeat");
+        bool takes = !strcmp(a, "-i") || !strcmp(a, "-o") || long_takes_value(a);
         char opt[64];
         const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
         if (eq && (size_t)(eq - a) < sizeof opt) { /* --opt=value */
             memcpy(opt, a, (size_t)(eq - a));
             opt[eq - a] = 0;
-            if (!strcmp(opt, "--random-inputs") || !strcmp(opt, "--random-weights") ||
-                !strcmp(opt, "--function") || !strcmp(opt, "--weights") ||
-                !strcmp(opt, "--device") || !strcmp(opt, "--repeat")) {
+            if (long_takes_value(opt)) {
                 a = opt;
                 val = eq + 1;
                 takes = true;
@@ -140,19 +154,11 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (!strcmp(a, "-o")) {
             o->outdir = val;
         } else if (!strcmp(a, "--random-inputs")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(val, &end, 0);
-            if (!*val || *end || errno || val[0] == '-') return usage_error("bad seed '%s'", val);
+            if (!parse_seed(val, &o->seed)) return usage_error("bad seed '%s'", val);
             o->random = true;
-            o->seed = s;
         } else if (!strcmp(a, "--random-weights")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(val, &end, 0);
-            if (!*val || *end || errno || val[0] == '-') return usage_error("bad seed '%s'", val);
+            if (!parse_seed(val, &o->wseed)) return usage_error("bad seed '%s'", val);
             o->random_weights = true;
-            o->wseed = s;
         } else if (!strcmp(a, "--function")) {
             o->function = val;
         } else if (!strcmp(a, "--weights")) {
