@@ -387,18 +387,17 @@ static int write_outputs(const MilRtFunc *f, const MilRtTensor *outs, const char
             rc = -1;
             break;
         }
+        written = i + 1;
         /* mkstemp creates 0600: give the output the mode a plain create would */
         mode_t um = umask(0);
         umask(um);
         if (fchmod(fd, 0666 & ~um) != 0) {
             fprintf(stderr, "mil-run: error: cannot set the mode of %s: %s\n", tmp[i], strerror(errno));
             close(fd);
-            written = i + 1;
             rc = -1;
             break;
         }
         close(fd);
-        written = i + 1;
         MilRtErr e;
         if (mil_rt_npy_write(tmp[i], &outs[i], &e)) {
             fprintf(stderr, "mil-run: error: output '%s': %s\n", name, e.msg);
