@@ -288,8 +288,7 @@ static int link_existing(Synth *S, const SynRef *r) {
     char real[4096], abs_real[4096];
     MilRtErr e;
     if (mil_rt_blob_resolve(r->blob_path, S->o->link_dir, S->o->link_weights_dir, real, sizeof real, &e)) return 0;
-    if (access(real, F_OK) != 0) return 0;
-    if (!realpath(real, abs_real)) return 0;
+    if (!realpath(real, abs_real)) return 0; /* no such file */
     if (make_parent(r->file) || symlink(abs_real, r->file) != 0) {
         syn_error(S, r->loc, "%s: cannot link %s to %s: %s", r->blob_path, r->file, abs_real, strerror(errno));
         return -1;
@@ -320,10 +319,7 @@ int mil_synth_weights_opt(const MilProgram *p, const MilSynthOptions *o, MilDiag
                           S.refs[a].blob_path);
                 continue;
             }
-            if (o->link_dir) {
-                int l = link_existing(&S, &S.refs[a]);
-                if (l) continue;
-            }
+            if (o->link_dir && link_existing(&S, &S.refs[a])) continue; /* linked, or reported */
             if (write_file(&S, a, b) == 0) written++;
         }
     }
