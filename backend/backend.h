@@ -124,6 +124,15 @@ bool mil_milb_is_path(const char *path);
  * replaced (a symlink, device, fifo or directory is refused).  0 or -1. */
 int mil_write_file_atomic(const char *path, const void *data, size_t len, MilDiag *d);
 
+/* FlexibleShapeInformation of f (backend/flex.c): the value for input
+ * `name` in entry `key` ("DefaultShapes", "RangeDims", "EnumeratedShapes"),
+ * or NULL; and the DefaultShapes shape of `name` when it has `rank` dims. */
+const MilConst *mil_flex_entry(const MilFunc *f, const char *key, const char *name);
+bool mil_flex_default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims);
+
+/* rm -r PATH (symbolic links are removed, never followed). */
+void mil_rm_tree(const char *path);
+
 /* mkdir -p DIR: 0 when DIR is a directory afterwards, -1 (errno set by the
  * failing mkdir) otherwise. */
 int mil_mkdirs(const char *dir);

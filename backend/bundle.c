@@ -117,7 +117,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+void mil_rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* snprintf into a path buffer; false (with a diagnostic) when it does not fit. */
 static bool pathf(MilDiag *d, char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -281,30 +281,30 @@ int mil_bundle_write(MilProgram *p, const char *dir, const MilBundleOptions *opt
         return -1;
     bool had_old;
     if (check_target(final, &had_old, d)) return -1;
-    rm_tree(stage);
+    mil_rm_tree(stage);
     if (mkdir(stage, 0777)) {
         mil_error(d, (MilLoc){0}, "cannot create '%s': %s", final, strerror(errno));
         return -1;
     }
     if (fill_dir(p, stage, opt, d)) {
-        rm_tree(stage);
+        mil_rm_tree(stage);
         return -1;
     }
     if (check_target(final, &had_old, d)) { /* re-check: it may have changed meanwhile */
-        rm_tree(stage);
+        mil_rm_tree(stage);
         return -1;
     }
     if (had_old && rename(final, old)) {
         mil_error(d, (MilLoc){0}, "cannot replace '%s': %s", final, strerror(errno));
-        rm_tree(stage);
+        mil_rm_tree(stage);
         return -1;
     }
     if (rename(stage, final)) {
         mil_error(d, (MilLoc){0}, "cannot create '%s': %s", final, strerror(errno));
         if (had_old && rename(old, final)) { /* best effort to restore */ }
-        rm_tree(stage);
+        mil_rm_tree(stage);
         return -1;
     }
-    if (had_old) rm_tree(old);
+    if (had_old) mil_rm_tree(old);
     return 0;
 }

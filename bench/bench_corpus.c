@@ -26,29 +26,6 @@
 #include "frontend/frontend.h"
 #include "runtime/runtime.h"
 
-/* FlexibleShapeInformation's DefaultShapes entry for input `name` (as mil-run). */
-static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
-    const MilConst *fsi = NULL;
-    for (int i = 0; i < f->nattrs; i++)
-        if (!strcmp(f->attrs[i].name, "FlexibleShapeInformation")) fsi = f->attrs[i].val;
-    if (!fsi || fsi->kind != MIL_CONST_TUPLE) return false;
-    for (int i = 0; i < fsi->nitems; i++) {
-        const MilConst *pair = fsi->items[i];
-        if (pair->kind != MIL_CONST_TUPLE || pair->nitems != 2) continue;
-        const char *key = mil_const_get_str(pair->items[0]);
-        const MilConst *dict = pair->items[1];
-        if (!key || strcmp(key, "DefaultShapes") || dict->kind != MIL_CONST_DICT) continue;
-        for (int k = 0; k + 1 < dict->nitems; k += 2) {
-            const char *n = mil_const_get_str(dict->items[k]);
-            const MilConst *shape = dict->items[k + 1];
-            if (!n || strcmp(n, name) || shape->kind != MIL_CONST_TENSOR || shape->count != rank) continue;
-            for (int j = 0; j < rank; j++) dims[j] = mil_const_get_i64(shape, j);
-            return true;
-        }
-    }
-    return false;
-}
-
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -121,7 +98,7 @@ int main(int argc, char **argv) {
         const MilRtValue *v = &f->values[f->inputs[i]];
         in[i] = (MilRtTensor){.dtype = v->dtype, .rank = v->rank};
         int64_t def[MIL_MAX_RANK];
-        bool have = default_shape(mil_program_find_func(p, f->name), v->name, v->rank, def);
+        bool have = mil_flex_default_shape(mil_program_find_func(p, f->name), v->name, v->rank, def);
         for (int a = 3; a < argc; a++) {  /* NAME=D0,D1,... */
             size_t nl = strlen(v->name);
             if (strncmp(argv[a], v->name, nl) || argv[a][nl] != '=') continue;

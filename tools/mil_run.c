@@ -28,7 +28,6 @@
  * exact offsets, deterministic values from SEED), and the program is lowered
  * against it.  The directory is removed before exit, also after errors.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -196,35 +195,6 @@ static int parse_args(int argc, char **argv, Options *o) {
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define MAX_RANDOM_INPUT_BYTES (4 * GIB)
 
-/* The value of `name` in the FlexibleShapeInformation entry `key`
- * ("DefaultShapes", "RangeDims", "EnumeratedShapes") of f, if any. */
-static const MilConst *flex_entry(const MilFunc *f, const char *key, const char *name) {
-    const MilConst *fsi = NULL;
-    for (int i = 0; i < f->nattrs; i++)
-        if (!strcmp(f->attrs[i].name, "FlexibleShapeInformation")) fsi = f->attrs[i].val;
-    if (!fsi || fsi->kind != MIL_CONST_TUPLE) return NULL;
-    for (int i = 0; i < fsi->nitems; i++) {
-        const MilConst *pair = fsi->items[i];
-        if (pair->kind != MIL_CONST_TUPLE || pair->nitems != 2) continue;
-        const char *k = mil_const_get_str(pair->items[0]);
-        const MilConst *dict = pair->items[1];
-        if (!k || strcmp(k, key) || dict->kind != MIL_CONST_DICT) continue;
-        for (int d = 0; d + 1 < dict->nitems; d += 2) {
-            const char *n = mil_const_get_str(dict->items[d]);
-            if (n && !strcmp(n, name)) return dict->items[d + 1];
-        }
-    }
-    return NULL;
-}
-
-/* FlexibleShapeInformation's DefaultShapes entry for `name`, if any. */
-static bool default_shape(const MilFunc *f, const char *name, int rank, int64_t *dims) {
-    const MilConst *shape = flex_entry(f, "DefaultShapes", name);
-    if (!shape || shape->kind != MIL_CONST_TENSOR || shape->count != rank) return false;
-    for (int d = 0; d < rank; d++) dims[d] = mil_const_get_i64(shape, d);
-    return true;
-}
-
 static bool is_container(const MilConst *c) {
     return c->kind == MIL_CONST_LIST || c->kind == MIL_CONST_TUPLE;
 }
@@ -236,7 +206,7 @@ static bool is_container(const MilConst *c) {
  * are the shapes. */
 static void mil_flex_limits(const MilFunc *f, const char *name, MilRtFlexLimits *l) {
     memset(l, 0, sizeof *l);
-    const MilConst *r = flex_entry(f, "RangeDims", name);
+    const MilConst *r = mil_flex_entry(f, "RangeDims", name);
     if (r && is_container(r) && r->nitems <= MIL_MAX_RANK) {
         bool ok = true;
         for (int d = 0; ok && d < r->nitems; d++) {
@@ -251,7 +221,7 @@ static void mil_flex_limits(const MilFunc *f, const char *name, MilRtFlexLimits 
             l->hi[d] = mil_const_get_i64(r, 2 * d + 1);
         }
     }
-    const MilConst *en = flex_entry(f, "EnumeratedShapes", name);
+    const MilConst *en = mil_flex_entry(f, "EnumeratedShapes", name);
     if (en && (is_container(en) || en->kind == MIL_CONST_DICT)) {
         int step = en->kind == MIL_CONST_DICT ? 2 : 1, first = en->kind == MIL_CONST_DICT ? 1 : 0;
         for (int i = first; i < en->nitems; i += step) {
@@ -496,24 +466,6 @@ static double now_ms(void) {
 
 /* ------------------------------------------------------ random weights */
 
-/* rm -r of a directory this tool created (symlinks are removed, not followed). */
-static void remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *dp = opendir(path);
-        struct dirent *de;
-        while (dp && (de = readdir(dp))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char sub[4096];
-            if (snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) < (int)sizeof sub) remove_tree(sub);
-        }
-        if (dp) closedir(dp);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 /* A private model directory for --random-weights: real weight files linked,
  * missing ones synthesised.  Returns the malloc'd directory, or NULL after
@@ -531,7 +483,7 @@ static char *synth_model_dir(const MilProgram *p, const char *model_dir, const O
     if (mil_synth_weights_opt(p, &so, d) < 0) {
         mil_diag_print(d, stderr);
         fprintf(stderr, "mil-run: error: cannot synthesise the missing weight files\n");
-        remove_tree(tmpl);
+        mil_rm_tree(tmpl);
         return NULL;
     }
     return strdup(tmpl);
@@ -711,7 +663,7 @@ have_program:
         }
         MilRtTensor t = {.dtype = v->dtype, .rank = v->rank};
         int64_t dims[MIL_MAX_RANK];
-        bool have = mf ? default_shape(mf, v->name, v->rank, dims)
+        bool have = mf ? mil_flex_default_shape(mf, v->name, v->rank, dims)
                        : mv && mil_rt_milb_view_default_shape(mv, f->name, v->name, v->rank, dims) == 1; /* .milb */
         double bytes = (double)mil_rt_dtype_size(v->dtype);
         for (int k = 0; k < v->rank; k++) {
@@ -765,7 +717,7 @@ done:
     mil_program_free(p);
     mil_diag_free(&d);
     mil_rt_device_free(dev);
-    if (synth_dir) remove_tree(synth_dir);
+    if (synth_dir) mil_rm_tree(synth_dir);
     free(synth_dir);
     return rc;
 }
