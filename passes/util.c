@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "passes/pass_int.h"
+#include "runtime/runtime.h"
 
 /* ------------------------------------------------------- unique names */
 
@@ -233,42 +234,24 @@ void pass_set_weights_dir(const char *dir) {
     weights_dir = dir ? strdup(dir) : NULL;
 }
 
+/* fp16/fp32 BLOBFILE data as floats, read with the runtime's weight reader
+ * (path resolution, record and dtype checks); NULL when unavailable. */
 static float *read_blob_f32(const MilConst *c, int64_t n) {
-    if (!weights_dir || !c->blob_path) return NULL;
-    const char *rel = c->blob_path;
-    if (!strncmp(rel, "@model_path/", 12)) rel += 12;
-    size_t len = strlen(weights_dir) + strlen(rel) + 2;
-    char *path = malloc(len);
-    snprintf(path, len, "%s/%s", weights_dir, rel);
-    FILE *fp = fopen(path, "rb");
-    free(path);
-    if (!fp) return NULL;
-    unsigned char meta[64];
+    MilDType dt = c->type->dtype;
+    if (!weights_dir || !c->blob_path || (dt != MIL_DT_FP16 && dt != MIL_DT_FP32)) return NULL;
+    MilRtErr e;
+    MilRtBlobCache *cache = mil_rt_blob_cache_new(weights_dir, NULL);
+    MilRtBlobFile *bf = cache ? mil_rt_blob_cache_get(cache, c->blob_path, &e) : NULL;
+    const void *data = NULL;
+    void *owned = NULL;
     float *out = NULL;
-    if (fseek(fp, (long)c->blob_offset, SEEK_SET) == 0 && fread(meta, 1, 64, fp) == 64) {
-        uint32_t sentinel, code;
-        uint64_t size, off;
-        memcpy(&sentinel, meta, 4);
-        memcpy(&code, meta + 4, 4);
-        memcpy(&size, meta + 8, 8);
-        memcpy(&off, meta + 16, 8);
-        MilDType dt = c->type->dtype;
-        size_t es = dt == MIL_DT_FP16 ? 2 : dt == MIL_DT_FP32 ? 4 : 0;
-        if (sentinel == 0xDEADBEEFu && es && (int)code == mil_dtype_blob_code(dt) &&
-            size >= (uint64_t)n * es && fseek(fp, (long)off, SEEK_SET) == 0) {
-            void *raw = malloc((size_t)n * es);
-            out = malloc(sizeof(float) * (size_t)(n ? n : 1));
-            if (raw && out && fread(raw, es, (size_t)n, fp) == (size_t)n) {
-                for (int64_t i = 0; i < n; i++)
-                    out[i] = es == 2 ? mil_fp16_to_f32(((uint16_t *)raw)[i]) : ((float *)raw)[i];
-            } else {
-                free(out);
-                out = NULL;
-            }
-            free(raw);
-        }
+    if (bf && mil_rt_blob_read(bf, c->blob_offset, dt, n, &data, &owned, &e) == 0 &&
+        (out = malloc(sizeof(float) * (size_t)(n ? n : 1)))) {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = dt == MIL_DT_FP16 ? mil_fp16_to_f32(((const uint16_t *)data)[i]) : ((const float *)data)[i];
     }
-    fclose(fp);
+    free(owned);
+    mil_rt_blob_cache_free(cache);
     return out;
 }
 
