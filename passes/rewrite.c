@@ -28,18 +28,11 @@ static const MilFunc *exact_f;
 
 void use_counts_dirty(void) { exact_f = NULL; }
 
-/* nuses of every value, counting function outputs as uses. */
+/* nuses of every value, counting function outputs as uses (the IR's
+ * recount), remembering that f's counts are now exact. */
 static void fill_uses(MilFunc *f) {
     exact_f = f;
-    for (int i = 0; i < f->nparams; i++) f->params[i]->nuses = 0;
-    for (MilOp *op = f->body.first; op; op = op->next)
-        for (int i = 0; i < op->nresults; i++) op->results[i]->nuses = 0;
-    for (MilOp *op = f->body.first; op; op = op->next)
-        for (int i = 0; i < op->nargs; i++)
-            for (int j = 0; j < op->args[i].n; j++)
-                if (op->args[i].items[j].value) op->args[i].items[j].value->nuses++;
-    for (int i = 0; i < f->body.nouts; i++)
-        if (f->body.outs[i]) f->body.outs[i]->nuses++;
+    mil_func_fill_uses(f);
 }
 
 static bool has_side_effects(const MilOp *op) {
