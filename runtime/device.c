@@ -50,6 +50,46 @@ int mil_rt_plan_run(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *out
     return plan->dev->iface->run(plan, inputs, outputs, e);
 }
 
+int mil_rt_check_output(const MilRtFunc *f, int i, const MilRtTensor *want, const MilRtTensor *given, MilRtErr *e) {
+    bool ok = want->dtype == given->dtype && want->rank == given->rank;
+    for (int d = 0; ok && d < want->rank; d++)
+        if (want->dims[d] >= 0 && want->dims[d] != given->dims[d]) ok = false;
+    if (ok) return 0;
+    char a[256], b[256];
+    return mil_rt_errf(e, "output '%s': the plan gives %s, the caller's buffer is %s", f->values[f->outputs[i]].name,
+                       mil_rt_format_type(want->dtype, want->rank, want->dims, a, sizeof a),
+                       mil_rt_format_type(given->dtype, given->rank, given->dims, b, sizeof b));
+}
+
+/* Generic run_into for devices without the hook: the caller's buffers are
+ * checked against the declared output types first (exactly, once the run has
+ * given the shapes of `?` dims), then run + copy. */
+int mil_rt_plan_run_into(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    const MilRtDeviceIface *it = plan->dev->iface;
+    if (it->run_into) return it->run_into(plan, inputs, outputs, e);
+    const MilRtFunc *f = plan->func;
+    for (int i = 0; i < f->noutputs; i++) {
+        MilRtTensor decl;
+        mil_rt_value_tensor(&f->values[f->outputs[i]], &decl);
+        if (outputs[i].data && mil_rt_check_output(f, i, &decl, &outputs[i], e)) return -1;
+    }
+    MilRtTensor few[16], *got = f->noutputs <= 16 ? few : calloc((size_t)f->noutputs, sizeof *got);
+    if (!got) return mil_rt_errf(e, "out of memory");
+    int rc = it->run(plan, inputs, got, e);
+    for (int i = 0; rc == 0 && i < f->noutputs; i++)
+        if (outputs[i].data) rc = mil_rt_check_output(f, i, &got[i], &outputs[i], e);
+    for (int i = 0; rc == 0 && i < f->noutputs; i++) {
+        void *mine = outputs[i].data;
+        outputs[i] = got[i];
+        if (mine) {
+            if (mine != got[i].data) memcpy(mine, got[i].data, mil_rt_nbytes(&got[i]));
+            outputs[i].data = mine;
+        }
+    }
+    if (got != few) free(got);
+    return rc;
+}
+
 void mil_rt_plan_free(MilRtPlan *plan) {
     if (plan) plan->dev->iface->plan_free(plan);
 }
@@ -95,7 +135,8 @@ MilRtSession *mil_rt_session_new(MilRtDevice *dev, const MilRtFunc *f, MilRtErr 
     return s;
 }
 
-int mil_rt_session_run(MilRtSession *s, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+/* Checks inputs and (re)prepares s for their shapes. */
+static int session_ready(MilRtSession *s, const MilRtTensor *inputs, MilRtErr *e) {
     const MilRtFunc *f = s->f;
     if (mil_rt_check_inputs(f, inputs, true, e)) return -1;
     bool same = s->plan != NULL;
@@ -110,7 +151,17 @@ int mil_rt_session_run(MilRtSession *s, const MilRtTensor *inputs, MilRtTensor *
             s->shapes[i].data = NULL;
         }
     }
+    return 0;
+}
+
+int mil_rt_session_run(MilRtSession *s, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    if (session_ready(s, inputs, e)) return -1;
     return mil_rt_plan_run(s->plan, inputs, outputs, e);
+}
+
+int mil_rt_session_run_into(MilRtSession *s, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    if (session_ready(s, inputs, e)) return -1;
+    return mil_rt_plan_run_into(s->plan, inputs, outputs, e);
 }
 
 const MilRtPlan *mil_rt_session_plan(const MilRtSession *s) { return s->plan; }

@@ -349,6 +349,10 @@ typedef struct MilRtDeviceIface {
      * plan_free; copy what you keep. */
     int (*run)(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
     void (*plan_free)(MilRtPlan *plan);
+    /* Optional: mil_rt_plan_run_into without copies (outputs[i].data != NULL
+     * = caller-owned memory of exactly the planned type; the hook checks the
+     * types itself).  NULL = the runtime runs `run` and copies. */
+    int (*run_into)(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
     void (*free)(MilRtDevice *dev);                         /* optional */
 } MilRtDeviceIface;
 
@@ -368,12 +372,26 @@ bool mil_rt_device_supports_op(MilRtDevice *dev, const MilRtFunc *f, const MilRt
 int mil_rt_device_check(MilRtDevice *dev, const MilRtFunc *f, MilRtErr *e);
 MilRtPlan *mil_rt_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtTensor *inputs, MilRtErr *e);
 int mil_rt_plan_run(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
+/* Like mil_rt_plan_run, but for every i with outputs[i].data != NULL on entry, output i is written
+ * into that caller-owned memory (outputs[i].dtype/rank/dims must equal the planned output exactly,
+ * else an error before anything runs); entries with data == NULL get plan-owned data as in
+ * mil_rt_plan_run.  The caller's buffers must not overlap the inputs.
+ * (An output whose shape depends on run-time data -- a "dynamic" op, see the
+ * plan notes above -- can only be checked once it is computed: a mismatch is
+ * then reported after the run, and the caller's buffer is left untouched.)
+ * The CPU device writes such outputs in place (no copy); a device without a
+ * run_into hook runs and copies. */
+int mil_rt_plan_run_into(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
 void mil_rt_plan_free(MilRtPlan *plan);
 
 /* Checks inputs[i] against f's declared input i: same dtype, same rank, equal
  * dims where declared (non-`?`), non-NULL data when need_data.  Message:
  * "input 'x': expected fp32 [?, 4], got fp16 [1, 4]". */
 int mil_rt_check_inputs(const MilRtFunc *f, const MilRtTensor *inputs, bool need_data, MilRtErr *e);
+/* Checks a caller-owned buffer `given` for output i of f against the type
+ * `want` (dtype, rank, dims; a -1 dim in want is not checked): "output 'y':
+ * the plan gives fp32 [1, 4], the caller's buffer is fp32 [4]". */
+int mil_rt_check_output(const MilRtFunc *f, int i, const MilRtTensor *want, const MilRtTensor *given, MilRtErr *e);
 
 /* A function bound to a device; prepares lazily and again whenever the input
  * shapes differ from the previous run. */
@@ -381,6 +399,8 @@ typedef struct MilRtSession MilRtSession;
 MilRtSession *mil_rt_session_new(MilRtDevice *dev, const MilRtFunc *f, MilRtErr *e);
 /* Checks inputs (mil_rt_check_inputs), then runs.  outputs as in iface.run. */
 int mil_rt_session_run(MilRtSession *s, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
+/* Checks inputs, (re)prepares as mil_rt_session_run, then mil_rt_plan_run_into. */
+int mil_rt_session_run_into(MilRtSession *s, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
 const MilRtPlan *mil_rt_session_plan(const MilRtSession *s);  /* NULL before the first run */
 void mil_rt_session_free(MilRtSession *s);
 

@@ -513,8 +513,8 @@ static int run_dynamic(CpuPlan *p, Step *st, MilRtErr *e) {
     return 0;
 }
 
-static int cpu_run(MilRtPlan *bp, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
-    CpuPlan *p = (CpuPlan *)bp;
+/* Binds the inputs (read in place) and runs every step. */
+static int run_steps(CpuPlan *p, const MilRtTensor *inputs, MilRtErr *e) {
     const MilRtFunc *f = p->base.func;
     for (int i = 0; i < f->ninputs; i++) {
         MilRtTensor *t = &p->t[f->inputs[i]];
@@ -535,8 +535,54 @@ static int cpu_run(MilRtPlan *bp, const MilRtTensor *inputs, MilRtTensor *output
             if (run_dynamic(p, st, e)) return -1;
         }
     }
+    return 0;
+}
+
+static int cpu_run(MilRtPlan *bp, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    CpuPlan *p = (CpuPlan *)bp;
+    const MilRtFunc *f = p->base.func;
+    if (run_steps(p, inputs, e)) return -1;
     for (int i = 0; i < f->noutputs; i++) outputs[i] = p->t[f->outputs[i]];
     return 0;
+}
+
+/* Caller-owned outputs.  An arena-planned output (a function output is never
+ * reused by the planner, so it owns its region) is pointed at the caller's
+ * buffer for this run and the kernels write it directly; an output that is an
+ * input, a constant, a folded or a dynamic value -- or a value that is also
+ * returned through an entry without a caller buffer -- is copied after the
+ * run.  The arena pointers are restored afterwards. */
+static int cpu_run_into(MilRtPlan *bp, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    CpuPlan *p = (CpuPlan *)bp;
+    const MilRtFunc *f = p->base.func;
+    for (int i = 0; i < f->noutputs; i++) {
+        int id = f->outputs[i];
+        if (outputs[i].data && p->where[id] != W_DYN && mil_rt_check_output(f, i, &p->t[id], &outputs[i], e))
+            return -1;
+    }
+    for (int i = 0; i < f->noutputs; i++) {
+        int id = f->outputs[i];
+        bool direct = outputs[i].data && p->where[id] == W_ARENA;
+        for (int j = 0; direct && j < f->noutputs; j++)
+            if (f->outputs[j] == id && !outputs[j].data) direct = false;
+        if (direct && p->t[id].data == p->arena + p->off[id]) p->t[id].data = outputs[i].data;
+    }
+    int rc = run_steps(p, inputs, e);
+    for (int i = 0; rc == 0 && i < f->noutputs; i++)
+        if (outputs[i].data && p->where[f->outputs[i]] == W_DYN)
+            rc = mil_rt_check_output(f, i, &p->t[f->outputs[i]], &outputs[i], e);
+    for (int i = 0; rc == 0 && i < f->noutputs; i++) {
+        const MilRtTensor *t = &p->t[f->outputs[i]];
+        void *mine = outputs[i].data;
+        if (mine && mine != t->data) memcpy(mine, t->data, mil_rt_nbytes(t));
+        outputs[i] = *t;
+        if (mine) outputs[i].data = mine;
+    }
+    for (int i = 0; i < f->noutputs; i++) {
+        int id = f->outputs[i];
+        if (p->where[id] == W_ARENA) p->t[id].data = p->arena + p->off[id];
+    }
+    return rc;
 }
 
 static const MilRtDeviceIface cpu_iface = {
@@ -546,6 +592,7 @@ static const MilRtDeviceIface cpu_iface = {
     .run = cpu_run,
     .plan_free = cpu_plan_free,
     .free = NULL,
+    .run_into = cpu_run_into,
 };
 
 MilRtDevice *mil_rt_device_cpu_new(void) {

@@ -404,3 +404,132 @@ Test(rt_device, shape_of_static_tensor_folds) {
     cr_assert_str_eq(e.msg, "input 'x': the plan was prepared for fp32 [4], got fp32 [5]");
     free_all(NULL, plan, dev, p);
 }
+
+/* ------------------------------------------------- caller-owned outputs */
+
+/* x -> a = x*x (output, also read below) -> b = |a| -> d = relu(b); outputs
+ * a, d, x (an input), a again */
+static MilRtFunc *build_run_into(MilRtProgram **p) {
+    MilRtFunc *f = new_main(p, "t.mil");
+    int x = input(f, "x", MIL_DT_FP32, 1, d1024);
+    int a = tmpv(f, "a", MIL_DT_FP32, 1, d1024), b = tmpv(f, "b", MIL_DT_FP32, 1, d1024);
+    int d = tmpv(f, "d", MIL_DT_FP32, 1, d1024);
+    op(f, MIL_OP_SQUARE, "square", 1, 1, a, 1, MIL_A_SQUARE_x, x);
+    op(f, MIL_OP_SUB, "sub", 2, 1, b, 2, MIL_A_SUB_x, x, MIL_A_SUB_y, a);
+    op(f, MIL_OP_RELU, "relu", 3, 1, d, 1, MIL_A_RELU_x, b);
+    mil_rt_func_add_output(f, a);
+    mil_rt_func_add_output(f, d);
+    mil_rt_func_add_output(f, x);
+    mil_rt_func_add_output(f, a);
+    return f;
+}
+
+static void check_run_into(float *xv, MilRtTensor *out, int i0, int i1) {
+    for (int i = i0; i < i1; i++) {
+        float a = xv[i] * xv[i], d = xv[i] - a > 0 ? xv[i] - a : 0;
+        cr_assert_eq(((float *)out[0].data)[i], a, "a[%d]", i);
+        cr_assert_eq(((float *)out[1].data)[i], d, "d[%d]", i);
+        cr_assert_eq(((float *)out[2].data)[i], xv[i], "x[%d]", i);
+        cr_assert_eq(((float *)out[3].data)[i], a, "a'[%d]", i);
+    }
+}
+
+/* the run_into contract on device dev (the CPU device or one without the hook) */
+static void run_into_contract(MilRtDevice *dev) {
+    MilRtProgram *p;
+    MilRtFunc *f = build_run_into(&p);
+    MilRtErr e;
+    float *xv = calloc(1024, 4), *mine = calloc(4 * 1024, 4);
+    for (int i = 0; i < 1024; i++) xv[i] = (float)i / 512 - 1;
+    MilRtTensor in = {.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}, .data = xv}, out[4];
+    MilRtPlan *plan = prepare_ok(dev, f, &in, &e);
+    for (int i = 0; i < 4; i++) out[i] = (MilRtTensor){.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}, .data = mine + 1024 * i};
+    cr_assert_eq(mil_rt_plan_run_into(plan, &in, out, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(out[i].data, mine + 1024 * i, "output %d must be the caller's buffer", i);
+        cr_assert_eq(out[i].dims[0], 1024);
+    }
+    check_run_into(xv, out, 0, 1024);
+    /* NULL entries get plan-owned data; a later plain run leaves the caller's buffers alone */
+    out[1].data = NULL;
+    out[3].data = NULL;
+    cr_assert_eq(mil_rt_plan_run_into(plan, &in, out, &e), 0, "%s", e.msg);
+    cr_assert_eq(out[0].data, mine);
+    cr_assert(out[1].data && out[1].data != mine + 1024 && out[3].data != mine + 3 * 1024);
+    check_run_into(xv, out, 0, 1024);
+    float keep = mine[5];
+    xv[5] = 0.25f;
+    MilRtTensor own[4];
+    cr_assert_eq(mil_rt_plan_run(plan, &in, own, &e), 0, "%s", e.msg);
+    check_run_into(xv, own, 0, 1024);
+    cr_assert(own[0].data != mine && own[1].data != mine + 1024);
+    cr_assert_eq(mine[5], keep, "a plain run must not write the caller's old buffer");
+    /* a wrong buffer type is an error before anything runs: the buffer is untouched */
+    for (int i = 0; i < 4; i++) out[i] = (MilRtTensor){.dtype = MIL_DT_FP32, .rank = 1, .dims = {1024}, .data = mine + 1024 * i};
+    out[1].dims[0] = 1023;
+    mine[0] = 42;
+    cr_assert_eq(mil_rt_plan_run_into(plan, &in, out, &e), -1);
+    cr_assert_str_eq(e.msg, "output 'd': the plan gives fp32 [1024], the caller's buffer is fp32 [1023]");
+    cr_assert_eq(mine[0], 42);
+    out[1].dims[0] = 1024;
+    out[2].dtype = MIL_DT_FP16;
+    cr_assert_eq(mil_rt_plan_run_into(plan, &in, out, &e), -1);
+    cr_assert_str_eq(e.msg, "output 'x': the plan gives fp32 [1024], the caller's buffer is fp16 [1024]");
+    cr_assert_eq(mine[0], 42);
+    free(xv);
+    free(mine);
+    free_all(NULL, plan, dev, p);
+}
+
+Test(rt_device, run_into_writes_caller_buffers) {
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    cr_assert(dev->iface->run_into, "the CPU device writes outputs in place");
+    run_into_contract(dev);
+}
+
+static MilRtDeviceIface no_hook_iface;
+
+/* a device without the run_into hook: the runtime's run + copy fallback */
+Test(rt_device, run_into_falls_back_to_run_and_copy) {
+    MilRtErr e;
+    MilRtDevice *cpu = mil_rt_device_new("cpu", &e);
+    no_hook_iface = *cpu->iface;
+    no_hook_iface.run_into = NULL;
+    no_hook_iface.name = "nohook";
+    cpu->iface = &no_hook_iface;
+    run_into_contract(cpu);
+}
+
+/* a data-dependent output shape is checked once it is known */
+Test(rt_device, session_run_into_checks_dynamic_outputs_after_the_run) {
+    MilRtProgram *p;
+    MilRtFunc *f = new_main(&p, "t.mil");
+    int64_t d2[1] = {2}, dqq[2] = {-1, -1};
+    int x = input(f, "x", MIL_DT_FP32, 1, d4), s = input(f, "s", MIL_DT_INT32, 1, d2);
+    int r = tmpv(f, "r", MIL_DT_FP32, 2, dqq), y = tmpv(f, "y", MIL_DT_FP32, 2, dqq);
+    op(f, MIL_OP_RESHAPE, "reshape", 3, 1, r, 2, MIL_A_RESHAPE_x, x, MIL_A_RESHAPE_shape, s);
+    op(f, MIL_OP_RELU, "relu", 4, 1, y, 1, MIL_A_RELU_x, r);
+    mil_rt_func_add_output(f, y);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    MilRtSession *ss = mil_rt_session_new(dev, f, &e);
+    float xv[4] = {1, -2, 3, -4}, mine[4] = {9, 9, 9, 9};
+    int32_t sv[2] = {2, 2};
+    MilRtTensor in[2] = {{.dtype = MIL_DT_FP32, .rank = 1, .dims = {4}, .data = xv},
+                         {.dtype = MIL_DT_INT32, .rank = 1, .dims = {2}, .data = sv}};
+    MilRtTensor out = {.dtype = MIL_DT_FP32, .rank = 2, .dims = {2, 2}, .data = mine};
+    cr_assert_eq(mil_rt_session_run_into(ss, in, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(out.data, mine);
+    cr_assert(mine[0] == 1 && mine[1] == 0 && mine[2] == 3 && mine[3] == 0);
+    sv[0] = 4; sv[1] = 1;
+    mine[0] = 9;
+    cr_assert_eq(mil_rt_session_run_into(ss, in, &out, &e), -1);
+    cr_assert_str_eq(e.msg, "output 'y': the plan gives fp32 [4, 1], the caller's buffer is fp32 [2, 2]");
+    cr_assert_eq(mine[0], 9, "a mismatching buffer is not written");
+    /* input checks come first, as in mil_rt_session_run */
+    in[0].dtype = MIL_DT_FP16;
+    cr_assert_eq(mil_rt_session_run_into(ss, in, &out, &e), -1);
+    cr_assert_str_eq(e.msg, "input 'x': expected fp32 [4], got fp16 [4]");
+    free_all(ss, NULL, dev, p);
+}
