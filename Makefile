@@ -2,6 +2,9 @@
 # missing (Debian packages only), configure, build and run.
 #   make check SANITIZE=1   ASan + UBSan build in build-asan/
 #   make bench              benchmark programs (figures, not tests)
+#   make install [PREFIX=/usr/local] [DESTDIR=...]   tools, libraries, headers,
+#                           pkg-config + CMake package files, man pages
+#   make uninstall          removes what the last `make install` installed
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
@@ -13,7 +16,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcriterion-dev libopenblas-dev
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build check demo bench fuzz clean
+.PHONY: all deps configure build check demo bench fuzz clean install uninstall
 
 all: build
 
@@ -42,6 +45,25 @@ demo: build
 
 bench: build
 	./bench/run.sh $(BUILD)
+
+# The install is relocatable (the .pc and CMake files name paths relative to
+# themselves), so PREFIX needs no reconfiguration.  The list of installed files
+# (DESTDIR included, so `make uninstall` needs no DESTDIR) is kept in
+# INSTALL_MANIFEST for `make uninstall`.
+PREFIX ?= /usr/local
+INSTALL_MANIFEST ?= $(BUILD)/installed-files.txt
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+	sed 's,^,$(DESTDIR),' $(BUILD)/install_manifest.txt > "$(INSTALL_MANIFEST)"
+
+uninstall:
+	@[ -f "$(INSTALL_MANIFEST)" ] || { echo "uninstall: no $(INSTALL_MANIFEST) (nothing installed from $(BUILD))"; exit 1; }
+	@while IFS= read -r f || [ -n "$$f" ]; do rm -f "$$f"; done < "$(INSTALL_MANIFEST)"
+	@# the directories that are milc's own (include/milc/..., lib/cmake/milc), when empty
+	@sed -n 's,/[^/]*$$,,p' "$(INSTALL_MANIFEST)" | grep '/milc\(/\|$$\)' | sort -ru | \
+	  while IFS= read -r d; do rmdir "$$d" 2>/dev/null || true; done
+	@for d in $$(sed -n 's,\(.*/milc\)/.*,\1,p' "$(INSTALL_MANIFEST)" | sort -u); do rmdir "$$d" 2>/dev/null || true; done
+	@echo "removed $$(grep -c "" "$(INSTALL_MANIFEST)") files"; rm -f "$(INSTALL_MANIFEST)"
 
 # Coverage-guided fuzzing of the parser, the .milb loader and the .npy reader
 # (clang + libFuzzer; FUZZ_SECONDS each).  Crashes are written to build-fuzz/.

@@ -17,6 +17,10 @@
 #include "ir/ir.h"
 #include "runtime/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct MilLowerOptions {
     const char *model_dir;     /* what `@model_path` means; NULL = "." */
     const char *weights_dir;   /* override for "@model_path/weights/NAME"; NULL = none */
@@ -221,5 +225,9 @@ typedef struct MilSynthOptions {
 
 int mil_synth_weights(const MilProgram *p, const char *model_dir, uint64_t seed, MilDiag *d);
 int mil_synth_weights_opt(const MilProgram *p, const MilSynthOptions *opt, MilDiag *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_BACKEND_H */

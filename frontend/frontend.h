@@ -17,6 +17,10 @@
 
 #include "ir/ir.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct MilParseOptions {
     bool allow_unknown_ops; /* keep unknown op names as MIL_OP_UNKNOWN opaque ops;
                                default: error at the op name's location */
@@ -58,5 +62,9 @@ MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilP
 /* Reads and parses a file.  path "-" reads stdin; a directory (such as a
  * compiled `X.mlmodelc`) means its `model.mil`. */
 MilProgram *mil_parse_file(const char *path, const MilParseOptions *opt, MilDiag *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_FRONTEND_H */

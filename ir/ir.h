@@ -31,6 +31,10 @@
 
 #include "ir/vocab.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ------------------------------------------------------------------ dtypes */
 
 const char *mil_dtype_name(MilDType dt);         /* "fp16"; "?" for NONE */
@@ -376,5 +380,9 @@ int mil_type_format(const MilType *t, MilSpelling sp, char *buf, size_t size);
 int mil_format_fp16(uint16_t bits, char *buf);
 int mil_format_fp32(float v, char *buf);
 int mil_format_fp64(double v, char *buf);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_IR_H */

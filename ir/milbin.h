@@ -141,6 +141,10 @@
 
 #include "ir/vocab.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define MILB_MAGIC "\x1bMLB"
 #define MILB_VERSION 0x11
 #define MILB_FORMAT 0
@@ -513,5 +517,9 @@ static inline void milb_anon_name(const char *const *strings, int nstrings, int 
             i = -1;
         }
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_IR_MILBIN_H */

@@ -15,6 +15,10 @@
 
 #include "ir/ir.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     MIL_TARGET_CPU = 0,
     MIL_TARGET_ANE,      /* generic ANE: the conservative limits (M1-M3 family) */
@@ -97,5 +101,9 @@ int mil_shape_infer_op(MilProgram *p, MilOp *op, MilDiag *d);
 /* The inferred type of result `i` of op, NULL when it cannot be inferred
  * (error text in err when non-NULL). */
 const MilType *mil_shape_infer_result(MilProgram *p, const MilOp *op, int i, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_PASSES_H */

@@ -57,6 +57,10 @@
 
 #include "ir/vocab.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ------------------------------------------------------------------ errors */
 
 typedef struct MilRtErr {
@@ -490,5 +494,9 @@ int mil_rt_milb_flex_limits(const char *path, const char *function, const char *
 /* Appends one enumerated shape (0, or -1 when out of memory). */
 int mil_rt_flex_limits_add_shape(MilRtFlexLimits *l, int rank, const int64_t *dims);
 void mil_rt_flex_limits_free(MilRtFlexLimits *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_RUNTIME_H */
