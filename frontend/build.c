@@ -11,7 +11,8 @@
  * type in a list, the i-th member in a tuple, key then value in a dict pair.
  * A tensor literal is one TENSOR frame whatever its rank: `[` and `]` move a
  * depth counter, each level's element count is compared with the declared
- * dim (or, for `?` dims inside aggregates, with the first sibling's count),
+ * dim (or, for `?` dims inside aggregates, with the first sibling's count;
+ * a rank >= 2 literal whose first item is a scalar is read flat, row-major),
  * and numbers are converted on the spot into a typed buffer.  After the first
  * error inside a literal the frame is marked bad and its remaining content is
  * only walked, so one mistake gives one message.
@@ -273,8 +274,19 @@ void fe_func_begin(FeState *ps, FeTok name, FeLoc l, FeTok opset) {
     ps->nested_reported = false;
     const char *nm = fe_intern(ps, name.s, name.n);
     if (nm && mil_program_find_func(ps->p, nm)) fe_error(ps, l, "duplicate function '%s'", nm);
+    bool later = ps->p->nfuncs > 0;
     ps->f = nm ? mil_func_new(ps->p, nm, fe_intern(ps, opset.s, opset.n)) : NULL;
-    if (ps->f) ps->f->loc = fe_loc(ps, l);
+    if (!ps->f) return;
+    ps->f->loc = fe_loc(ps, l);
+    /* An empty line (only blanks on it) right before `func` is kept for the
+     * printer; coremlc 3600 writes none, older versions one. */
+    int nl = 0;
+    for (size_t i = ps->func_off; later && i > 0 && nl < 2; i--) {
+        char c = ps->text[i - 1];
+        if (c == '\n') nl++;
+        else if (c != ' ' && c != '\t' && c != '\r' && c != '\f' && c != '\v') break;
+    }
+    ps->f->blank_before = nl >= 2;
 }
 
 void fe_param(FeState *ps, FeType t, FeTok name, FeLoc l) {
@@ -620,7 +632,7 @@ static FeFrame *push(FeState *ps, int kind, const MilType *t, FeLoc l) {
     f->kind = kind;
     f->type = t;
     f->loc = fe_loc(ps, l);
-    f->bad = f->filled = f->top = false;
+    f->bad = f->filled = f->top = f->flat = false;
     f->result = NULL;
     f->items = NULL;
     f->nitems = f->capitems = 0;
@@ -844,43 +856,64 @@ MilConst *fe_lit_end(FeState *ps) {
     return c;
 }
 
-void fe_lit_blob(FeState *ps, FeLoc kw, FeTok k1, FeLoc l1, MilConst *v1, FeTok k2, FeLoc l2, MilConst *v2) {
+/* BLOBFILE(path = string(...), offset = uint64(...)): the arguments come one
+ * by one into the VALUE frame; every argument error is reported at the
+ * BLOBFILE keyword, one per literal. */
+void fe_blob_begin(FeState *ps, FeLoc kw) {
     FeFrame *f = top(ps);
     if (!f || f->kind != FR_VALUE) return;
     f->filled = true;
-    if (f->bad) return;
+    f->bkw = kw;
+    f->bpath = f->boff = NULL;
+    f->bhas_path = f->bhas_off = false;
+}
+
+void fe_blob_arg(FeState *ps, FeTok key, FeLoc l, MilConst *v) {
+    FeFrame *f = top(ps);
+    if (!f || f->kind != FR_VALUE || f->bad) return;
+    bool is_path = key.n == 4 && memcmp(key.s, "path", 4) == 0;
+    bool is_off = key.n == 6 && memcmp(key.s, "offset", 6) == 0;
+    if (!is_path && !is_off) {
+        fe_error(ps, f->bkw, "unknown BLOBFILE argument '%.*s' (expected 'path' and 'offset')", key.n, key.s);
+        f->bad = true;
+        return;
+    }
+    if (is_path ? f->bhas_path : f->bhas_off) {
+        fe_error(ps, f->bkw, "duplicate BLOBFILE argument '%.*s'", key.n, key.s);
+        f->bad = true;
+        return;
+    }
+    if (!v) { /* the error inside the value was reported */
+        f->bad = true;
+        return;
+    }
+    if (is_path) {
+        f->bhas_path = true;
+        f->bpath = v;
+        f->bpath_loc = l;
+    } else {
+        f->bhas_off = true;
+        f->boff = v;
+        f->boff_loc = l;
+    }
+}
+
+void fe_lit_blob(FeState *ps) {
+    FeFrame *f = top(ps);
+    if (!f || f->kind != FR_VALUE || f->bad) return;
     char tb[256];
     if (f->type->kind != MIL_TY_TENSOR) {
-        fe_error(ps, kw, "BLOBFILE needs a tensor type, not %s", type_str(ps, f->type, tb, sizeof tb));
+        fe_error(ps, f->bkw, "BLOBFILE needs a tensor type, not %s", type_str(ps, f->type, tb, sizeof tb));
         f->bad = true;
         return;
     }
-    MilConst *pv = NULL, *ov = NULL;
-    FeLoc pl = kw, ol = kw;
-    FeTok keys[2] = { k1, k2 };
-    FeLoc locs[2] = { l1, l2 };
-    MilConst *vals[2] = { v1, v2 };
-    bool seen_p = false, seen_o = false;
-    for (int i = 0; i < 2; i++) {
-        FeTok k = keys[i];
-        if (k.n == 4 && memcmp(k.s, "path", 4) == 0 && !seen_p) {
-            seen_p = true;
-            pv = vals[i];
-            pl = locs[i];
-        } else if (k.n == 6 && memcmp(k.s, "offset", 6) == 0 && !seen_o) {
-            seen_o = true;
-            ov = vals[i];
-            ol = locs[i];
-        } else {
-            fe_error(ps, locs[i], "bad BLOBFILE key '%.*s' (expected 'path' and 'offset')", k.n, k.s);
-            f->bad = true;
-            return;
-        }
-    }
-    if (!pv || !ov) { /* errors inside the values were reported */
+    if (!f->bhas_path || !f->bhas_off) {
+        fe_error(ps, f->bkw, "BLOBFILE needs %s argument", f->bhas_path ? "an 'offset'" : "a 'path'");
         f->bad = true;
         return;
     }
+    MilConst *pv = f->bpath, *ov = f->boff;
+    FeLoc pl = f->bpath_loc, ol = f->boff_loc;
     const char *path = mil_const_get_str(pv);
     if (!path) {
         fe_error(ps, pl, "BLOBFILE path must be a string");
@@ -925,10 +958,14 @@ static void tensor_begin(FeState *ps, const MilType *t, FeLoc l, bool is_top) {
 static void tensor_open(FeState *ps, FeFrame *f, FeLoc l) {
     int d = f->depth++;
     if (f->bad) return;
-    if (d >= f->rank) {
+    if (d >= f->rank || f->flat) {
         char tb[256];
-        fe_error(ps, l, "tensor literal is nested deeper than the rank %d of %s", f->rank,
-                 type_str(ps, f->type, tb, sizeof tb));
+        if (f->flat)
+            fe_error(ps, l, "'[' inside a flat tensor literal (type %s): write one level or nest by the rank",
+                     type_str(ps, f->type, tb, sizeof tb));
+        else
+            fe_error(ps, l, "tensor literal is nested deeper than the rank %d of %s", f->rank,
+                     type_str(ps, f->type, tb, sizeof tb));
         f->bad = true;
         return;
     }
@@ -939,7 +976,12 @@ static void tensor_open(FeState *ps, FeFrame *f, FeLoc l) {
 
 static void tensor_elem(FeState *ps, FeFrame *f, int kind, FeTok t, FeLoc l) {
     if (f->bad) return;
-    if (f->depth < f->rank) {
+    /* A rank >= 2 tensor written as one flat list (hand-written files; Apple's
+     * tooling reads them): taken in row-major order when its first item is a
+     * scalar and every dim is known; the count is checked at the `]`. */
+    if (f->depth == 1 && f->rank >= 2 && f->count == 0 && f->seen[0] == 0 && !mil_type_has_unknown(f->type))
+        f->flat = true;
+    if (f->depth < f->rank && !f->flat) {
         char tb[256];
         fe_error(ps, l, "expected '[': tensor literal nesting must match the rank %d of %s", f->rank,
                  type_str(ps, f->type, tb, sizeof tb));
@@ -967,7 +1009,18 @@ static void tensor_elem(FeState *ps, FeFrame *f, int kind, FeTok t, FeLoc l) {
 
 static void tensor_close(FeState *ps, FeFrame *f) {
     int d = --f->depth;
-    if (!f->bad && d < f->rank) {
+    if (!f->bad && f->flat) {
+        char tb[256];
+        int64_t want = mil_type_numel(f->type);
+        if (f->count != want) {
+            fe_error_at(ps, f->oloc[0], "flat tensor literal has %lld elements, expected %lld (type %s)",
+                        (long long)f->count, (long long)want, type_str(ps, f->type, tb, sizeof tb));
+            f->bad = true;
+        } else if (!ps->stop) {
+            mil_diag_report(ps->d, MIL_SEV_WARNING, f->oloc[0], "flat literal for a rank-%d tensor read in row-major order",
+                            f->rank);
+        }
+    } else if (!f->bad && d < f->rank) {
         int64_t n = f->seen[d];
         if (f->want[d] < 0) {
             f->want[d] = n;

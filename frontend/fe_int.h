@@ -56,7 +56,12 @@ typedef struct FeFrame {
     bool bad;                /* an error was reported inside: result is NULL */
     bool filled;             /* VALUE: a payload was given */
     bool top;                /* TENSOR: the value's own type (not an aggregate item) */
+    bool flat;               /* TENSOR: rank >= 2 written as one flat level */
     MilConst *result;        /* VALUE */
+    /* VALUE: BLOBFILE(...) arguments so far, and where the BLOBFILE is */
+    MilConst *bpath, *boff;
+    bool bhas_path, bhas_off;
+    FeLoc bkw, bpath_loc, boff_loc;
     MilConst **items;        /* LIST, TUPLE, DICT (key, value, ...), PAIR */
     int nitems, capitems;
     /* TENSOR */
@@ -103,6 +108,7 @@ typedef struct FeState {
     int tok_len;
     int nest;                  /* open ( [ { < */
     size_t rbrace_off;         /* last `}` token */
+    size_t func_off;           /* last `func` keyword */
     bool have_rbrace;
 
     /* builder state (build.c) */
@@ -183,7 +189,9 @@ FeType fe_ty_buffer(FeState *ps, FeLoc l);
 /* build.c: literals */
 void fe_lit_begin(FeState *ps, FeType t, FeLoc l);
 MilConst *fe_lit_end(FeState *ps);
-void fe_lit_blob(FeState *ps, FeLoc kw, FeTok k1, FeLoc l1, MilConst *v1, FeTok k2, FeLoc l2, MilConst *v2);
+void fe_blob_begin(FeState *ps, FeLoc kw);
+void fe_blob_arg(FeState *ps, FeTok key, FeLoc l, MilConst *v);
+void fe_lit_blob(FeState *ps);
 void fe_lit_scalar(FeState *ps, int kind, FeTok t, FeLoc l);
 void fe_lit_open(FeState *ps, char what, FeLoc l);   /* '[' '{' (dict) 'p' (pair) '(' */
 void fe_lit_close(FeState *ps, char what, FeLoc l);

@@ -32,9 +32,10 @@ typedef struct MilParseOptions {
  * mil_diag_add_source so mil_diag_print can show source lines.  opt may be
  * NULL (all options off).  Returns NULL if any error was reported; the
  * program is the caller's (mil_program_free).  The program records the
- * version as written (p->version) and whether a newline follows the final
- * `}` (p->trailing_newline), so mil_print(p, MIL_SPELLING_SAME) reproduces a
- * coremlc file byte for byte.  The MilLoc.file of every op, argument and
+ * version as written (p->version), whether a newline follows the final `}`
+ * (p->trailing_newline) and whether an empty line precedes each function
+ * after the first (f->blank_before), so mil_print(p, MIL_SPELLING_SAME)
+ * reproduces a coremlc file byte for byte.  The MilLoc.file of every op, argument and
  * attribute points into d's source table: keep d alive while using them.
  * Nothing in the program points into `text`.
  *
@@ -53,6 +54,10 @@ typedef struct MilParseOptions {
  * fp8e4m3fn) is an error, "value X is out of range for T"; `inf`, `-inf` and
  * `nan` are the only ways to write non-finite values.  Underflow to zero is
  * not an error.
+ *
+ * A rank >= 2 tensor literal written as one flat list of exactly the shape's
+ * element count is read in row-major order with the warning "flat literal
+ * for a rank-R tensor read in row-major order" at its `[`.
  *
  * When more than MilDiag.max_errors errors would be reported, the parse
  * stops and the last diagnostic is a note "too many errors; stopped after N"

@@ -268,8 +268,23 @@ value
 payload
     : %empty
     | literal
-    | "BLOBFILE" '(' IDENT '=' value ',' IDENT '=' value ')'
-                        { fe_lit_blob(ps, @1, $3, @3, $5, $7, @7, $9); }
+    | "BLOBFILE" '(' { fe_blob_begin(ps, @1); } blob_args_opt ')' { fe_lit_blob(ps); }
+    ;
+
+    /* Any names in any number, so a missing, unknown or repeated argument
+     * gets its own message (fe_blob_arg / fe_lit_blob), not a syntax error. */
+blob_args_opt
+    : %empty
+    | blob_args
+    ;
+
+blob_args
+    : blob_arg
+    | blob_args ',' blob_arg
+    ;
+
+blob_arg
+    : IDENT '=' value   { fe_blob_arg(ps, $1, @1, $3); }
     ;
 
 literal

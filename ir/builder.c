@@ -114,6 +114,7 @@ MilFunc *mil_func_new(MilProgram *p, const char *name, const char *opset) {
     f->opset = opset ? mil_strdup(p, opset) : NULL;
     f->prog = p;
     f->body.func = f;
+    f->blank_before = p->nfuncs > 0 && p->funcs[p->nfuncs - 1]->blank_before;
     p->funcs[p->nfuncs++] = f;
     return f;
 }

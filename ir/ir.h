@@ -284,6 +284,9 @@ struct MilFunc {
     int nvalues;              /* values created so far (ids are dense) */
     MilProgram *prog;
     MilLoc loc;
+    bool blank_before;        /* an empty line separates it from the previous function
+                                 when printed: as parsed; mil_func_new copies the
+                                 previous function's (none: false, coremlc's style) */
     struct MilNameSet *names; /* private: every SSA name handed out in f */
 };
 
@@ -366,8 +369,9 @@ int mil_verify(const MilProgram *p, MilDiag *d);
 /* ----------------------------------------------------------------- printer */
 
 /* Canonical MIL text (docs/mil-format.md §2.4, §4): arguments and attributes
- * sorted by name, canonical hex floats, 4/12/8 indentation, a trailing newline
- * only if p->trailing_newline.  Returns a malloc'd NUL-terminated string (len
+ * sorted by name, canonical hex floats, 4/12/8 indentation, an empty line
+ * before a function only if f->blank_before, a trailing newline only if
+ * p->trailing_newline.  Returns a malloc'd NUL-terminated string (len
  * in *len if non-NULL), NULL on OOM. */
 char *mil_print(const MilProgram *p, MilSpelling sp, size_t *len);
 int mil_print_file(const MilProgram *p, MilSpelling sp, FILE *out); /* 0 ok, -1 I/O error */

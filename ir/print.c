@@ -11,9 +11,10 @@
  *             } -> (y);
  *     }
  *
- * Functions at 4 spaces, statements at 12, the `} -> (...)` line at 8, a
- * blank line between functions, and a newline after the final `}` only when
- * p->trailing_newline.  Arguments and attributes are sorted by name (strcmp,
+ * Functions at 4 spaces, statements at 12, the `} -> (...)` line at 8, an
+ * empty line before a function only when f->blank_before (the parser records
+ * the input's; programs built in C get none, like current coremlc), and a
+ * newline after the final `}` only when p->trailing_newline.  Arguments and attributes are sorted by name (strcmp,
  * i.e. byte order, which is Apple's); parameters and outputs keep their order.
  * Spelling 1.0 writes scalars as `tensor<T, []>`, 1.3 as bare `T`, recursively
  * inside list / dict / tuple / state types.  Floats are canonical hex: the
@@ -459,7 +460,7 @@ char *mil_print(const MilProgram *p, MilSpelling sp, size_t *len) {
     }
     puts_(&b, "{\n");
     for (int i = 0; i < p->nfuncs; i++) {
-        if (i) puts_(&b, "\n");
+        if (i && p->funcs[i]->blank_before) puts_(&b, "\n");
         print_func(&b, p->funcs[i]);
     }
     puts_(&b, p->trailing_newline ? "}\n" : "}");

@@ -35,6 +35,16 @@ char *fe_diag_text(const MilDiag *d) {
     return s;
 }
 
+char *fe_diag_printed(const MilDiag *d) {
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    cr_assert_not_null(f);
+    mil_diag_print(d, f);
+    cr_assert_eq(fclose(f), 0);
+    return s;
+}
+
 const char *fe_nth_error(const MilDiag *d, int i, char *buf, size_t size) {
     buf[0] = 0;
     for (int k = 0; k < d->n; k++) {

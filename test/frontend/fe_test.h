@@ -12,6 +12,8 @@
 MilProgram *fe_parse_str(const char *name, const char *text, const MilParseOptions *opt, MilDiag *d);
 /* All diagnostics, one formatted line each, in a malloc'd string. */
 char *fe_diag_text(const MilDiag *d);
+/* mil_diag_print output (source lines and carets) in a malloc'd string. */
+char *fe_diag_printed(const MilDiag *d);
 /* The i-th error (not note) formatted, or "" when there is none. */
 const char *fe_nth_error(const MilDiag *d, int i, char *buf, size_t size);
 /* mil_print as a malloc'd string (asserts success). */

@@ -18,21 +18,6 @@ static const char *nth_diag(const MilDiag *d, int i, char *buf, size_t size) {
     return buf;
 }
 
-/* mil_diag_print output as a malloc'd string. */
-static char *printed(const MilDiag *d) {
-    FILE *f = tmpfile();
-    cr_assert_not_null(f);
-    mil_diag_print(d, f);
-    long n = ftell(f);
-    cr_assert(n >= 0);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return s;
-}
-
 /* A function of `lines` statements, each using an undefined value. */
 static char *undefined_refs(int lines) {
     size_t cap = 64 + (size_t)lines * 64, n = 0;
@@ -58,7 +43,7 @@ Test(audit, error_cap_says_it_stopped) {
     cr_assert_str_eq(fe_nth_error(&d, 19, buf, sizeof buf), "cap.mil:23:34: error: use of undefined value 'q19'");
     cr_assert_eq(d.n, 21, "%s", fe_diag_text(&d));
     cr_assert_str_eq(nth_diag(&d, d.n - 1, buf, sizeof buf), "cap.mil: note: too many errors; stopped after 20");
-    char *out = printed(&d);
+    char *out = fe_diag_printed(&d);
     const char *last = "cap.mil: note: too many errors; stopped after 20\n";
     size_t ol = strlen(out), ll = strlen(last);
     cr_assert(ol >= ll && strcmp(out + ol - ll, last) == 0, "output ends with:\n%s", ol > 200 ? out + ol - 200 : out);
