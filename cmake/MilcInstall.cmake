@@ -140,12 +140,13 @@ function(milc_install_library lib)
   set_property(GLOBAL APPEND PROPERTY MILC_LIBRARIES ${lib})
 endfunction()
 
-# milc_install_tool(<executable target>): bin/<target>, with man/<target>.1 when it exists.
+# milc_install_tool(<executable target>): bin/<target> (imported as milc::<target>, e.g.
+# to run milc at a user's build time), with man/<target>.1 when it exists.
 function(milc_install_tool exe)
   if(MILC_FUZZ)
     return()
   endif()
-  install(TARGETS ${exe} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(TARGETS ${exe} EXPORT milcTargets RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   if(EXISTS ${PROJECT_SOURCE_DIR}/man/${exe}.1)
     install(FILES ${PROJECT_SOURCE_DIR}/man/${exe}.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
   endif()

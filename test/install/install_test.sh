@@ -9,7 +9,8 @@
 #   - every public header compiles on its own as C11 and as C++11 with
 #     -Wall -Wextra -pedantic -Werror, and a C++ program links all five;
 #   - examples/embed-ir built with pkg-config + cc and with CMake
-#     find_package(milc) (shared and static targets) prints expected.txt;
+#     find_package(milc) (shared and static targets) prints expected.txt, and
+#     that project runs the installed milc (milc::milc) at its build time;
 #   - examples/embed built with `pkg-config milc-runtime` links the runtime
 #     alone (NEEDED entries, undefined symbols, a static link with no symbol
 #     of a compiler library) and runs a .milb compiled by the installed milc
@@ -138,16 +139,19 @@ nm --defined-only "$T/embed-static" | awk 'NF == 3 {print $3}' | sort -u >"$T/st
 pulled=$(comm -12 "$T/compiler-syms" "$T/static-syms" | head -3)
 [ -z "$pulled" ] || fail "the static embed contains compiler code: $pulled"
 # and it runs what the installed milc compiled, like the installed mil-run
-printf 'program(1.3)\n{\n    func main<ios18>(tensor<fp32, [2, 3]> x) {\n%s\n        } -> (y);\n}\n' \
-    '            tensor<fp32, [2, 3]> y = relu(x = x)[name = string("y")];' >"$T/p.mil"
-mkdir -p "$T/ref" "$T/r1" "$T/r2" "$T/r3"
+cp "$SRC/examples/embed-ir/relu.mil" "$T/p.mil"
+mkdir -p "$T/ref" "$T/r1" "$T/r2" "$T/r3" "$T/r4"
 mil-run --random-inputs 7 -o "$T/ref" "$T/p.mil" >/dev/null || fail "installed mil-run"
-milc -O2 --emit=milb -o "$T/p.milb" "$T/p.mil" || fail "installed milc --emit=milb"
+milc -O2 --emit=milb -o "$T/p.milb" "$SRC/examples/embed-ir/relu.mil" || fail "installed milc --emit=milb"
 mil-run -i x="$T/ref/y.npy" -o "$T/r1" "$T/p.mil" >/dev/null || fail "installed mil-run -i"
 LD_LIBRARY_PATH="$LIB" "$T/embed" "$T/p.milb" "$T/r2" x="$T/ref/y.npy" >/dev/null || fail "embed (shared) run"
 "$T/embed-static" "$T/p.milb" "$T/r3" x="$T/ref/y.npy" >/dev/null || fail "embed (static) run"
 cmp -s "$T/r1/y.npy" "$T/r2/y.npy" || fail "embed (shared) output differs from mil-run"
 cmp -s "$T/r1/y.npy" "$T/r3/y.npy" || fail "embed (static) output differs from mil-run"
+# the CMake project ran milc::milc at its build time
+cmp -s "$T/p.milb" "$T/cmake/relu.milb" || fail "relu.milb built through milc::milc differs from milc's"
+"$T/cmake/embed" "$T/cmake/relu.milb" "$T/r4" x="$T/ref/y.npy" >/dev/null || fail "embed (CMake milc::runtime) run"
+cmp -s "$T/r1/y.npy" "$T/r4/y.npy" || fail "embed (CMake) output differs from mil-run"
 
 # -------------------------------------------------------------- man pages
 step "man pages"
