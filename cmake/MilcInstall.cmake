@@ -1,6 +1,7 @@
 # cmake/MilcInstall.cmake -- what `make install` puts where.
 #
-#   bin/milc, bin/mil-run, ...                     milc_install_tool(<target>)
+#   bin/milc, bin/mil-run, ...                     milc_install_tool(<target>) next to its
+#                                                  add_executable (a new tool: one line + man/<tool>.1)
 #   lib/libmil<x>.a, lib/libmil<x>.so.<SOVERSION>  milc_install_library() per library
 #   include/milc/<dir>/<header>                    the public header + what it includes
 #   lib/pkgconfig/milc-<name>.pc                   pkg-config, relocatable (${pcfiledir})
@@ -25,6 +26,7 @@ if(IS_ABSOLUTE ${CMAKE_INSTALL_LIBDIR})
   set(MILC_PC_PREFIX ${CMAKE_INSTALL_PREFIX})
 else()
   file(RELATIVE_PATH MILC_PC_PREFIX /root/${MILC_PCDIR} /root)
+  string(REGEX REPLACE "/$" "" MILC_PC_PREFIX "${MILC_PC_PREFIX}")
   set(MILC_PC_PREFIX "\${pcfiledir}/${MILC_PC_PREFIX}")
 endif()
 # The static libraries' objects also make the shared ones (-fPIC); without
@@ -33,7 +35,7 @@ include(CheckCCompilerFlag)
 check_c_compiler_flag(-fno-semantic-interposition MILC_HAVE_NO_SEMANTIC_INTERPOSITION)
 set_property(GLOBAL PROPERTY MILC_LIBRARIES "")
 
-# milc_install_library(<static target> NAME <n> DIR <source dir> DESCRIPTION "<text>"
+# milc_install_library(<static target> NAME <n> DESCRIPTION "<text>"
 #                      HEADERS <files, relative to the source root>
 #                      [REQUIRES <milc targets its public header includes>]
 #                      [REQUIRES_PRIVATE <milc targets or pkg-config modules it uses>]
