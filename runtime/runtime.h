@@ -368,6 +368,15 @@ struct MilRtDevice {
 /* "cpu" (the reference device).  NULL + error for an unknown name. */
 MilRtDevice *mil_rt_device_new(const char *name, MilRtErr *e);
 MilRtDevice *mil_rt_device_cpu_new(void);                /* runtime/cpu/device.c */
+/* The CPU device with its own pool of nthreads threads (the caller's thread
+ * plus nthreads - 1 workers, created at the first prepare, joined by
+ * mil_rt_device_free).  nthreads <= 0: $MILC_THREADS when set to a positive
+ * number, else the CPUs this process may run on; mil_rt_device_cpu_new() and
+ * mil_rt_device_new("cpu") use that default.  The BLAS library is made
+ * single-threaded for the whole process (the pool splits GEMMs itself).
+ * Results of milc's own kernels do not depend on the thread count. */
+MilRtDevice *mil_rt_device_cpu_new_threads(int nthreads);
+int mil_rt_device_cpu_threads(const MilRtDevice *dev);   /* 0 if dev is not the CPU device */
 void mil_rt_device_free(MilRtDevice *dev);
 const char *mil_rt_device_name(const MilRtDevice *dev);
 bool mil_rt_device_supports_op(MilRtDevice *dev, const MilRtFunc *f, const MilRtOp *op);

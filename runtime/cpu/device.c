@@ -30,8 +30,9 @@
  *   then calls run() of each non-folded op: one indirect call per op, no
  *   allocation except growth of DYNAMIC buffers.
  */
-#include "runtime/cpu/kernel.h"
+#include "runtime/cpu/kutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,16 @@ typedef struct Step {
     const MilKernel *k;
     MilKernelCtx ctx;
     int mode;
+    size_t slot0;                /* the op's first slot in the plan's flat slot arrays */
 } Step;
+
+/* The device: its thread pool, created at the first prepare. */
+typedef struct CpuDev {
+    MilRtDevice base;
+    int nthreads;
+    MilPool *pool;
+    pthread_mutex_t mu;
+} CpuDev;
 
 typedef struct CpuPlan {
     MilRtPlan base;
@@ -65,6 +75,8 @@ typedef struct CpuPlan {
     size_t scratch_cap;
     void **folded;               /* malloc'd data of folded results */
     int nfolded;
+    float **cf32v;               /* per value: fp32 copy of an fp16/bf16 constant (or NULL) */
+    const float **cf32p;         /* per op per slot: what ctx.cf32 points at */
     char kerr[512];
 } CpuPlan;
 
@@ -272,6 +284,10 @@ static void cpu_plan_free(MilRtPlan *bp) {
     for (int i = 0; i < p->nfolded; i++) free(p->folded[i]);
     if (p->dynbuf)
         for (int i = 0; i < p->nvalues; i++) free(p->dynbuf[i]);
+    if (p->cf32v)
+        for (int i = 0; i < p->nvalues; i++) free(p->cf32v[i]);
+    free(p->cf32v);
+    free(p->cf32p);
     free(p->folded);
     free(p->dynbuf);
     free(p->dyncap);
@@ -311,8 +327,38 @@ static int ensure_scratch(CpuPlan *p, size_t need, MilRtErr *e) {
     return 0;
 }
 
+/* fp32 copies of the constant fp16/bf16 arguments in the kernel's f32_slots,
+ * made once per plan (and once per value when several ops share a weight). */
+static int prep_f32_consts(CpuPlan *p, Step *st, MilRtErr *e) {
+    const MilRtOp *op = st->op;
+    for (int sl = 0; sl < op->nslots && sl < 32; sl++) {
+        const int *ids;
+        if (!(st->k->f32_slots & (1u << sl)) || mil_rt_op_slot(op, sl, &ids) < 1) continue;
+        int id = ids[0];
+        const MilRtTensor *t = &p->t[id];
+        if ((p->where[id] != W_CONST && p->where[id] != W_FOLDED) || !t->data ||
+            (t->dtype != MIL_DT_FP16 && t->dtype != MIL_DT_BF16))
+            continue;
+        if (!p->cf32v[id]) {
+            int64_t n = mil_rt_numel(t);
+            float *d = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) & ~(size_t)63);
+            if (!d) return mil_rt_errf(e, "out of memory (fp32 copy of '%s')", p->base.func->values[id].name);
+            if (t->dtype == MIL_DT_FP16) k_h2f_n(t->data, d, n);
+            else for (int64_t i = 0; i < n; i++) d[i] = mil_bf2f(((const uint16_t *)t->data)[i]);
+            p->cf32v[id] = d;
+        }
+        p->cf32p[st->slot0 + (size_t)sl] = p->cf32v[id];
+        st->ctx.cf32 = &p->cf32p[st->slot0];
+    }
+    return 0;
+}
+
 static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtTensor *inputs, MilRtErr *e) {
     if (mil_rt_check_inputs(f, inputs, false, e)) return NULL;
+    CpuDev *cd = (CpuDev *)dev;
+    pthread_mutex_lock(&cd->mu);
+    if (!cd->pool && cd->nthreads > 1) cd->pool = mil_pool_new(cd->nthreads);
+    pthread_mutex_unlock(&cd->mu);
     CpuPlan *p = calloc(1, sizeof *p);
     if (!p) { mil_rt_errf(e, "out of memory"); return NULL; }
     p->base.dev = dev;
@@ -334,10 +380,12 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
     p->slotp = calloc(nslots + 1, sizeof *p->slotp);
     p->slotn = calloc(nslots + 1, sizeof *p->slotn);
     p->outp = calloc(nouts + 1, sizeof *p->outp);
+    p->cf32v = calloc((size_t)nv + 1, sizeof *p->cf32v);
+    p->cf32p = calloc(nslots + 1, sizeof *p->cf32p);
     int *last = calloc((size_t)nv + 1, sizeof *last);
     Alloc al = {0};
     if (!p->t || !p->where || !p->off || !p->dynbuf || !p->dyncap || !p->steps || !p->argp ||
-        !p->slotp || !p->slotn || !p->outp || !last) {
+        !p->slotp || !p->slotn || !p->outp || !p->cf32v || !p->cf32p || !last) {
         mil_rt_errf(e, "out of memory");
         goto fail;
     }
@@ -369,6 +417,8 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
         for (int j = 0; j < op->slot_start[op->nslots]; j++) p->argp[a + (size_t)j] = &p->t[op->args[j]];
         for (int j = 0; j < op->nout; j++) p->outp[o + (size_t)j] = &p->t[op->outs[j]];
         bind_ctx(&st->ctx, op, &p->argp[a], &p->slotp[s], &p->slotn[s], &p->outp[o], p->kerr, sizeof p->kerr);
+        st->ctx.pool = cd->pool;
+        st->slot0 = s;
         a += (size_t)op->slot_start[op->nslots];
         s += (size_t)op->nslots;
         o += (size_t)op->nout;
@@ -423,6 +473,7 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
         }
         st->mode = S_RUN;
         for (int j = 0; j < op->nout; j++) p->where[op->outs[j]] = W_ARENA;
+        if (st->k->f32_slots && prep_f32_consts(p, st, e)) goto fail;
         if (st->k->scratch) {
             size_t ss = st->k->scratch(&st->ctx);
             if (ss > scratch) scratch = ss;
@@ -585,18 +636,43 @@ static int cpu_run_into(MilRtPlan *bp, const MilRtTensor *inputs, MilRtTensor *o
     return rc;
 }
 
+static void cpu_free(MilRtDevice *dev) {
+    CpuDev *cd = (CpuDev *)dev;
+    mil_pool_free(cd->pool);
+    pthread_mutex_destroy(&cd->mu);
+    free(cd);
+}
+
 static const MilRtDeviceIface cpu_iface = {
     .name = "cpu",
     .supports_op = cpu_supports_op,
     .prepare = cpu_prepare,
     .run = cpu_run,
     .plan_free = cpu_plan_free,
-    .free = NULL,
+    .free = cpu_free,
     .run_into = cpu_run_into,
 };
 
-MilRtDevice *mil_rt_device_cpu_new(void) {
-    MilRtDevice *d = calloc(1, sizeof *d);
-    if (d) d->iface = &cpu_iface;
-    return d;
+MilRtDevice *mil_rt_device_cpu_new_threads(int nthreads) {
+    if (nthreads <= 0) {
+        const char *env = getenv("MILC_THREADS");
+        char *end = NULL;
+        long v = env && *env ? strtol(env, &end, 10) : 0;
+        nthreads = (end && !*end && v > 0 && v <= 1024) ? (int)v : mil_cpu_default_threads();
+    }
+    CpuDev *cd = calloc(1, sizeof *cd);
+    if (!cd) return NULL;
+    cd->base.iface = &cpu_iface;
+    cd->base.ctx = cd;
+    cd->nthreads = nthreads;
+    pthread_mutex_init(&cd->mu, NULL);
+    k_blas_init();
+    return &cd->base;
+}
+
+MilRtDevice *mil_rt_device_cpu_new(void) { return mil_rt_device_cpu_new_threads(0); }
+
+int mil_rt_device_cpu_threads(const MilRtDevice *dev) {
+    if (!dev || dev->iface->prepare != cpu_prepare) return 0;
+    return ((const CpuDev *)dev)->nthreads;
 }

@@ -210,8 +210,8 @@ static int conv_begin(MilKernelCtx *k, ConvP *p, const float **X, const float **
     bool tr = k->kind == MIL_OP_CONV_TRANSPOSE;
     if (k->scratch_size < conv_scratch_p(p, tr)) return mil_k_fail(k, "%s: scratch too small", k_opname(k));
     char *sp = k->scratch;
-    *X = k_as_f32(p->x, &sp);
-    *W = k_as_f32(p->w, &sp);
+    *X = k_in_f32(k, tr ? MIL_A_CONV_TRANSPOSE_x : MIL_A_CONV_x, &sp);
+    *W = k_in_f32(k, tr ? MIL_A_CONV_TRANSPOSE_weight : MIL_A_CONV_weight, &sp);
     *col = (float *)sp;
     sp += k_al64((size_t)col_elems(&p->g, tr) * sizeof(float));
     *Y = (float *)sp;
@@ -230,6 +230,27 @@ static void conv_finish(MilKernelCtx *k, const ConvP *p, int64_t n, float *Y) {
     k_storef(k->out[0], n * g->Cout * po, g->Cout * po, Y);
 }
 
+/* 1x1 conv epilogue: rows [m0, m1) are output channels: + bias, store. */
+typedef struct {
+    const ConvP *p;
+    MilRtTensor *o;
+    float *Y;
+    int64_t base, po;
+} ConvEpi;
+
+static void conv_epi(void *arg, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    const ConvEpi *c = arg;
+    for (int64_t m = m0; m < m1; m++) {
+        float *row = c->Y + m * c->po;
+        if (c->p->b) {
+            float bv = (float)k_getf(c->p->b, m);
+            for (int64_t i = n0; i < n1; i++) row[i] += bv;
+        }
+        if (row != (float *)c->o->data + c->base + m * c->po)
+            k_storef(c->o, c->base + m * c->po + n0, n1 - n0, row + n0);
+    }
+}
+
 int k_conv_run(MilKernelCtx *k) {
     ConvP p;
     const float *X, *W;
@@ -239,6 +260,20 @@ int k_conv_run(MilKernelCtx *k) {
     const Geo *g = &p.g;
     int64_t cig = g->Cin / g->G, cog = g->Cout / g->G, pk = prod3(g->ker), po = prod3(g->out),
             pi = prod3(g->in), kk = cig * pk;
+    bool pointwise = g->G == 1 && pk == 1 && po == pi && kk > 0;
+    for (int a = 0; a < 3; a++)
+        if (g->str[a] != 1 || g->pb[a] != 0 || g->pa[a] != 0) pointwise = false;
+    if (pointwise) {
+        /* 1x1: Y[Cout, P] = W[Cout, Cin] X[Cin, P] straight from x (no im2col), split over the pool */
+        MilRtTensor *o = k->out[0];
+        for (int64_t n = 0; n < g->N; n++) {
+            float *dst = o->dtype == MIL_DT_FP32 ? (float *)o->data + n * g->Cout * po : Y;
+            ConvEpi ce = {&p, o, dst, n * g->Cout * po, po};
+            k_sgemm(k, false, false, g->Cout, po, kk, 1.0f, W, kk, X + n * g->Cin * pi, pi, 0.0f, dst, po,
+                    (p.b || dst == Y) ? conv_epi : NULL, &ce);
+        }
+        return 0;
+    }
     for (int64_t n = 0; n < g->N; n++) {
         for (int64_t gi = 0; gi < g->G; gi++) {
             /* im2col: rows (c, kd, kh, kw), columns (od, oh, ow) */

@@ -3,7 +3,70 @@
  * in scratch; the fp32 result is rounded once when stored. */
 #include <cblas.h>
 
+#include <pthread.h>
+
 #include "runtime/cpu/kutil.h"
+
+/* ============================================================ threaded GEMM */
+
+static void blas_single(void) {
+#ifdef OPENBLAS_VERSION
+    openblas_set_num_threads(1);  /* our pool splits the work; OpenBLAS's own workers stay parked */
+#endif
+}
+
+void k_blas_init(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_single);
+}
+
+typedef struct {
+    bool ta, tb, rows;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    KGemmEpi epi;
+    void *epi_arg;
+} GemmJob;
+
+static void gemm_part(void *arg, int64_t i0, int64_t i1, int t) {
+    (void)t;
+    const GemmJob *j = arg;
+    int64_t m0 = 0, m1 = j->M, n0 = 0, n1 = j->N;
+    if (j->rows) { m0 = i0; m1 = i1; }
+    else { n0 = i0; n1 = i1; }
+    const float *A = j->A + (j->ta ? m0 : m0 * j->lda), *B = j->B + (j->tb ? n0 * j->ldb : n0);
+    float *C = j->C + m0 * j->ldc + n0;
+    int64_t m = m1 - m0, n = n1 - n0;
+    if (m > 0 && n > 0) {
+        if (j->K == 0) {
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t q = 0; q < n; q++) C[i * j->ldc + q] = j->beta == 0.0f ? 0.0f : j->beta * C[i * j->ldc + q];
+        } else {
+            cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, (int)m,
+                        (int)n, (int)j->K, j->alpha, A, (int)j->lda, B, (int)j->ldb, j->beta, C, (int)j->ldc);
+        }
+    }
+    if (j->epi) j->epi(j->epi_arg, m0, m1, n0, n1);
+}
+
+void k_sgemm(const MilKernelCtx *k, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+             KGemmEpi epi, void *epi_arg) {
+    if (lda < 1) lda = 1;
+    if (ldb < 1) ldb = 1;
+    if (ldc < 1) ldc = 1;
+    GemmJob j = {ta, tb, true, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, epi, epi_arg};
+    int nt = k_threads(k);
+    double work = (double)M * (double)N * (double)(K > 0 ? K : 1);
+    /* rows in blocks of 32 (the BLAS micro-kernels' multiple), else columns */
+    if (M >= 64 * nt || N < 128 * nt) k_parallel(k, M, 32, work, gemm_part, &j);
+    else {
+        j.rows = false;
+        k_parallel(k, N, 64, work, gemm_part, &j);
+    }
+}
 
 /* ================================================================= matmul */
 
@@ -80,13 +143,19 @@ int k_matmul_shape(MilKernelCtx *k) {
     return 0;
 }
 
+/* Batches run in parallel (one sgemm per batch on one thread) when there are
+ * enough of them; otherwise each batch's sgemm is split over the pool. */
+static bool mm_by_batch(const MilKernelCtx *k, const MmP *p) {
+    return p->nbatch >= 2 * k_threads(k) && k_threads(k) > 1;
+}
+
 size_t k_matmul_scratch(const MilKernelCtx *k) {
     MmP p;
     MilDType odt;
     /* shape() succeeded, so this cannot fail (it only re-reads the arguments) */
     if (mm_params((MilKernelCtx *)k, &p, &odt) || !k_isfloat(odt)) return 0;
     size_t n = k_f32_need(mil_k_in(k, MIL_A_MATMUL_x)) + k_f32_need(mil_k_in(k, MIL_A_MATMUL_y));
-    if (odt != MIL_DT_FP32) n += k_al64((size_t)(p.M * p.N) * sizeof(float));
+    if (odt != MIL_DT_FP32) n += (size_t)(mm_by_batch(k, &p) ? k_threads(k) : 1) * k_al64((size_t)(p.M * p.N) * sizeof(float));
     return n;
 }
 
@@ -94,6 +163,62 @@ static int64_t bat_off(const MmP *p, const int64_t *bs, int64_t b) {
     int64_t off = 0;
     for (int a = p->brank - 1; a >= 0; a--) { off += (b % p->bdims[a]) * bs[a]; b /= p->bdims[a]; }
     return off;
+}
+
+/* Stores rows [m0, m1) x columns [n0, n1) of the fp32 result C (ldc) into o
+ * (rows of n elements) starting at element base. */
+typedef struct {
+    MilRtTensor *o;
+    const float *C;
+    int64_t base, ldc, n;
+    const MilRtTensor *bias;   /* linear: added to every row, NULL = none */
+    float *Cw;                 /* writable C (bias is added in place) */
+} StoreEpi;
+
+static void store_epi(void *arg, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    const StoreEpi *s = arg;
+    if (s->bias) {
+        float bb[KCHUNK];
+        for (int64_t c = n0; c < n1; c += KCHUNK) {
+            int64_t cn = n1 - c < KCHUNK ? n1 - c : KCHUNK;
+            k_loadf(s->bias, c, 1, cn, bb);
+            for (int64_t i = m0; i < m1; i++)
+                for (int64_t q = 0; q < cn; q++) s->Cw[i * s->ldc + c + q] += bb[q];
+        }
+    }
+    if (s->o->dtype == MIL_DT_FP32 && s->C == s->o->data) return;
+    if (n0 == 0 && n1 == s->n && s->ldc == s->n)
+        k_storef(s->o, s->base + m0 * s->n, (m1 - m0) * s->n, s->C + m0 * s->ldc);
+    else
+        for (int64_t i = m0; i < m1; i++) k_storef(s->o, s->base + i * s->n + n0, n1 - n0, s->C + i * s->ldc + n0);
+}
+
+typedef struct {
+    const MmP *p;
+    const float *A, *B;
+    MilRtTensor *o;
+    char *cbuf;                /* per-thread C for a non-fp32 output */
+    size_t cstride;
+} MmBatch;
+
+static void mm_batches(void *arg, int64_t b0, int64_t b1, int t) {
+    const MmBatch *j = arg;
+    const MmP *p = j->p;
+    int64_t M = p->M, N = p->N, K = p->K;
+    int lda = (int)(p->tx ? M : K), ldb = (int)(p->ty ? K : N);
+    if (lda < 1) lda = 1;
+    if (ldb < 1) ldb = 1;
+    float *own = j->cbuf ? (float *)(j->cbuf + (size_t)t * j->cstride) : NULL;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t xo = bat_off(p, p->xbs, b), yo = bat_off(p, p->ybs, b);
+        float *dst = own ? own : (float *)j->o->data + b * M * N;
+        if (M * N == 0) continue;
+        if (K == 0) memset(dst, 0, (size_t)(M * N) * sizeof(float));
+        else
+            cblas_sgemm(CblasRowMajor, p->tx ? CblasTrans : CblasNoTrans, p->ty ? CblasTrans : CblasNoTrans, (int)M,
+                        (int)N, (int)K, 1.0f, j->A + xo, lda, j->B + yo, ldb, 0.0f, dst, (int)(N > 0 ? N : 1));
+        if (own) k_storef(j->o, b * M * N, M * N, own);
+    }
 }
 
 int k_matmul_run(MilKernelCtx *k) {
@@ -121,20 +246,21 @@ int k_matmul_run(MilKernelCtx *k) {
     }
     if (k->scratch_size < k_matmul_scratch(k)) return mil_k_fail(k, "matmul: scratch too small");
     char *sp = k->scratch;
-    const float *A = k_as_f32(x, &sp), *B = k_as_f32(y, &sp);
-    float *C = o->dtype == MIL_DT_FP32 ? NULL : (float *)sp;
-    int lda = (int)(p.tx ? M : K), ldb = (int)(p.ty ? K : N);
-    if (lda < 1) lda = 1;
-    if (ldb < 1) ldb = 1;
+    const float *A = k_in_f32(k, MIL_A_MATMUL_x, &sp), *B = k_in_f32(k, MIL_A_MATMUL_y, &sp);
+    bool own = o->dtype != MIL_DT_FP32;
+    if (mm_by_batch(k, &p)) {
+        MmBatch j = {&p, A, B, o, own ? sp : NULL, k_al64((size_t)(M * N) * sizeof(float))};
+        k_parallel(k, p.nbatch, 1, (double)p.nbatch * (double)(M * N) * (double)(K + 1), mm_batches, &j);
+        return 0;
+    }
+    float *C = own ? (float *)sp : NULL;
+    int64_t lda = p.tx ? M : K, ldb = p.ty ? K : N;
     for (int64_t b = 0; b < p.nbatch; b++) {
         int64_t xo = bat_off(&p, p.xbs, b), yo = bat_off(&p, p.ybs, b);
         float *dst = C ? C : (float *)o->data + b * M * N;
         if (M * N == 0) continue;
-        if (K == 0) memset(dst, 0, (size_t)(M * N) * sizeof(float));
-        else
-            cblas_sgemm(CblasRowMajor, p.tx ? CblasTrans : CblasNoTrans, p.ty ? CblasTrans : CblasNoTrans,
-                        (int)M, (int)N, (int)K, 1.0f, A + xo, lda, B + yo, ldb, 0.0f, dst, (int)(N > 0 ? N : 1));
-        if (C) k_storef(o, b * M * N, M * N, C);
+        StoreEpi se = {o, dst, b * M * N, N, N, NULL, dst};
+        k_sgemm(k, p.tx, p.ty, M, N, K, 1.0f, A + xo, lda, B + yo, ldb, 0.0f, dst, N, C ? store_epi : NULL, &se);
     }
     return 0;
 }
@@ -184,26 +310,13 @@ int k_linear_run(MilKernelCtx *k) {
     int rc = lin_params(k, &M, &N, &K);
     if (rc) return rc;
     if (k->scratch_size < k_linear_scratch(k)) return mil_k_fail(k, "linear: scratch too small");
-    const MilRtTensor *x = mil_k_in(k, MIL_A_LINEAR_x), *w = mil_k_in(k, MIL_A_LINEAR_weight),
-                      *b = mil_k_in(k, MIL_A_LINEAR_bias);
+    const MilRtTensor *b = mil_k_in(k, MIL_A_LINEAR_bias);
     MilRtTensor *o = k->out[0];
     char *sp = k->scratch;
-    const float *A = k_as_f32(x, &sp), *W = k_as_f32(w, &sp);
-    float *C = (float *)sp;
+    const float *A = k_in_f32(k, MIL_A_LINEAR_x, &sp), *W = k_in_f32(k, MIL_A_LINEAR_weight, &sp);
+    float *C = o->dtype == MIL_DT_FP32 ? (float *)o->data : (float *)sp;
     if (M * N == 0) return 0;
-    if (K == 0) memset(C, 0, (size_t)(M * N) * sizeof(float));
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, W, (int)K,
-                    0.0f, C, (int)N);
-    if (b) {
-        float bb[KCHUNK];
-        for (int64_t s = 0; s < N; s += KCHUNK) {
-            int64_t cn = N - s < KCHUNK ? N - s : KCHUNK;
-            k_loadf(b, s, 1, cn, bb);
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t j = 0; j < cn; j++) C[i * N + s + j] += bb[j];
-        }
-    }
-    k_storef(o, 0, M * N, C);
+    StoreEpi se = {o, C, 0, N, N, b, C};
+    k_sgemm(k, false, true, M, N, K, 1.0f, A, K, W, K, 0.0f, C, N, (b || C != o->data) ? store_epi : NULL, &se);
     return 0;
 }

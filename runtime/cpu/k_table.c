@@ -3,8 +3,11 @@
  * are rejected by the device. */
 #include "runtime/cpu/kutil.h"
 
-#define K(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, NULL}
-#define KS(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, fam##_scratch}
+#define K(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, NULL, 0}
+#define KS(op, fam) [MIL_OP_##op] = {fam##_shape, fam##_run, fam##_scratch, 0}
+/* with constant fp16/bf16 arguments in `slots` converted to fp32 once, at prepare */
+#define KF(op, fam, slots) [MIL_OP_##op] = {fam##_shape, fam##_run, fam##_scratch, slots}
+#define BIT(op, arg) (1u << MIL_A_##op##_##arg)
 
 KDECLS(k_lstm) KDECLS(k_gru) KDECLS(k_rnn) /* k_rnn.c */
 KDECLS(k_einsum) KDECL(k_upsample_bilinear) KDECL(k_l2_pool) KDECL(k_sliding_windows) /* k_extra.c */
@@ -41,7 +44,8 @@ const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     K(RMS_NORM, k_rms_norm), KS(SCALED_DOT_PRODUCT_ATTENTION, k_sdpa), KS(SDPA_BACKWARD, k_sdpa_bwd),
     K(BAND_PART, k_band_part),
     /* linear algebra, convolution, pooling */
-    KS(MATMUL, k_matmul), KS(LINEAR, k_linear), KS(CONV, k_conv), KS(CONV_TRANSPOSE, k_conv_t),
+    KF(MATMUL, k_matmul, BIT(MATMUL, x) | BIT(MATMUL, y)),
+    KF(LINEAR, k_linear, BIT(LINEAR, x) | BIT(LINEAR, weight)), KF(CONV, k_conv, BIT(CONV, weight)), KS(CONV_TRANSPOSE, k_conv_t),
     K(AVG_POOL, k_pool), K(MAX_POOL, k_pool),
     /* recurrent (k_rnn.c) */
     KS(LSTM, k_lstm), KS(GRU, k_gru), KS(RNN, k_rnn),

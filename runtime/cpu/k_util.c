@@ -183,7 +183,8 @@ void k_loadf(const MilRtTensor *t, int64_t off, int64_t st, int64_t n, float *ds
     }
     case MIL_DT_FP16: {
         const uint16_t *p = (const uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = mil_h2f(p[i * st]);
+        if (st == 1) k_h2f_n(p, dst, n);
+        else for (int64_t i = 0; i < n; i++) dst[i] = mil_h2f(p[i * st]);
         return;
     }
     case MIL_DT_BF16: {
@@ -205,11 +206,7 @@ void k_loadf(const MilRtTensor *t, int64_t off, int64_t st, int64_t n, float *ds
 void k_storef(MilRtTensor *t, int64_t off, int64_t n, const float *src) {
     switch (t->dtype) {
     case MIL_DT_FP32: memcpy((float *)t->data + off, src, (size_t)n * sizeof(float)); return;
-    case MIL_DT_FP16: {
-        uint16_t *p = (uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) p[i] = mil_f2h(src[i]);
-        return;
-    }
+    case MIL_DT_FP16: k_f2h_n(src, (uint16_t *)t->data + off, n); return;
     default:
         for (int64_t i = 0; i < n; i++) k_setf(t, off + i, src[i]);
         return;
@@ -276,6 +273,25 @@ const float *k_as_f32(const MilRtTensor *t, char **sp) {
     float *d = (float *)*sp;
     k_tof32(t, d);
     *sp += k_al64((size_t)k_numel(t) * sizeof(float));
+    return d;
+}
+
+typedef struct { const MilRtTensor *t; float *d; } ConvJob;
+static void conv_part(void *arg, int64_t i0, int64_t i1, int tid) {
+    const ConvJob *j = arg;
+    (void)tid;
+    k_loadf(j->t, i0, 1, i1 - i0, j->d + i0);
+}
+
+const float *k_in_f32(const MilKernelCtx *k, int slot, char **sp) {
+    if (k->cf32 && slot >= 0 && slot < k->nslots && k->cf32[slot]) return k->cf32[slot];
+    const MilRtTensor *t = mil_k_in(k, slot);
+    if (t->dtype == MIL_DT_FP32) return t->data;
+    float *d = (float *)*sp;
+    int64_t n = k_numel(t);
+    ConvJob j = {t, d};
+    k_parallel(k, n, 64, (double)n, conv_part, &j);
+    *sp += k_al64((size_t)n * sizeof(float));
     return d;
 }
 

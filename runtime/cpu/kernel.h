@@ -33,6 +33,18 @@
 
 enum { MIL_K_OK = 0, MIL_K_ERROR = -1, MIL_K_NEED_DATA = -2, MIL_K_UNSUPPORTED = -3 };
 
+/* The CPU device's thread pool (runtime/cpu/pool.c). */
+typedef struct MilPool MilPool;
+typedef void (*MilPoolFn)(void *arg, int tid, int nthreads);
+MilPool *mil_pool_new(int nthreads);       /* nthreads - 1 workers; NULL on OOM */
+void mil_pool_free(MilPool *p);
+int mil_pool_size(const MilPool *p);       /* 1 for NULL */
+/* fn(arg, t, n) on every thread t < n (t = 0 is the caller); returns when all
+ * are done.  Called from inside a job, or while another thread's job runs,
+ * it runs fn(arg, 0, 1) only. */
+void mil_pool_run(MilPool *p, MilPoolFn fn, void *arg);
+int mil_cpu_default_threads(void);         /* CPUs this process may run on */
+
 typedef struct MilKernelCtx {
     MilOpKind kind;
     int nslots;                    /* number of ARG rows of this op */
@@ -44,12 +56,18 @@ typedef struct MilKernelCtx {
     size_t scratch_size;
     char *err;                     /* message buffer for mil_k_fail */
     size_t errsize;
+    MilPool *pool;                 /* NULL = run on the calling thread only */
+    const float *const *cf32;      /* NULL, or per slot: an fp32 copy of the slot's
+                                      (first) tensor when it is a constant that the
+                                      device converted once at prepare, else NULL */
 } MilKernelCtx;
 
 typedef struct MilKernel {
     int (*shape)(MilKernelCtx *k);
     int (*run)(MilKernelCtx *k);
     size_t (*scratch)(const MilKernelCtx *k); /* NULL = none; called after shape() */
+    uint32_t f32_slots;            /* slots (bit s) whose constant fp16/bf16 arguments
+                                      the device converts to fp32 once (k->cf32) */
 } MilKernel;
 
 /* The table, indexed by MilOpKind; entries with run == NULL are not supported. */

@@ -180,6 +180,41 @@ float *k_take(char **sp, int64_t n);
 const float *k_as_f32(const MilRtTensor *t, char **sp);
 size_t k_f32_need(const MilRtTensor *t); /* what k_as_f32 takes from *sp */
 
+/* ----------------------------------------------------------- threads */
+/* fn(arg, i0, i1, t) on disjoint ranges covering [0, n), one contiguous
+ * range per pool thread t < k_threads(k) (per-thread scratch can be indexed
+ * by t), range starts at multiples of align; serial (one call, t = 0) when
+ * the pool is absent, `work` (about the element-operations of the whole
+ * loop) is too small, or when called from inside another parallel range. */
+typedef void (*KRangeFn)(void *arg, int64_t i0, int64_t i1, int t);
+void k_parallel(const MilKernelCtx *k, int64_t n, int64_t align, double work, KRangeFn fn, void *arg);
+int k_threads(const MilKernelCtx *k);  /* threads k_parallel may use */
+
+/* Row-major C[M, N] (ldc) = alpha op(A) op(B) + beta C with op(A) [M, K],
+ * op(B) [K, N] (ta/tb: transposed storage), on the BLAS library, split over
+ * the pool in blocks of rows (or of columns when M is small).  epi, when
+ * non-NULL, is called by the thread that computed rows [m0, m1) x columns
+ * [n0, n1) right after it (bias, rounding to the output dtype, ...). */
+typedef void (*KGemmEpi)(void *arg, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+void k_sgemm(const MilKernelCtx *k, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+             KGemmEpi epi, void *epi_arg);
+void k_blas_init(void);  /* the BLAS library single-threaded (once per process) */
+/* The fp32 view of argument `slot` (its first tensor): the device's prepared
+ * copy of a constant when there is one, else k_as_f32 (scratch from *sp). */
+const float *k_in_f32(const MilKernelCtx *k, int slot, char **sp);
+
+/* ------------------------------------------------------ SIMD (k_simd.c) */
+/* n fp16 <-> fp32 conversions, vectorised, bit-identical to mil_h2f/mil_f2h. */
+void k_h2f_n(const uint16_t *src, float *dst, int64_t n);
+void k_f2h_n(const float *src, uint16_t *dst, int64_t n);
+enum { K_SIMD_SCALAR = 0, K_SIMD_F16C = 1, K_SIMD_AVX512 = 2 };
+int k_simd_best(void);        /* the best level this CPU supports (CPUID flags) */
+int k_simd_level(void);       /* the level in use (default: the best) */
+/* Selects a level <= k_simd_best() (tests compare every level with the
+ * scalar one); -1 if unavailable.  Not thread-safe: call it before running. */
+int k_simd_set(int level);
+
 /* ------------------------------------------------------------- misc */
 static inline float k_h2f(uint16_t h) { return mil_h2f(h); }
 static inline uint16_t k_f2h(float f) { return mil_f2h(f); }
