@@ -156,9 +156,23 @@ int k_sdpa_shape(MilKernelCtx *k) {
     return 0;
 }
 
+/* Forward, blocked by BQ query rows: one task per (batch, row block) on the
+ * pool, each with its own BQ x S score buffer (no S x S buffer per head).
+ * Key columns from kend on are skipped when the mask hides them for every row
+ * of the block (bool false, or a float <= MASK_SKIP such as a causal mask's
+ * -inf / fp16 lowest) -- only where that is exact: a skipped score s + m,
+ * |s| <= B = scale * max|q| * max|k|, would give exp(s + m - rowmax) == 0 in
+ * fp32 when rowmax > B + m + 110; a row that fails the test is recomputed
+ * over all S columns, as is a row with no visible column. */
+enum { BQ = 64 };
+#define MASK_SKIP (-1.0e4f)
+
 static size_t sdpa_scratch_p(const MilKernelCtx *k, const AttnP *p) {
+    size_t per = k_al64((size_t)(BQ * p->S) * sizeof(float)) + k_al64((size_t)(BQ * p->EV) * sizeof(float));
+    const MilRtTensor *m = mil_k_in(k, SD(attn_mask));
     return k_f32_need(mil_k_in(k, SD(query))) + k_f32_need(mil_k_in(k, SD(key))) + k_f32_need(mil_k_in(k, SD(value))) +
-           k_al64((size_t)(p->L * p->S) * sizeof(float)) + k_al64((size_t)(p->L * p->EV) * sizeof(float));
+           (m && m->dtype != MIL_DT_BOOL ? k_f32_need(m) : 0) + k_al64((size_t)(p->L + 1) * sizeof(int64_t)) +
+           (size_t)k_threads(k) * per;
 }
 
 size_t k_sdpa_scratch(const MilKernelCtx *k) {
@@ -168,30 +182,154 @@ size_t k_sdpa_scratch(const MilKernelCtx *k) {
     return sdpa_scratch_p(k, &p);
 }
 
+typedef struct {
+    const AttnP *p;
+    const MaskV *mv;
+    const MilRtTensor *q, *kt, *v;
+    MilRtTensor *o;
+    const float *Q, *K, *V, *Mf;   /* Mf: fp32 float mask (NULL for bool / none) */
+    const uint8_t *Mb;             /* bool mask */
+    const int64_t *kend;           /* per row: columns to compute (mask without batch strides), or NULL */
+    float mthr;                    /* largest mask value among skipped entries */
+    char *buf;
+    size_t per;
+    int64_t nblk;
+} SdpaJob;
+
+static inline bool mask_hides(const SdpaJob *j, int64_t o) {
+    /* NaN is not hidden */
+    return j->Mb ? !j->Mb[o] : j->Mf[o] <= MASK_SKIP;
+}
+
+/* columns [kend, S) of row i hidden?  The row's kend (scan from the right). */
+static int64_t row_kend(const SdpaJob *j, int64_t moff, int64_t i, float *mthr) {
+    const MaskV *mv = j->mv;
+    int64_t c = j->p->S;
+    while (c > 0) {
+        int64_t o = moff + i * mv->ls + (c - 1) * mv->ss;
+        if (!mask_hides(j, o)) break;
+        if (j->Mf && j->Mf[o] > *mthr) *mthr = j->Mf[o];
+        c--;
+    }
+    return c;
+}
+
+static float max_row_norm(const float *X, int64_t rows, int64_t E) {
+    float best = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        float s = 0;
+        for (int64_t e = 0; e < E; e++) s += X[i * E + e] * X[i * E + e];
+        if (s > best) best = s;
+    }
+    return sqrtf(best);
+}
+
+/* softmax of row[0, n) in place after adding the mask (the reference order:
+ * max, exp and a double sum, one multiply by 1 / sum); returns the max */
+static float row_softmax(const SdpaJob *j, float *row, int64_t n, int64_t moff, int64_t i) {
+    const MaskV *mv = j->mv;
+    if (mv->m) {
+        int64_t o = moff + i * mv->ls;
+        if (j->Mb) {
+            for (int64_t c = 0; c < n; c++)
+                if (!j->Mb[o + c * mv->ss]) row[c] = -INFINITY;
+        } else {
+            for (int64_t c = 0; c < n; c++) row[c] += j->Mf[o + c * mv->ss];
+        }
+    }
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < n; c++) if (row[c] > mx) mx = row[c];
+    double sum = 0;
+    for (int64_t c = 0; c < n; c++) { row[c] = expf(row[c] - mx); sum += row[c]; }
+    float inv = (float)(1.0 / sum);
+    for (int64_t c = 0; c < n; c++) row[c] *= inv;
+    return mx;
+}
+
+/* scores of rows [r0, r0 + nr) against columns [0, n), then row softmax;
+ * false when a skipped column might not vanish (see above) */
+static bool sdpa_block(const SdpaJob *j, float *P, const float *Qb, const float *Kb, int64_t r0, int64_t nr,
+                       int64_t n, int64_t moff, float limit) {
+    const AttnP *p = j->p;
+    int64_t E = p->E;
+    if (E > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)n, (int)E, (float)p->scale, Qb + r0 * E,
+                    (int)E, Kb, (int)E, 0.0f, P, (int)n);
+    else memset(P, 0, (size_t)(nr * n) * sizeof(float));
+    bool ok = true;
+    for (int64_t i = 0; i < nr; i++) {
+        float mx = row_softmax(j, P + i * n, n, moff, r0 + i);
+        if (n < p->S && j->Mf && !(mx > limit)) ok = false;
+    }
+    return ok;
+}
+
+static void sdpa_tasks(void *arg, int64_t t0, int64_t t1, int tid) {
+    const SdpaJob *j = arg;
+    const AttnP *p = j->p;
+    int64_t L = p->L, S = p->S, E = p->E, EV = p->EV;
+    float *P = (float *)(j->buf + (size_t)tid * j->per), *O = P + k_al64((size_t)(BQ * S) * sizeof(float)) / sizeof(float);
+    int64_t bound_b = -1;
+    float bound = INFINITY;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t b = t / j->nblk, r0 = (t % j->nblk) * BQ, r1 = r0 + BQ < L ? r0 + BQ : L, nr = r1 - r0;
+        const float *Qb = j->Q + boff(j->q, p, b), *Kb = j->K + boff(j->kt, p, b), *Vb = j->V + boff(j->v, p, b);
+        int64_t moff = j->mv->m ? mask_boff(j->mv, p, b) : 0;
+        float *dst = j->o->dtype == MIL_DT_FP32 ? (float *)j->o->data + b * L * EV + r0 * EV : O;
+        if (S == 0) {  /* nothing to attend to: zeros, as the reference */
+            memset(dst, 0, (size_t)(nr * EV) * sizeof(float));
+            if (dst == O) k_storef(j->o, b * L * EV + r0 * EV, nr * EV, O);
+            continue;
+        }
+        int64_t kend = j->mv->m ? 0 : S;  /* columns to compute for the block */
+        float mthr = j->mthr;
+        for (int64_t i = r0; j->mv->m && i < r1; i++) {
+            int64_t c = j->kend ? j->kend[i] : row_kend(j, moff, i, &mthr);
+            if (c > kend) kend = c;
+        }
+        if (kend < S && j->Mf && b != bound_b) {
+            bound = (float)p->scale * max_row_norm(Qb, L, E) * max_row_norm(Kb, S, E);
+            bound_b = b;
+        }
+        if (kend == 0 || !sdpa_block(j, P, Qb, Kb, r0, nr, kend, moff, bound + mthr + 110.0f)) {
+            kend = S;
+            sdpa_block(j, P, Qb, Kb, r0, nr, S, moff, 0);
+        }
+        if (EV > 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)EV, (int)kend, 1.0f, P, (int)kend,
+                        Vb, (int)EV, 0.0f, dst, (int)EV);
+            if (dst == O) k_storef(j->o, b * L * EV + r0 * EV, nr * EV, O);
+        }
+    }
+}
+
 int k_sdpa_run(MilKernelCtx *k) {
     AttnP p;
     MaskV mv;
     int rc = sdpa_params(k, &p, &mv);
     if (rc) return rc;
     if (k->scratch_size < sdpa_scratch_p(k, &p)) return mil_k_fail(k, "scaled_dot_product_attention: scratch too small");
-    const MilRtTensor *q = mil_k_in(k, SD(query)), *kt = mil_k_in(k, SD(key)), *v = mil_k_in(k, SD(value));
     char *sp = k->scratch;
-    const float *Q = k_as_f32(q, &sp), *K = k_as_f32(kt, &sp), *V = k_as_f32(v, &sp);
-    float *P = k_take(&sp, p.L * p.S), *O = k_take(&sp, p.L * p.EV);
-    int64_t L = p.L, S = p.S, E = p.E, EV = p.EV;
-    for (int64_t b = 0; b < p.nbatch; b++) {
-        if (L * EV == 0) continue;
-        if (S == 0 || E == 0) memset(P, 0, (size_t)(L * S) * sizeof(float));
-        if (S > 0 && E > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)E, (float)p.scale,
-                        Q + boff(q, &p, b), (int)E, K + boff(kt, &p, b), (int)E, 0.0f, P, (int)S);
-        mask_softmax(P, &mv, mv.m ? mask_boff(&mv, &p, b) : 0, &p);
-        if (S == 0) memset(O, 0, (size_t)(L * EV) * sizeof(float));
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L, (int)EV, (int)S, 1.0f, P, (int)S,
-                        V + boff(v, &p, b), (int)EV, 0.0f, O, (int)EV);
-        k_storef(k->out[0], b * L * EV, L * EV, O);
+    SdpaJob j = {&p, &mv, mil_k_in(k, SD(query)), mil_k_in(k, SD(key)), mil_k_in(k, SD(value)), k->out[0],
+                 NULL, NULL, NULL, NULL, NULL, NULL, -INFINITY, NULL, 0, 0};
+    j.Q = k_in_f32(k, SD(query), &sp);
+    j.K = k_in_f32(k, SD(key), &sp);
+    j.V = k_in_f32(k, SD(value), &sp);
+    if (mv.m && mv.m->dtype == MIL_DT_BOOL) j.Mb = mv.m->data;
+    else if (mv.m) j.Mf = k_in_f32(k, SD(attn_mask), &sp);
+    int64_t *kend = (int64_t *)sp;
+    sp += k_al64((size_t)(p.L + 1) * sizeof(int64_t));
+    bool nobatch = true;
+    for (int a = 0; a < p.nb; a++) if (mv.bst[a]) nobatch = false;
+    if (mv.m && nobatch) {  /* the same mask for every batch: scan it once */
+        for (int64_t i = 0; i < p.L; i++) kend[i] = row_kend(&j, 0, i, &j.mthr);
+        j.kend = kend;
     }
+    j.per = k_al64((size_t)(BQ * p.S) * sizeof(float)) + k_al64((size_t)(BQ * p.EV) * sizeof(float));
+    j.buf = sp;
+    j.nblk = (p.L + BQ - 1) / BQ;
+    if (p.L * p.EV == 0) return 0;
+    k_parallel(k, p.nbatch * j.nblk, 1, (double)p.nbatch * (double)(p.L * p.S) * (double)(p.E + p.EV + 8), sdpa_tasks, &j);
     return 0;
 }
 #undef SD

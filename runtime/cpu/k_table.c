@@ -41,7 +41,7 @@ const MilKernel mil_cpu_kernels[MIL_OP_COUNT] = {
     /* normalisation, attention */
     K(SOFTMAX, k_softmax), K(LAYER_NORM, k_layer_norm), K(BATCH_NORM, k_batch_norm),
     K(INSTANCE_NORM, k_instance_norm), K(L2_NORM, k_l2_norm), K(LOCAL_RESPONSE_NORM, k_lrn),
-    K(RMS_NORM, k_rms_norm), KS(SCALED_DOT_PRODUCT_ATTENTION, k_sdpa), KS(SDPA_BACKWARD, k_sdpa_bwd),
+    K(RMS_NORM, k_rms_norm), KF(SCALED_DOT_PRODUCT_ATTENTION, k_sdpa, BIT(SCALED_DOT_PRODUCT_ATTENTION, attn_mask)), KS(SDPA_BACKWARD, k_sdpa_bwd),
     K(BAND_PART, k_band_part),
     /* linear algebra, convolution, pooling */
     KF(MATMUL, k_matmul, BIT(MATMUL, x) | BIT(MATMUL, y)),
