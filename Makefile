@@ -13,7 +13,8 @@ else
 BUILD ?= build
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcriterion-dev libopenblas-dev groff-base
+DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcriterion-dev libopenblas-dev groff-base \
+               libprotobuf-c-dev protobuf-c-compiler
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps configure build check demo bench fuzz clean install uninstall
@@ -77,6 +78,10 @@ fuzz: deps
 	  ./build-fuzz/tools/milc -O0 --emit=milb -o build-fuzz/corpus-milb/$$(basename $$f .mil).milb $$f 2>/dev/null || true; done
 	cd build-fuzz && ./test/fuzz/fuzz_milb -max_total_time=$(FUZZ_SECONDS) corpus-milb
 	cd build-fuzz && ./test/fuzz/fuzz_npy -max_total_time=$(FUZZ_SECONDS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_coreml
+	mkdir -p build-fuzz/corpus-coreml && for d in test/coreml/data/*.mlpackage; do \
+	  cp $$d/Data/com.apple.CoreML/model.mlmodel build-fuzz/corpus-coreml/$$(basename $$d .mlpackage); done
+	cd build-fuzz && ./test/fuzz/fuzz_coreml -max_total_time=$(FUZZ_SECONDS) corpus-coreml
 
 clean:
 	rm -rf build build-asan build-fuzz

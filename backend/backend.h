@@ -149,6 +149,7 @@ typedef struct MilBundleOptions {
                                     weight file; 0 = coremltools' rule (>= 10
                                     elements of a weight-file dtype) */
     bool omit_empty_weights;     /* no weight.bin when nothing goes into it */
+    bool weights_only;           /* weights/ only, no model.mil (the .mlpackage writer) */
 } MilBundleOptions;
 
 /* Writes DIR/model.mil + DIR/weights/weight.bin (every BLOBFILE constant the

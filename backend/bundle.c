@@ -173,6 +173,7 @@ static int fill_dir(MilProgram *p, const char *stage, const MilBundleOptions *o,
     free(b.map);
     if (b.failed) return -1;
     if (!b.nblobs && o->omit_empty_weights) remove(path); /* dynamic weights: nothing to store */
+    if (o->weights_only) return 0;
     size_t len = 0;
     char *text = mil_print(p, o->spelling, &len);
     if (!text) {

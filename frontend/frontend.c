@@ -3,6 +3,7 @@
  */
 #include "frontend/fe_int.h"
 #include "parser.h"
+#include "coreml/coreml.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -90,6 +91,9 @@ MilProgram *mil_parse_file(const char *path, const MilParseOptions *opt, MilDiag
     if (strcmp(path, "-") == 0) {
         name = "<stdin>";
         f = stdin;
+    } else if (mil_coreml_is_package(path)) { /* Core ML package: its protobuf (coreml/) */
+        MilCoreMLReadOptions co = {.allow_unknown_ops = opt && opt->allow_unknown_ops};
+        return mil_coreml_read(path, &co, d);
     } else {
         struct stat st;
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {

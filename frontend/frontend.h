@@ -65,7 +65,8 @@ typedef struct MilParseOptions {
 MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilParseOptions *opt, MilDiag *d);
 
 /* Reads and parses a file.  path "-" reads stdin; a directory (such as a
- * compiled `X.mlmodelc`) means its `model.mil`. */
+ * compiled `X.mlmodelc`) means its `model.mil`; a Core ML package
+ * (`X.mlpackage`, coreml/coreml.h) is read from its protobuf. */
 MilProgram *mil_parse_file(const char *path, const MilParseOptions *opt, MilDiag *d);
 
 #ifdef __cplusplus

@@ -3,7 +3,8 @@
  *   mil-run [options] MODEL
  *
  * MODEL is a `.mil` file (`@model_path` = its directory) or a `.mlmodelc`
- * directory (its model.mil; `@model_path` = the directory).  The tool parses,
+ * directory (its model.mil; `@model_path` = the directory) or a Core ML
+ * `.mlpackage` (its protobuf; `@model_path` = Data/com.apple.CoreML).  The tool parses,
  * verifies and lowers the program (frontend + backend), then runs it with the
  * runtime library.  Exit codes: 0 success, 1 input/model/run errors (a clear
  * message on stderr), 2 usage errors.
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "coreml/coreml.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
@@ -61,7 +63,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mil-run [options] MODEL\n"
             "\n"
-            "Runs a MIL program.  MODEL is a .mil file or a .mlmodelc directory.\n"
+            "Runs a MIL program.  MODEL is a .mil file, a .mlmodelc directory, a Core ML .mlpackage\n"
+            "(ML Program; its model.mlmodel protobuf and weights) or a .milb program.\n"
             "\n"
             "options:\n"
             "  -i NAME=FILE.npy        value of input NAME (repeatable)\n"
@@ -557,7 +560,13 @@ int main(int argc, char **argv) {
     MilbModel mb = {0};
     rc = 1;
     char mil_path[4096], model_dir[4096];
-    if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
+    if (mil_coreml_is_package(o.model)) { /* MODEL.mlpackage: @model_path is its root model's directory */
+        snprintf(mil_path, sizeof mil_path, "%s", o.model);
+        if (mil_coreml_model_dir(o.model, model_dir, sizeof model_dir, &d)) {
+            mil_diag_print(&d, stderr);
+            goto done;
+        }
+    } else if (mil_rt_model_paths(o.model, mil_path, sizeof mil_path, model_dir, sizeof model_dir, &e)) {
         fprintf(stderr, "mil-run: error: %s\n", e.msg);
         goto done;
     }

@@ -2,7 +2,8 @@
  *
  *   milc [options] INPUT
  *
- * INPUT is a .mil file, a .mlmodelc directory (its model.mil) or `-` (stdin).
+ * INPUT is a .mil file, a .mlmodelc directory (its model.mil), a Core ML
+ * .mlpackage (its protobuf; coreml/) or `-` (stdin).
  * The driver only parses flags, calls the libraries and picks the exit code:
  * 0 success, 1 input errors (diagnostics on stderr), 2 usage errors.
  * Output files are written to a temporary name and renamed, so a failed run
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "backend/backend.h"
+#include "coreml/coreml.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "ir/milbin.h"
@@ -42,7 +44,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: milc [options] INPUT\n"
             "\n"
-            "INPUT is a .mil file, a .mlmodelc directory, a .milb binary program, or - for stdin.\n"
+            "INPUT is a .mil file, a .mlmodelc directory, a Core ML .mlpackage, a .milb binary program,\n"
+            "or - for stdin.\n"
             "\n"
             "options:\n"
             "  -o FILE                 output file (default: stdout; - = stdout)\n"
@@ -53,6 +56,8 @@ static void usage(FILE *f) {
             "    --no-debug            drop only the debug info (source line:col per op)\n"
             "  --emit=ane-mil          -o DIR: model.mil for Apple's compiler + weights/weight.bin\n"
             "  -o NAME.mlmodelc        write a complete bundle: model.mil + weights/weight.bin\n"
+            "  -o NAME.mlpackage       write a Core ML package (Manifest.json, model.mlmodel protobuf,\n"
+            "                          weights/weight.bin) that coremltools loads\n"
             "  --spelling=1.0|1.3|same scalar spelling of the output (default: same as input)\n"
             "  --check                 parse, verify and infer types only; no output\n"
             "  --allow-unknown-ops     keep unknown ops as opaque ops instead of failing\n"
@@ -217,6 +222,24 @@ static bool is_bundle_path(const char *out) {
     return n > 9 && !strncmp(out + n - 9, ".mlmodelc", 9);
 }
 
+static bool is_package_path(const char *out) {
+    if (!out) return false;
+    size_t n = strlen(out);
+    while (n && out[n - 1] == '/') n--;
+    return n > 10 && !strncmp(out + n - 10, ".mlpackage", 10);
+}
+
+/* -o NAME.mlpackage: a Core ML package (coreml/). */
+static int write_package(MilProgram *p, const Options *o, const char *model_dir) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilCoreMLWriteOptions co = {.model_dir = model_dir};
+    int rc = mil_coreml_write(p, o->output, &co, &d);
+    mil_diag_print(&d, stderr);
+    mil_diag_free(&d);
+    return rc ? 1 : 0;
+}
+
 static int emit_mil(MilProgram *p, const Options *o) {
     /* constants the passes created that coremltools would put in weight.bin
        (mil_const_needs_weight_file): text alone cannot hold them faithfully */
@@ -358,14 +381,17 @@ int main(int argc, char **argv) {
 
     char mil_path[4096], model_dir[4096];
     MilRtErr re;
-    if (strcmp(o.input, "-") && mil_rt_model_paths(o.input, mil_path, sizeof mil_path, model_dir,
-                                                   sizeof model_dir, &re) == 0)
-        o.pass.weights_dir = model_dir;
-
     MilDiag d;
     mil_diag_init(&d);
+    if (strcmp(o.input, "-") && mil_coreml_is_package(o.input)) {
+        if (mil_coreml_model_dir(o.input, model_dir, sizeof model_dir, &d) == 0) o.pass.weights_dir = model_dir;
+    } else if (strcmp(o.input, "-") && mil_rt_model_paths(o.input, mil_path, sizeof mil_path, model_dir,
+                                                          sizeof model_dir, &re) == 0) {
+        o.pass.weights_dir = model_dir;
+    }
     MilParseOptions po = {.allow_unknown_ops = o.allow_unknown_ops};
-    MilProgram *p = !strcmp(o.input, "-")         ? load_stdin(&o, &po, &d)
+    MilProgram *p = d.nerrors                    ? NULL
+                    : !strcmp(o.input, "-")      ? load_stdin(&o, &po, &d)
                     : mil_milb_is_path(o.input) ? load_milb_input(o.input, &d)
                                                 : mil_parse_file(o.input, &po, &d);
     if (p && mil_verify(p, &d) == 0)
@@ -384,7 +410,14 @@ int main(int argc, char **argv) {
             rc = emit_taps(&o);
         else if (o.emit == EMIT_MILB || o.emit == EMIT_ANE_MIL)
             rc = emit_binary(p, &o, o.pass.weights_dir);
-        else if (is_bundle_path(o.output)) {
+        else if (is_package_path(o.output)) {
+            if (o.pass.taps_json) {
+                fprintf(stderr, "milc: error: --taps sidecars are not written into a .mlpackage; use --emit=taps\n");
+                rc = 1;
+            } else {
+                rc = write_package(p, &o, o.pass.weights_dir);
+            }
+        } else if (is_bundle_path(o.output)) {
             /* the sidecar lives inside the bundle: refuse a bad target first */
             char sp[4096];
             struct stat st;
