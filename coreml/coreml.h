@@ -54,6 +54,10 @@
 
 #include "ir/ir.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct MilCoreMLReadOptions {
     bool allow_unknown_ops;    /* keep unknown op types as opaque ops */
     bool no_weight_check;      /* don't open the weight files (fuzzing) */
@@ -95,5 +99,9 @@ int mil_coreml_encode(const MilProgram *p, const MilCoreMLWriteOptions *opt, uin
  * an absent path or an earlier package is replaced).  p's constants are
  * rewritten in place to point into the new weight file.  0 or -1. */
 int mil_coreml_write(MilProgram *p, const char *pkg, const MilCoreMLWriteOptions *opt, MilDiag *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MILC_COREML_H */

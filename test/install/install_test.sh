@@ -41,7 +41,7 @@ unset MAKEFLAGS MFLAGS MAKELEVEL 2>/dev/null || true
 
 # ------------------------------------------------------------------ layout
 step "layout"
-HEADERS="backend/backend.h frontend/frontend.h ir/ir.h passes/passes.h runtime/runtime.h"
+HEADERS="backend/backend.h coreml/coreml.h frontend/frontend.h ir/ir.h passes/passes.h runtime/runtime.h"
 (cd "$INC" && find . -type f | sed 's,^\./,,' | sort) >"$T/installed-headers"
 printf '#include "%s"\n' $HEADERS >"$T/all.c"
 # what the five headers include, transitively (project files only)
@@ -49,7 +49,7 @@ $CC -std=c11 -MM -I"$INC" "$T/all.c" | tr ' \\' '\n\n' | grep "^$INC/" | sed "s,
 diff "$T/needed-headers" "$T/installed-headers" >"$T/d" ||
     { cat "$T/d"; fail "include/milc must hold exactly the public headers and the files they include (< needed, > installed)"; }
 for h in $HEADERS; do grep -qx "$h" "$T/installed-headers" || fail "public header $h not installed"; done
-for l in ir frontend passes backend runtime; do
+for l in ir frontend passes backend coreml runtime; do
     [ -f "$LIB/libmil$l.a" ] || fail "libmil$l.a not installed"
     so=$(readlink -f "$LIB/libmil$l.so") || fail "libmil$l.so not installed"
     [ "$(readlink "$LIB/libmil$l.so")" = "libmil$l.so.0" ] || fail "libmil$l.so must point at libmil$l.so.0"
@@ -133,7 +133,7 @@ missing=$(comm -23 "$T/embed-undef" "$T/rt-syms" | head -3)
 $CC -std=c11 $FLAGS "$SRC/examples/embed.c" $(pkg-config --cflags milc-runtime) "$LIB/libmilruntime.a" \
     $(pkg-config --static --libs milc-runtime | sed 's/-lmilruntime\( \|$\)/ /') -o "$T/embed-static" 2>"$T/err" ||
     { cat "$T/err"; fail "examples/embed does not link statically against libmilruntime.a"; }
-for l in ir frontend passes backend; do nm -g --defined-only "$LIB/libmil$l.a" 2>/dev/null; done |
+for l in ir frontend passes backend coreml; do nm -g --defined-only "$LIB/libmil$l.a" 2>/dev/null; done |
     awk 'NF == 3 {print $3}' | sort -u >"$T/compiler-syms"
 nm --defined-only "$T/embed-static" | awk 'NF == 3 {print $3}' | sort -u >"$T/static-syms"
 pulled=$(comm -12 "$T/compiler-syms" "$T/static-syms" | head -3)
