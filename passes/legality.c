@@ -18,9 +18,8 @@
  */
 #include <string.h>
 
+#include "ir/ane_rules.h"
 #include "passes/pass_int.h"
-
-#define MIN_SURFACE_BYTES (48 * 1024)
 
 typedef struct Leg {
     const MilPassOptions *o;
@@ -34,19 +33,6 @@ static void report(Leg *l, MilLoc loc, const char *fmt, const char *a, long long
     l->found++;
     if (l->o->strict) mil_error(l->d, loc, "ane: %s", msg);
     else mil_warning(l->d, loc, "ane: %s", msg);
-}
-
-static bool no_ane_path(MilOpKind k) {
-    switch (k) {
-    case MIL_OP_REDUCE_PROD: case MIL_OP_SCATTER: case MIL_OP_SCATTER_ALONG_AXIS: case MIL_OP_SCATTER_ND:
-    case MIL_OP_MOD: case MIL_OP_ONE_HOT: case MIL_OP_NON_ZERO: case MIL_OP_BAND_PART: case MIL_OP_SHAPE:
-    case MIL_OP_LOGICAL_AND: case MIL_OP_LOGICAL_OR: case MIL_OP_LOGICAL_XOR: case MIL_OP_LOGICAL_NOT:
-    case MIL_OP_GRU: case MIL_OP_LSTM: case MIL_OP_RNN: case MIL_OP_INVERSE: case MIL_OP_ACOS: case MIL_OP_ASIN:
-    case MIL_OP_ATAN: case MIL_OP_ATANH: case MIL_OP_COSH: case MIL_OP_SINH: case MIL_OP_UNKNOWN:
-        return true;
-    default:
-        return false;
-    }
 }
 
 static bool concat_axis_ok(const MilOp *op) {
@@ -87,9 +73,9 @@ static void check_io(Leg *l, MilLoc loc, const char *kind, const MilValue *v) {
     int64_t S = t->dims[3], C = t->dims[1];
     if (S != MIL_DIM_UNKNOWN && S % 32)
         report(l, loc, "%s: last axis %lld is not a multiple of 32 fp16 elements (64 bytes)", what, (long long)S, 0);
-    if (S != MIL_DIM_UNKNOWN && C != MIL_DIM_UNKNOWN && C * S * 2 < MIN_SURFACE_BYTES)
+    if (S != MIL_DIM_UNKNOWN && C != MIL_DIM_UNKNOWN && C * S * 2 < MIL_ANE_MIN_SURFACE_BYTES)
         report(l, loc, "%s: surface of %lld bytes is below the ~%lld-byte minimum", what, (long long)(C * S * 2),
-               (long long)MIN_SURFACE_BYTES);
+               (long long)MIL_ANE_MIN_SURFACE_BYTES);
 }
 
 int mil_pass_legality(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
@@ -107,7 +93,7 @@ int mil_pass_legality(MilProgram *p, const MilPassOptions *o, MilDiag *d) {
             const MilOpInfo *info = mil_op_info(op->kind);
             const char *name = op->opname ? op->opname : info ? info->name : "?";
             if (op->kind == MIL_OP_CONST) continue;
-            if (no_ane_path(op->kind))
+            if (mil_ane_no_path(op->kind))
                 report(&l, op->loc, "op '%s' has no ANE path (runs on the CPU)", name, 0, 0);
             else if (m1 && (op->kind == MIL_OP_SIN || op->kind == MIL_OP_COS))
                 report(&l, op->loc, "op '%s' needs A15 or later", name, 0, 0);

@@ -14,7 +14,8 @@ MilRtDevice *mil_rt_device_new(const char *name, MilRtErr *e) {
         if (!d) mil_rt_errf(e, "out of memory");
         return d;
     }
-    mil_rt_errf(e, "unknown device '%s' (available: cpu)", name);
+    if (strcmp(name, "ane") == 0) return mil_rt_device_ane_new(e);
+    mil_rt_errf(e, "unknown device '%s' (available: cpu, ane)", name);
     return NULL;
 }
 

@@ -365,7 +365,7 @@ struct MilRtDevice {
     void *ctx;
 };
 
-/* "cpu" (the reference device).  NULL + error for an unknown name. */
+/* "cpu" (the reference device) or "ane".  NULL + error for an unknown name. */
 MilRtDevice *mil_rt_device_new(const char *name, MilRtErr *e);
 MilRtDevice *mil_rt_device_cpu_new(void);                /* runtime/cpu/device.c */
 /* The CPU device with its own pool of nthreads threads (the caller's thread
@@ -396,6 +396,27 @@ int mil_rt_plan_run(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *out
  * run_into hook runs and copies. */
 int mil_rt_plan_run_into(MilRtPlan *plan, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e);
 void mil_rt_plan_free(MilRtPlan *plan);
+
+/* ANE device (runtime/ane/, issue 12): Apple's private in-memory route
+ * (docs/ane-notes.md §3).  mil_rt_device_new("ane") is this; on a system
+ * without AppleNeuralEngine.framework it fails with "ANE device: not
+ * available on this system (...)".  Contract-tested on Linux against a
+ * recording double of the private API (runtime/ane/ane_sim.h), not verified
+ * on hardware.  Compiles are cached by content hash and limited per process
+ * (budget: MILC_ANE_COMPILE_BUDGET, default 100; the route fails after ~119). */
+typedef struct MilRtAneStats {
+    int compiles;                /* compiles made by this device */
+    int process_compiles;        /* compiles made in this process (the budget counts these) */
+    int budget;                  /* compile budget */
+    int cache_hits;              /* prepares served by the compile cache */
+    int cache_entries;           /* compiled and loaded models */
+    int loads;
+    long evaluations;
+} MilRtAneStats;
+MilRtDevice *mil_rt_device_ane_new(MilRtErr *e);
+/* -1 when dev is not an ANE device (or budget < 1). */
+int mil_rt_ane_set_compile_budget(MilRtDevice *dev, int budget);
+int mil_rt_ane_stats(const MilRtDevice *dev, MilRtAneStats *st);
 
 /* Checks inputs[i] against f's declared input i: same dtype, same rank, equal
  * dims where declared (non-`?`), non-NULL data when need_data.  Message:

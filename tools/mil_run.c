@@ -44,6 +44,7 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "runtime/ane/ane_sim.h"
 #include "runtime/runtime.h"
 
 typedef struct InputArg {
@@ -77,7 +78,11 @@ static void usage(FILE *f) {
             "  -o DIR                  write DIR/<output>.npy for every output\n"
             "  --function NAME         function to run (default: main, or the only function)\n"
             "  --weights DIR           directory of the weight files (default: MODEL's weights/)\n"
-            "  --device NAME           device (default: cpu)\n"
+            "  --device NAME           device: cpu (default), ane (Apple's private in-memory ANE route;\n"
+            "                          macOS only, otherwise 'not available on this system'), ane-sim\n"
+            "                          (the ANE device over a recording double of that API: checks the\n"
+            "                          program against the route's documented contract and runs it on\n"
+            "                          the CPU in fp16; a contract simulation, not the hardware)\n"
             "  --repeat N              run N times (default 1); outputs are those of the last run\n"
             "  --time                  print the wall time of each run to stderr\n"
             "  --summary               print shape, dtype, min/max/mean (of the finite values) and the\n"
@@ -540,6 +545,20 @@ static MilRtProgram *load_milb_model(const char *path, const Options *o, MilbMod
     return rp;
 }
 
+/* --device: the runtime's devices plus the simulated ANE (libmilanesim). */
+static bool known_device(const char *name) {
+    return !strcmp(name, "cpu") || !strcmp(name, "ane") || !strcmp(name, "ane-sim");
+}
+
+static MilRtDevice *open_device(const char *name, MilRtErr *e) {
+    if (!strcmp(name, "ane-sim")) return mil_ane_sim_device_new(e);
+    if (!known_device(name)) {
+        mil_rt_errf(e, "unknown device '%s' (available: cpu, ane, ane-sim)", name);
+        return NULL;
+    }
+    return mil_rt_device_new(name, e);
+}
+
 int main(int argc, char **argv) {
     Options o = {0};
     int rc = parse_args(argc, argv, &o);
@@ -570,10 +589,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mil-run: error: %s\n", e.msg);
         goto done;
     }
-    dev = mil_rt_device_new(o.device, &e);
+    dev = open_device(o.device, &e);
     if (!dev) {
         fprintf(stderr, "mil-run: error: %s\n", e.msg);
-        rc = 2;
+        rc = known_device(o.device) ? 1 : 2;
         goto done;
     }
     const MilFunc *mf = NULL;
