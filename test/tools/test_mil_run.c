@@ -68,8 +68,8 @@ Test(mil_run, usage_errors_exit_2) {
     cr_assert(strstr(err, "bad seed 'x1'"), "%s", err);
     cr_assert_eq(run("%s %s", cli("basic.mil"), cli("basic.mil")), 2);
     cr_assert(strstr(err, "more than one MODEL"), "%s", err);
-    cr_assert_eq(run("--device ane --random-inputs 1 %s", cli("basic.mil")), 2);
-    cr_assert(strstr(err, "unknown device 'ane' (available: cpu)"), "%s", err);
+    cr_assert_eq(run("--device tpu --random-inputs 1 %s", cli("basic.mil")), 2);
+    cr_assert(strstr(err, "unknown device 'tpu' (available: cpu, ane, ane-sim)"), "%s", err);
 }
 
 Test(mil_run, runs_and_writes_outputs) {
