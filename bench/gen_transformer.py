@@ -14,6 +14,7 @@ Two spellings of the same network:
 
   gen_transformer.py --layers 2 --dim 64 --seq 32 --heads 4 --ffn 128 --form linear --out m.mlmodelc
   --zeros writes sparse all-zero weights (fast; for compile-time benchmarks).
+  --dtype fp32 stores activations and weights in fp32 (default fp16).
 """
 import argparse
 import math
@@ -34,24 +35,27 @@ def hexf(v):
 
 
 class Blob:
-    def __init__(self, path, zeros):
+    def __init__(self, path, zeros, dtype="fp16"):
         self.f = open(path, "wb")
         self.f.write(struct.pack("<II", 0, 2) + b"\0" * 56)
         self.count = 0
         self.zeros = zeros
+        # weight.bin dtype code and element format
+        self.code, self.size, self.fmt = (1, 2, "<e") if dtype == "fp16" else (2, 4, "<f")
 
     def add_fp16(self, values_or_count, gen=None):
+        """Adds a blob of the bundle's float dtype (fp16 unless --dtype fp32)."""
         end = self.f.seek(0, 2)
         meta = (end + 63) // 64 * 64
         n = values_or_count if isinstance(values_or_count, int) else len(values_or_count)
         self.f.seek(meta)
-        self.f.write(struct.pack("<IIQQQ", 0xDEADBEEF, 1, 2 * n, meta + 64, 0) + b"\0" * 32)
+        self.f.write(struct.pack("<IIQQQ", 0xDEADBEEF, self.code, self.size * n, meta + 64, 0) + b"\0" * 32)
         if self.zeros:
-            self.f.seek(meta + 64 + 2 * n - 1)
+            self.f.seek(meta + 64 + self.size * n - 1)
             self.f.write(b"\0")
         else:
             vals = values_or_count if not isinstance(values_or_count, int) else [gen() for _ in range(n)]
-            self.f.write(b"".join(struct.pack("<e", v) for v in vals))
+            self.f.write(b"".join(struct.pack(self.fmt, v) for v in vals))
         self.count += 1
         return meta
 
@@ -71,13 +75,15 @@ def main():
     ap.add_argument("--form", choices=["linear", "ane"], default="linear")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--zeros", action="store_true")
+    ap.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     rnd = random.Random(a.seed)
     D, S, H, F = a.dim, a.seq, a.heads, a.ffn
     HD = D // H
     os.makedirs(os.path.join(a.out, "weights"), exist_ok=True)
-    blob = Blob(os.path.join(a.out, "weights", "weight.bin"), a.zeros)
+    blob = Blob(os.path.join(a.out, "weights", "weight.bin"), a.zeros, a.dtype)
+    DT = a.dtype
     BP = 'string("@model_path/weights/weight.bin")'
     L = []
 
@@ -95,24 +101,24 @@ def main():
         else:
             sc = 1.0 / math.sqrt(fan_in)
             off = blob.add_fp16(n, lambda: rnd.uniform(-sc, sc))
-        ty = "tensor<fp16, [%s]>" % ", ".join(map(str, shape))
+        ty = "tensor<%s, [%s]>" % (DT, ", ".join(map(str, shape)))
         emit('%s %s = const()[name = string("%s"), val = %s(BLOBFILE(path = %s, offset = uint64(%d)))]'
              % (ty, name, name, ty, BP, off))
         return name
 
     def T(*shape):
-        return "tensor<fp16, [%s]>" % ", ".join(map(str, shape))
+        return "tensor<%s, [%s]>" % (DT, ", ".join(map(str, shape)))
 
     def ints(*v):
         return "tensor<int32, [%d]>([%s])" % (len(v), ", ".join(map(str, v)))
 
-    eps = "fp16(%s)" % hexf(float(struct.unpack("<e", struct.pack("<e", 1e-5))[0]))
+    eps = "%s(%s)" % (DT, hexf(float(struct.unpack("<e", struct.pack("<e", 1e-5))[0])))
     mask_vals = [0.0 if j <= i else -65504.0 for i in range(S) for j in range(S)]
     if a.zeros:
         mask_vals = len(mask_vals)
     wconst("causal_mask", [1, 1, S, S], values=mask_vals) if not a.zeros else \
         wconst("causal_mask", [1, 1, S, S], fan_in=1)
-    scale = "fp16(%s)" % hexf(1.0 / math.sqrt(HD))
+    scale = "%s(%s)" % (DT, hexf(1.0 / math.sqrt(HD)))
 
     if a.form == "linear":
         x = "x"
@@ -165,7 +171,7 @@ def main():
         sig = T(1, S, D) + " x"
     else:
         x = "x"
-        invD = "fp16(%s)" % hexf(float(struct.unpack("<e", struct.pack("<e", 1.0 / D))[0]))
+        invD = "%s(%s)" % (DT, hexf(float(struct.unpack("<e", struct.pack("<e", 1.0 / D))[0])))
         for l in range(a.layers):
             p = "l%d_" % l
             for W, shp in (("wq", [D, D]), ("wk", [D, D]), ("wv", [D, D]), ("wo", [D, D]),
@@ -179,7 +185,7 @@ def main():
                 emit("%s %s_ss = reduce_sum(axes = %s, keep_dims = bool(true), x = %s_sq)" % (T(1, 1, 1, S), tag, ints(1), tag))
                 emit("%s %s_ms = mul(x = %s_ss, y = %s)" % (T(1, 1, 1, S), tag, tag, invD))
                 emit("%s %s_v = add(x = %s_ms, y = %s)" % (T(1, 1, 1, S), tag, tag, eps))
-                emit("%s %s_r = pow(x = %s_v, y = fp16(-0x1p-1))" % (T(1, 1, 1, S), tag, tag))
+                emit("%s %s_r = pow(x = %s_v, y = %s(-0x1p-1))" % (T(1, 1, 1, S), tag, tag, DT))
                 emit("%s %s_n = mul(x = %s, y = %s_r)" % (T(1, D, 1, S), tag, src, tag))
                 emit("%s %s = mul(x = %s_n, y = %s)" % (T(1, D, 1, S), tag, tag, g))
                 return tag

@@ -1,6 +1,8 @@
 /* runtime/cpu/k_eltwise.c -- element-wise kernels: binary arithmetic,
  * comparisons and logical ops with numpy broadcasting, unary math and
  * activations, clip, prelu, softplus_parametric, select, cast. */
+#include <stdatomic.h>
+
 #include "runtime/cpu/kutil.h"
 
 /* ================================================================ binary */
@@ -156,33 +158,67 @@ static int bin_i(MilOpKind op, const int64_t *a, const int64_t *b, int64_t *r, i
     return 0;
 }
 
+typedef struct {
+    MilKernelCtx *k;
+    const MilRtTensor *x, *y;
+    MilRtTensor *o;
+    KRowIter it;
+    bool fl, split_row;   /* split_row: one long row cut into element ranges */
+    atomic_int divzero;
+} BinJob;
+
+/* elements [s0, s1) of the row at it->off */
+static bool bin_span(BinJob *j, const KRowIter *it, int64_t s0, int64_t s1) {
+    float fa[KCHUNK], fb[KCHUNK], fr[KCHUNK];
+    int64_t ia[KCHUNK], ib[KCHUNK], ir[KCHUNK];
+    for (int64_t s = s0; s < s1; s += KCHUNK) {
+        int64_t n = s1 - s < KCHUNK ? s1 - s : KCHUNK;
+        if (j->fl) {
+            k_loadf(j->x, it->off[1] + s * it->inner[1], it->inner[1], n, fa);
+            k_loadf(j->y, it->off[2] + s * it->inner[2], it->inner[2], n, fb);
+            bin_f(j->k->kind, fa, fb, fr, n);
+            k_storef(j->o, it->off[0] + s, n, fr);
+        } else {
+            k_loadi(j->x, it->off[1] + s * it->inner[1], it->inner[1], n, ia);
+            k_loadi(j->y, it->off[2] + s * it->inner[2], it->inner[2], n, ib);
+            if (bin_i(j->k->kind, ia, ib, ir, n)) return false;
+            k_storei(j->o, it->off[0] + s, n, ir);
+        }
+    }
+    return true;
+}
+
+static void bin_part(void *arg, int64_t i0, int64_t i1, int tid) {
+    BinJob *j = arg;
+    KRowIter it = j->it;
+    (void)tid;
+    bool ok = true;
+    if (j->split_row) {
+        k_rows_next(&it);
+        ok = bin_span(j, &it, i0, i1);
+    } else {
+        k_rows_seek(&it, i0);
+        for (int64_t r = i0; ok && r < i1 && k_rows_next(&it); r++) ok = bin_span(j, &it, 0, it.len);
+    }
+    if (!ok) atomic_store(&j->divzero, 1);
+}
+
 int k_binary_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, 0), *y = mil_k_in(k, 1);
     MilRtTensor *o = k->out[0];
-    bool fl = k_isfloat(x->dtype) || k_isfloat(y->dtype);
-    if (is_logic(k->kind)) fl = false;
+    BinJob j = {.k = k, .x = x, .y = y, .o = o};
+    j.fl = (k_isfloat(x->dtype) || k_isfloat(y->dtype)) && !is_logic(k->kind);
     const MilRtTensor *ops[3] = {o, x, y};
-    KRowIter it;
-    k_rows_init(&it, o->rank, o->dims, 3, ops);
-    float fa[KCHUNK], fb[KCHUNK], fr[KCHUNK];
-    int64_t ia[KCHUNK], ib[KCHUNK], ir[KCHUNK];
-    while (k_rows_next(&it)) {
-        for (int64_t s = 0; s < it.len; s += KCHUNK) {
-            int64_t n = it.len - s < KCHUNK ? it.len - s : KCHUNK;
-            if (fl) {
-                k_loadf(x, it.off[1] + s * it.inner[1], it.inner[1], n, fa);
-                k_loadf(y, it.off[2] + s * it.inner[2], it.inner[2], n, fb);
-                bin_f(k->kind, fa, fb, fr, n);
-                k_storef(o, it.off[0] + s, n, fr);
-            } else {
-                k_loadi(x, it.off[1] + s * it.inner[1], it.inner[1], n, ia);
-                k_loadi(y, it.off[2] + s * it.inner[2], it.inner[2], n, ib);
-                if (bin_i(k->kind, ia, ib, ir, n))
-                    return mil_k_fail(k, "%s: integer division by zero", k_opname(k));
-                k_storei(o, it.off[0] + s, n, ir);
-            }
-        }
+    k_rows_init(&j.it, o->rank, o->dims, 3, ops);
+    atomic_init(&j.divzero, 0);
+    double work = 4.0 * (double)(j.it.rows * j.it.len);
+    if (j.it.rows == 1) {
+        j.split_row = true;
+        k_parallel(k, j.it.len, KCHUNK, work, bin_part, &j);
+    } else {
+        k_parallel(k, j.it.rows, 1, work, bin_part, &j);
     }
+    if (atomic_load(&j.divzero)) return mil_k_fail(k, "%s: integer division by zero", k_opname(k));
     return 0;
 }
 
@@ -345,6 +381,25 @@ static void unary_i(MilOpKind op, int64_t *v, int64_t n) {
 #undef L
 }
 
+typedef struct {
+    const MilKernelCtx *k;
+    const UParams *p;
+    const MilRtTensor *x;
+    MilRtTensor *o;
+} UnJob;
+
+static void unary_part(void *arg, int64_t i0, int64_t i1, int tid) {
+    const UnJob *j = arg;
+    float buf[KCHUNK];
+    (void)tid;
+    for (int64_t s = i0; s < i1; s += KCHUNK) {
+        int64_t c = i1 - s < KCHUNK ? i1 - s : KCHUNK;
+        k_loadf(j->x, s, 1, c, buf);
+        unary_f(j->k->kind, j->p, buf, c);
+        k_storef(j->o, s, c, buf);
+    }
+}
+
 int k_unary_run(MilKernelCtx *k) {
     UParams p;
     int rc = unary_params(k, &p);
@@ -362,13 +417,8 @@ int k_unary_run(MilKernelCtx *k) {
         }
         return 0;
     }
-    float buf[KCHUNK];
-    for (int64_t s = 0; s < n; s += KCHUNK) {
-        int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-        k_loadf(x, s, 1, c, buf);
-        unary_f(k->kind, &p, buf, c);
-        k_storef(o, s, c, buf);
-    }
+    UnJob j = {k, &p, x, o};
+    k_parallel(k, n, KCHUNK, 16.0 * (double)n, unary_part, &j);
     return 0;
 }
 

@@ -22,41 +22,56 @@ int k_softmax_shape(MilKernelCtx *k) {
     return 0;
 }
 
-int k_softmax_run(MilKernelCtx *k) {
-    const MilRtTensor *x = mil_k_in(k, MIL_A_SOFTMAX_x);
-    MilRtTensor *o = k->out[0];
-    int axis;
-    softmax_axis(k, x, &axis);
-    int64_t outer = k_prod(x->dims, 0, axis), inner = k_prod(x->dims, axis + 1, x->rank), n = x->dims[axis];
+typedef struct {
+    const MilRtTensor *x;
+    MilRtTensor *o;
+    int64_t n, inner;
+} SoftmaxJob;
+
+/* softmax lines [l0, l1): line l is (a, b) = (l / inner, l % inner) */
+static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
+    const SoftmaxJob *j = arg;
+    const MilRtTensor *x = j->x;
+    MilRtTensor *o = j->o;
+    int64_t n = j->n, inner = j->inner;
     float buf[KCHUNK];
-    for (int64_t a = 0; a < outer; a++)
-        for (int64_t b = 0; b < inner; b++) {
-            int64_t base = a * n * inner + b;
-            float mx = -INFINITY;
-            for (int64_t s = 0; s < n; s += KCHUNK) {
-                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-                k_loadf(x, base + s * inner, inner, c, buf);
-                for (int64_t i = 0; i < c; i++) if (buf[i] > mx) mx = buf[i];
-            }
-            if (mx == -INFINITY) mx = 0;
-            double sum = 0;
-            for (int64_t s = 0; s < n; s += KCHUNK) {
-                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-                k_loadf(x, base + s * inner, inner, c, buf);
-                for (int64_t i = 0; i < c; i++) sum += expf(buf[i] - mx);
-            }
-            float inv = (float)(1.0 / sum);
-            for (int64_t s = 0; s < n; s += KCHUNK) {
-                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-                k_loadf(x, base + s * inner, inner, c, buf);
-                for (int64_t i = 0; i < c; i++) buf[i] = expf(buf[i] - mx) * inv;
-                if (inner == 1) {
-                    k_storef(o, base + s, c, buf);
-                } else {
-                    for (int64_t i = 0; i < c; i++) k_storef(o, base + (s + i) * inner, 1, &buf[i]);
-                }
+    (void)tid;
+    for (int64_t l = l0; l < l1; l++) {
+        int64_t a = l / inner, b = l % inner, base = a * n * inner + b;
+        float mx = -INFINITY;
+        for (int64_t s = 0; s < n; s += KCHUNK) {
+            int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+            k_loadf(x, base + s * inner, inner, c, buf);
+            for (int64_t i = 0; i < c; i++) if (buf[i] > mx) mx = buf[i];
+        }
+        if (mx == -INFINITY) mx = 0;
+        double sum = 0;
+        for (int64_t s = 0; s < n; s += KCHUNK) {
+            int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+            k_loadf(x, base + s * inner, inner, c, buf);
+            for (int64_t i = 0; i < c; i++) sum += expf(buf[i] - mx);
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t s = 0; s < n; s += KCHUNK) {
+            int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+            k_loadf(x, base + s * inner, inner, c, buf);
+            for (int64_t i = 0; i < c; i++) buf[i] = expf(buf[i] - mx) * inv;
+            if (inner == 1) {
+                k_storef(o, base + s, c, buf);
+            } else {
+                for (int64_t i = 0; i < c; i++) k_storef(o, base + (s + i) * inner, 1, &buf[i]);
             }
         }
+    }
+}
+
+int k_softmax_run(MilKernelCtx *k) {
+    const MilRtTensor *x = mil_k_in(k, MIL_A_SOFTMAX_x);
+    int axis;
+    softmax_axis(k, x, &axis);
+    SoftmaxJob j = {x, k->out[0], x->dims[axis], k_prod(x->dims, axis + 1, x->rank)};
+    int64_t lines = k_prod(x->dims, 0, axis) * j.inner;
+    k_parallel(k, lines, 1, 12.0 * (double)k_numel(x), softmax_lines, &j);
     return 0;
 }
 
@@ -72,50 +87,120 @@ typedef struct {
     int64_t C; /* NM_IN: channels (gamma/beta index = kept index % C) */
 } NormP;
 
-/* fast path: the normalised axes are the trailing ones (rows of nred contiguous elements) */
-static bool norm_rows(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
-    int first = x->rank;
-    while (first > 0 && p->red[first - 1]) first--;
-    for (int a = 0; a < first; a++) if (p->red[a]) return false;
-    if (p->mode == NM_IN) return false;
-    int64_t nred = 1, nout = 1;
-    for (int a = 0; a < x->rank; a++) { if (a < first) nout *= x->dims[a]; else nred *= x->dims[a]; }
-    float buf[KCHUNK];
-    for (int64_t r = 0; r < nout; r++) {
-        int64_t base = r * nred;
-        double s1 = 0, s2 = 0;
+/* Fast path: the normalised axes are one contiguous run, x viewed as
+ * [outer, R, inner].  Tasks of (outer index, a chunk of up to KCHUNK inner
+ * columns) run on the pool; each column's statistics are summed over r in
+ * order, in double, exactly as the generic loop below does. */
+typedef struct {
+    const MilRtTensor *x;
+    MilRtTensor *o;
+    const NormP *p;
+    int64_t R, inner, nchunk;
+} NormJob;
+
+static void norm_block(const NormJob *j, int64_t ob, int64_t i0, int64_t cn) {
+    const NormP *p = j->p;
+    int64_t R = j->R, inner = j->inner;
+    double s1[KCHUNK], s2[KCHUNK];
+    float buf[KCHUNK], fmean[KCHUNK], scale[KCHUNK];
+    bool centred = p->mode == NM_LN;
+    for (int64_t i = 0; i < cn; i++) s1[i] = s2[i] = 0;
+    if (centred)
+        for (int64_t r = 0; r < R; r++) {
+            k_loadf(j->x, (ob * R + r) * inner + i0, 1, cn, buf);
+            for (int64_t i = 0; i < cn; i++) s1[i] += buf[i];
+        }
+    for (int64_t i = 0; i < cn; i++) s1[i] = (centred && R) ? s1[i] / (double)R : 0;
+    for (int64_t r = 0; r < R; r++) {
+        k_loadf(j->x, (ob * R + r) * inner + i0, 1, cn, buf);
+        for (int64_t i = 0; i < cn; i++) { double v = buf[i] - s1[i]; s2[i] += v * v; }
+    }
+    for (int64_t i = 0; i < cn; i++) {
+        scale[i] = p->mode == NM_L2 ? (float)(1.0 / sqrt(s2[i] + p->eps))
+                                    : (float)(1.0 / sqrt((R ? s2[i] / (double)R : 0) + p->eps));
+        fmean[i] = (float)s1[i];
+    }
+    for (int64_t r = 0; r < R; r++) {
+        float gr = p->gamma ? (float)k_getf(p->gamma, r) : 1.0f, br = p->beta ? (float)k_getf(p->beta, r) : 0.0f;
+        k_loadf(j->x, (ob * R + r) * inner + i0, 1, cn, buf);
+        for (int64_t i = 0; i < cn; i++) {
+            float y = (buf[i] - fmean[i]) * scale[i];
+            if (p->gamma) y *= gr;
+            if (p->beta) y += br;
+            buf[i] = y;
+        }
+        k_storef(j->o, (ob * R + r) * inner + i0, cn, buf);
+    }
+}
+
+/* inner == 1: rows of R contiguous elements (one row per outer index) */
+static void norm_row(const NormJob *j, int64_t r) {
+    const NormP *p = j->p;
+    int64_t nred = j->R, base = r * nred;
+    float buf[KCHUNK], g[KCHUNK];
+    double s1 = 0, s2 = 0;
+    bool centred = p->mode == NM_LN;
+    if (centred)
         for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
             int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
-            k_loadf(x, base + c0, 1, cn, buf);
+            k_loadf(j->x, base + c0, 1, cn, buf);
             for (int64_t i = 0; i < cn; i++) s1 += buf[i];
         }
-        bool centred = p->mode == NM_LN;
-        double mean = (centred && nred) ? s1 / (double)nred : 0;
-        for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
-            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
-            k_loadf(x, base + c0, 1, cn, buf);
-            for (int64_t i = 0; i < cn; i++) { double v = buf[i] - mean; s2 += v * v; }
-        }
-        float scale = p->mode == NM_L2 ? (float)(1.0 / sqrt(s2 + p->eps))
-                                       : (float)(1.0 / sqrt((nred ? s2 / (double)nred : 0) + p->eps));
-        float fmean = (float)mean;
-        for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
-            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
-            k_loadf(x, base + c0, 1, cn, buf);
-            for (int64_t i = 0; i < cn; i++) {
-                float y = (buf[i] - fmean) * scale;
-                if (p->gamma) y *= (float)k_getf(p->gamma, c0 + i);
-                if (p->beta) y += (float)k_getf(p->beta, c0 + i);
-                buf[i] = y;
-            }
-            k_storef(o, base + c0, cn, buf);
-        }
+    double mean = (centred && nred) ? s1 / (double)nred : 0;
+    for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
+        int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
+        k_loadf(j->x, base + c0, 1, cn, buf);
+        for (int64_t i = 0; i < cn; i++) { double v = buf[i] - mean; s2 += v * v; }
     }
+    float scale = p->mode == NM_L2 ? (float)(1.0 / sqrt(s2 + p->eps))
+                                   : (float)(1.0 / sqrt((nred ? s2 / (double)nred : 0) + p->eps));
+    float fmean = (float)mean;
+    for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
+        int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
+        k_loadf(j->x, base + c0, 1, cn, buf);
+        for (int64_t i = 0; i < cn; i++) buf[i] = (buf[i] - fmean) * scale;
+        if (p->gamma) {
+            k_loadf(p->gamma, c0, 1, cn, g);
+            for (int64_t i = 0; i < cn; i++) buf[i] *= g[i];
+        }
+        if (p->beta) {
+            k_loadf(p->beta, c0, 1, cn, g);
+            for (int64_t i = 0; i < cn; i++) buf[i] += g[i];
+        }
+        k_storef(j->o, base + c0, cn, buf);
+    }
+}
+
+static void norm_tasks(void *arg, int64_t t0, int64_t t1, int tid) {
+    const NormJob *j = arg;
+    (void)tid;
+    for (int64_t t = t0; t < t1; t++) {
+        if (j->inner == 1) { norm_row(j, t); continue; }
+        int64_t ob = t / j->nchunk, i0 = (t % j->nchunk) * KCHUNK;
+        norm_block(j, ob, i0, j->inner - i0 < KCHUNK ? j->inner - i0 : KCHUNK);
+    }
+}
+
+static bool norm_rows(const MilKernelCtx *k, const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
+    if (p->mode == NM_IN) return false;
+    int first = -1, last = -1;
+    for (int a = 0; a < x->rank; a++)
+        if (p->red[a]) {
+            if (first < 0) first = a;
+            else if (last != a - 1) return false;  /* not one contiguous run */
+            last = a;
+        }
+    if (first < 0) return false;
+    NormJob j = {x, o, p, k_prod(x->dims, first, last + 1), k_prod(x->dims, last + 1, x->rank), 0};
+    int64_t outer = k_prod(x->dims, 0, first);
+    j.nchunk = (j.inner + KCHUNK - 1) / KCHUNK;
+    int64_t ntask = j.inner == 1 ? outer : outer * j.nchunk;
+    k_parallel(k, ntask, 1, 4.0 * (double)k_numel(x), norm_tasks, &j);
     return true;
 }
 
-static void norm_run(const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
-    if (norm_rows(x, o, p)) return;
+static void norm_run(const MilKernelCtx *k, const MilRtTensor *x, MilRtTensor *o, const NormP *p) {
+    if (norm_rows(k, x, o, p)) return;
     KAxisSplit it;
     k_axis_split(x, p->red, &it);
     int64_t nred = it.nred;
@@ -210,7 +295,7 @@ static int norm_kernel_run(MilKernelCtx *k, NormParamsFn params, int xslot) {
     NormP p;
     int rc = params(k, &p);
     if (rc) return rc;
-    norm_run(mil_k_in(k, xslot), k->out[0], &p);
+    norm_run(k, mil_k_in(k, xslot), k->out[0], &p);
     return 0;
 }
 

@@ -114,6 +114,59 @@ int k_transpose_shape(MilKernelCtx *k) {
     return 0;
 }
 
+/* A transpose that moves the source's contiguous axis b away from the end:
+ * copied in TT x TT tiles of (b, last axis), so that both the reads along b
+ * and the writes along the last axis stay in cache; rows [i0, i1) of axis b
+ * (one range per pool thread). */
+enum { TT = 32 };
+typedef struct {
+    char *dst;
+    const char *src;
+    const int64_t *dims, *dst_st, *src_st;
+    size_t es;
+    int rank, b;
+} TrJob;
+
+static void tr_tiles(void *arg, int64_t i0, int64_t i1, int tid) {
+    const TrJob *j = arg;
+    (void)tid;
+    int l = j->rank - 1, b = j->b;
+    int64_t outer = 1, idx[MIL_MAX_RANK] = {0};
+    for (int a = 0; a < l; a++) if (a != b) outer *= j->dims[a];
+    int64_t nl = j->dims[l], dsb = j->dst_st[b], dsl = j->dst_st[l], ssl = j->src_st[l];
+    for (int64_t r = 0; r < outer; r++) {
+        int64_t doff = 0, soff = 0;
+        for (int a = 0; a < l; a++) { doff += idx[a] * j->dst_st[a]; soff += idx[a] * j->src_st[a]; }
+        for (int64_t ib = i0; ib < i1; ib += TT) {
+            int64_t ie = ib + TT < i1 ? ib + TT : i1;
+            for (int64_t jb = 0; jb < nl; jb += TT) {
+                int64_t je = jb + TT < nl ? jb + TT : nl;
+                for (int64_t i = ib; i < ie; i++) {
+                    int64_t d0 = doff + i * dsb, s0 = soff + i;
+                    switch (j->es) {
+                    case 2:
+                        for (int64_t q = jb; q < je; q++)
+                            ((uint16_t *)j->dst)[d0 + q * dsl] = ((const uint16_t *)j->src)[s0 + q * ssl];
+                        break;
+                    case 4:
+                        for (int64_t q = jb; q < je; q++)
+                            ((uint32_t *)j->dst)[d0 + q * dsl] = ((const uint32_t *)j->src)[s0 + q * ssl];
+                        break;
+                    default:
+                        for (int64_t q = jb; q < je; q++)
+                            memcpy(j->dst + (d0 + q * dsl) * (int64_t)j->es, j->src + (s0 + q * ssl) * (int64_t)j->es, j->es);
+                    }
+                }
+            }
+        }
+        for (int a = l - 1; a >= 0; a--) {
+            if (a == b) continue;
+            if (++idx[a] < j->dims[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
 int k_transpose_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_TRANSPOSE_x);
     MilRtTensor *o = k->out[0];
@@ -123,6 +176,14 @@ int k_transpose_run(MilKernelCtx *k) {
     k_contig_strides(x->rank, x->dims, xs);
     k_contig_strides(o->rank, o->dims, os);
     for (int i = 0; i < x->rank; i++) ss[i] = xs[perm[i]];
+    int r = o->rank, b = -1;
+    for (int a = 0; r > 1 && a < r - 1; a++)
+        if (ss[a] == 1 && o->dims[a] > 1) b = a;
+    if (b >= 0 && ss[r - 1] != 1 && o->dims[r - 1] > 1) {
+        TrJob j = {o->data, x->data, o->dims, os, ss, k_esize(x->dtype), r, b};
+        k_parallel(k, o->dims[b], TT, (double)k_numel(o), tr_tiles, &j);
+        return 0;
+    }
     copy_nd(o->data, os, x->data, ss, k_esize(x->dtype), o->rank, o->dims);
     return 0;
 }

@@ -518,3 +518,11 @@ bool k_rows_next(KRowIter *it) {
     it->row++;
     return true;
 }
+
+void k_rows_seek(KRowIter *it, int64_t row) {
+    it->row = row;
+    for (int a = it->rank - 1; a >= 0; a--) {
+        it->idx[a] = row % it->dims[a];
+        row /= it->dims[a];
+    }
+}

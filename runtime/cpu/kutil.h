@@ -170,6 +170,7 @@ typedef struct KRowIter {
 /* ops[j] dims are broadcast to (rank, dims). */
 void k_rows_init(KRowIter *it, int rank, const int64_t *dims, int nop, const MilRtTensor *const *ops);
 bool k_rows_next(KRowIter *it); /* fills off[] for the next row; false at the end */
+void k_rows_seek(KRowIter *it, int64_t row); /* the next k_rows_next gives row `row` */
 
 /* ------------------------------------------------------------ scratch */
 /* n rounded up to a multiple of 64: scratch blocks stay 64-byte aligned. */
