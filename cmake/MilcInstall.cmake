@@ -77,7 +77,12 @@ function(milc_install_library lib)
   add_library(${lib}_shared SHARED $<TARGET_OBJECTS:${lib}>)
   add_dependencies(${lib}_shared ${lib})
   set_target_properties(${lib}_shared PROPERTIES OUTPUT_NAME ${lib} EXPORT_NAME ${A_NAME} MILC_NAME ${A_NAME}
-                        VERSION ${PROJECT_VERSION} SOVERSION ${MILC_SOVERSION})
+                        VERSION ${PROJECT_VERSION} SOVERSION ${MILC_SOVERSION}
+                        # its milc dependencies are found next to it, also by the
+                        # linker of a program that links it from any prefix (the
+                        # build tree keeps the shared libraries together in lib/)
+                        INSTALL_RPATH "$ORIGIN" BUILD_WITH_INSTALL_RPATH ON
+                        LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/lib)
   target_link_options(${lib}_shared PRIVATE -Wl,--version-script=${PROJECT_SOURCE_DIR}/cmake/milc.map
                       -Wl,--no-undefined)
   target_include_directories(${lib}_shared INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>)

@@ -2,6 +2,7 @@
 // header in one translation unit, one call into each library.  Without the
 // extern "C" guards the names would be mangled and the link would fail.
 #include "backend/backend.h"
+#include "coreml/coreml.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
@@ -23,8 +24,9 @@ int main() {
     MilLowerOptions lo = {};
     MilRtProgram *rp = bad ? nullptr : mil_lower(p, &lo, &d);                      // backend
     MilRtFunc *f = rp ? mil_rt_program_find_func(rp, "main") : nullptr;            // runtime
-    std::printf("%s %d %s\n", mil_dtype_name(MIL_DT_FP16), f ? f->nops : -1,
-                mil_milb_is_path("a.milb") ? "milb" : "?");
+    std::printf("%s %d %s %s\n", mil_dtype_name(MIL_DT_FP16), f ? f->nops : -1,
+                mil_milb_is_path("a.milb") ? "milb" : "?",
+                mil_coreml_is_package("a.mlpackage") ? "mlpackage" : "?");             // coreml
     mil_rt_program_free(rp);
     mil_program_free(p);
     mil_diag_free(&d);

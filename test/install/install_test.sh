@@ -44,7 +44,7 @@ step "layout"
 HEADERS="backend/backend.h coreml/coreml.h frontend/frontend.h ir/ir.h passes/passes.h runtime/runtime.h"
 (cd "$INC" && find . -type f | sed 's,^\./,,' | sort) >"$T/installed-headers"
 printf '#include "%s"\n' $HEADERS >"$T/all.c"
-# what the five headers include, transitively (project files only)
+# what the public headers include, transitively (project files only)
 $CC -std=c11 -MM -I"$INC" "$T/all.c" | tr ' \\' '\n\n' | grep "^$INC/" | sed "s,^$INC/,," | sort -u >"$T/needed-headers"
 diff "$T/needed-headers" "$T/installed-headers" >"$T/d" ||
     { cat "$T/d"; fail "include/milc must hold exactly the public headers and the files they include (< needed, > installed)"; }
@@ -77,11 +77,11 @@ for h in $(cat "$T/installed-headers"); do
     $CC -std=c11 $WARN -fsyntax-only -I"$INC" "$T/one.c" 2>"$T/err" || { cat "$T/err"; fail "$h does not compile on its own as C11"; }
     $CXX -std=c++11 $WARN -fsyntax-only -I"$INC" -x c++ "$T/one.c" 2>"$T/err" || { cat "$T/err"; fail "$h does not compile on its own as C++11"; }
 done
-$CXX -std=c++11 $WARN $FLAGS $(pkg-config --cflags milc-backend milc-frontend milc-passes) "$SRC/test/install/cxx_link.cpp" \
-    $(pkg-config --libs milc-backend milc-frontend milc-passes) -o "$T/cxx_link" 2>"$T/err" ||
+$CXX -std=c++11 $WARN $FLAGS $(pkg-config --cflags milc-backend milc-coreml milc-frontend milc-passes) "$SRC/test/install/cxx_link.cpp" \
+    $(pkg-config --libs milc-backend milc-coreml milc-frontend milc-passes) -o "$T/cxx_link" 2>"$T/err" ||
     { cat "$T/err"; fail "C++ program using every header does not link (extern \"C\" guards?)"; }
 out=$(LD_LIBRARY_PATH="$LIB" "$T/cxx_link") || fail "cxx_link failed"
-[ "$out" = "fp16 1 milb" ] || fail "cxx_link printed '$out'"
+[ "$out" = "fp16 1 milb mlpackage" ] || fail "cxx_link printed '$out'"
 
 # ------------------------------------------------------------ embed-ir: pkg-config
 step "examples/embed-ir with pkg-config"
