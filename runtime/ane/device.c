@@ -19,8 +19,8 @@
  *      alphabetical order of their names (the route's binding order).
  * run: converts the caller's tensors into the surfaces (packed fp16
  *   [1, C, 1, S] = row-major bytes of the declared dtype) under the surface
- *   lock, -evaluateWithQoS:21, and converts the outputs back into
- *   plan-owned tensors.
+ *   lock, -evaluateWithQoS:21, and copies the outputs into plan-owned
+ *   tensors (run_into: straight into the caller's buffers).
  * free: plans release their surfaces and request; the device unloads every
  *   model it loaded (-unloadWithQoS:) and removes their temp directories.
  *
@@ -470,11 +470,15 @@ static void convert(MilDType to, void *dst, MilDType from, const void *src, int6
     }
 }
 
-static int run(MilRtPlan *base, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+/* run and run_into: outputs[i].data != NULL (run_into only) receives output
+ * i straight from its surface. */
+static int run_plan(MilRtPlan *base, const MilRtTensor *inputs, MilRtTensor *outputs, bool into, MilRtErr *e) {
     AnePlan *p = (AnePlan *)base;
     AneDev *d = (AneDev *)base->dev;
     const AneApi *a = d->api;
     const MilRtFunc *f = base->func;
+    for (int i = 0; into && i < f->noutputs; i++)
+        if (outputs[i].data && mil_rt_check_output(f, i, &p->outs[i], &outputs[i], e)) return -1;
     for (int k = 0; k < p->r.nin; k++) {
         int i = p->r.in_order[k];
         const MilRtValue *v = &f->values[f->inputs[i]];
@@ -501,12 +505,25 @@ static int run(MilRtPlan *base, const MilRtTensor *inputs, MilRtTensor *outputs,
     for (int k = 0; k < p->r.nout; k++) {
         int i = p->r.out_order[k];
         AneCFType s = p->out_surf[k];
+        void *dst = into && outputs[i].data ? outputs[i].data : p->outs[i].data;
         if (a->surface_lock(s, 1, NULL)) return fail(e, "evaluate", "%s", "IOSurfaceLock failed");
-        memcpy(p->outs[i].data, a->surface_base(s), mil_rt_nbytes(&p->outs[i]));
+        memcpy(dst, a->surface_base(s), mil_rt_nbytes(&p->outs[i]));
         a->surface_unlock(s, 1, NULL);
     }
-    for (int i = 0; i < f->noutputs; i++) outputs[i] = p->outs[i];
+    for (int i = 0; i < f->noutputs; i++) {
+        void *mine = into ? outputs[i].data : NULL;
+        outputs[i] = p->outs[i];
+        if (mine) outputs[i].data = mine;
+    }
     return 0;
+}
+
+static int run(MilRtPlan *base, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    return run_plan(base, inputs, outputs, false, e);
+}
+
+static int run_into(MilRtPlan *base, const MilRtTensor *inputs, MilRtTensor *outputs, MilRtErr *e) {
+    return run_plan(base, inputs, outputs, true, e);
 }
 
 /* --------------------------------------------------------------- device */
@@ -576,6 +593,7 @@ MilRtDevice *mil_ane_device_new_api(const AneApi *api, const char *iface_name, M
                                   .prepare = prepare,
                                   .run = run,
                                   .plan_free = plan_free,
+                                  .run_into = run_into,
                                   .free = dev_free};
     d->base.iface = &d->iface;
     d->base.ctx = d;

@@ -706,3 +706,35 @@ Test(ane, mil_run_device_ane_sim_and_ane) {
     cr_assert_eq(tu_runf(&out_, &err_, tu_tool("mil-run"), " --device tpu %s", ffn), 2);
     cr_assert(strstr(err_, "unknown device 'tpu' (available: cpu, ane, ane-sim)"), "%s", err_);
 }
+
+/* mil_rt_plan_run_into writes the outputs into the caller's buffers. */
+Test(ane, run_into_fills_caller_buffers) {
+    Prog pg;
+    load(&pg, "dynamic.mil", true);
+    MilRtDevice *d = sim();
+    MilRtErr e;
+    MilRtPlan *p = mil_rt_prepare(d, pg.f, pg.in, &e);
+    cr_assert(p, "%s", e.msg);
+    MilRtTensor plain[2], mine[2];
+    cr_assert_eq(mil_rt_plan_run(p, pg.in, plain, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 2; i++) {
+        mil_rt_value_tensor(&pg.f->values[pg.f->outputs[i]], &mine[i]);
+        mine[i].data = NULL;
+        cr_assert_eq(mil_rt_tensor_alloc(&mine[i], &e), 0);
+    }
+    void *want0 = mine[0].data;
+    cr_assert_eq(mil_rt_plan_run_into(p, pg.in, mine, &e), 0, "%s", e.msg);
+    cr_assert_eq(mine[0].data, want0);
+    for (int i = 0; i < 2; i++) cr_assert_eq(memcmp(mine[i].data, plain[i].data, mil_rt_nbytes(&plain[i])), 0);
+    MilRtTensor wrong = mine[1];
+    wrong.dims[1] = 3;
+    MilRtTensor outs[2] = {mine[0], wrong};
+    cr_assert_eq(mil_rt_plan_run_into(p, pg.in, outs, &e), -1);
+    cr_assert(strstr(e.msg, "output 'a_diff': the plan gives fp16 [1, 64, 1, 384], the caller's buffer is fp16 [1, 3, 1, 384]"),
+              "%s", e.msg);
+    mil_rt_tensor_free(&mine[0]);
+    mil_rt_tensor_free(&mine[1]);
+    mil_rt_plan_free(p);
+    mil_rt_device_free(d);
+    unload_prog(&pg);
+}
