@@ -15,6 +15,7 @@
 #     alone (NEEDED entries, undefined symbols, a static link with no symbol
 #     of a compiler library) and runs a .milb compiled by the installed milc
 #     like the installed mil-run;
+#   - libmilanesim's "ane-sim" device computes what the CPU device computes;
 #   - the man pages document every option of --help and format cleanly;
 #   - `make install DESTDIR=... PREFIX=...` and `make uninstall`.
 # Environment: CC, CXX, MILC_TEST_FLAGS (extra compile/link flags: sanitizers).
@@ -41,7 +42,9 @@ unset MAKEFLAGS MFLAGS MAKELEVEL 2>/dev/null || true
 
 # ------------------------------------------------------------------ layout
 step "layout"
-HEADERS="backend/backend.h coreml/coreml.h frontend/frontend.h ir/ir.h passes/passes.h runtime/runtime.h"
+HEADERS="backend/backend.h coreml/coreml.h frontend/frontend.h ir/ir.h passes/passes.h runtime/runtime.h runtime/ane/ane_sim.h"
+# pkg-config name : library
+LIBS="ir:milir frontend:milfrontend passes:milpasses backend:milbackend coreml:milcoreml runtime:milruntime ane-sim:milanesim"
 (cd "$INC" && find . -type f | sed 's,^\./,,' | sort) >"$T/installed-headers"
 printf '#include "%s"\n' $HEADERS >"$T/all.c"
 # what the public headers include, transitively (project files only)
@@ -49,7 +52,8 @@ $CC -std=c11 -MM -I"$INC" "$T/all.c" | tr ' \\' '\n\n' | grep "^$INC/" | sed "s,
 diff "$T/needed-headers" "$T/installed-headers" >"$T/d" ||
     { cat "$T/d"; fail "include/milc must hold exactly the public headers and the files they include (< needed, > installed)"; }
 for h in $HEADERS; do grep -qx "$h" "$T/installed-headers" || fail "public header $h not installed"; done
-for l in ir frontend passes backend coreml runtime; do
+for nl in $LIBS; do
+    n=${nl%%:*} l=${nl#*:}; l=${l#mil}
     [ -f "$LIB/libmil$l.a" ] || fail "libmil$l.a not installed"
     so=$(readlink -f "$LIB/libmil$l.so") || fail "libmil$l.so not installed"
     [ "$(readlink "$LIB/libmil$l.so")" = "libmil$l.so.0" ] || fail "libmil$l.so must point at libmil$l.so.0"
@@ -58,8 +62,8 @@ for l in ir frontend passes backend coreml runtime; do
     case $so in *.so.0.*) ;; *) fail "libmil$l.so resolves to $so (no full version)";; esac
     other=$(nm -D --defined-only "$so" | awk '$2 ~ /[TDBRVW]/ {print $3}' | grep -v '^mil_' | grep -v '^_' | head -3 || true)
     [ -z "$other" ] || fail "libmil$l.so exports symbols outside mil_*: $other"
-    [ -f "$LIB/pkgconfig/milc-$l.pc" ] || fail "milc-$l.pc not installed"
-    pkg-config --exists "milc-$l" || fail "pkg-config cannot read milc-$l.pc"
+    [ -f "$LIB/pkgconfig/milc-$n.pc" ] || fail "milc-$n.pc not installed"
+    pkg-config --exists "milc-$n" || fail "pkg-config cannot read milc-$n.pc"
 done
 readelf -d "$LIB/libmilruntime.so" | grep NEEDED | grep -q 'libmil' &&
     fail "libmilruntime.so needs a compiler library: $(readelf -d "$LIB/libmilruntime.so" | grep NEEDED | grep libmil)"
@@ -133,7 +137,7 @@ missing=$(comm -23 "$T/embed-undef" "$T/rt-syms" | head -3)
 $CC -std=c11 $FLAGS "$SRC/examples/embed.c" $(pkg-config --cflags milc-runtime) "$LIB/libmilruntime.a" \
     $(pkg-config --static --libs milc-runtime | sed 's/-lmilruntime\( \|$\)/ /') -o "$T/embed-static" 2>"$T/err" ||
     { cat "$T/err"; fail "examples/embed does not link statically against libmilruntime.a"; }
-for l in ir frontend passes backend coreml; do nm -g --defined-only "$LIB/libmil$l.a" 2>/dev/null; done |
+for l in ir frontend passes backend coreml anesim; do nm -g --defined-only "$LIB/libmil$l.a" 2>/dev/null; done |
     awk 'NF == 3 {print $3}' | sort -u >"$T/compiler-syms"
 nm --defined-only "$T/embed-static" | awk 'NF == 3 {print $3}' | sort -u >"$T/static-syms"
 pulled=$(comm -12 "$T/compiler-syms" "$T/static-syms" | head -3)
@@ -152,6 +156,12 @@ cmp -s "$T/r1/y.npy" "$T/r3/y.npy" || fail "embed (static) output differs from m
 cmp -s "$T/p.milb" "$T/cmake/relu.milb" || fail "relu.milb built through milc::milc differs from milc's"
 "$T/cmake/embed" "$T/cmake/relu.milb" "$T/r4" x="$T/ref/y.npy" >/dev/null || fail "embed (CMake milc::runtime) run"
 cmp -s "$T/r1/y.npy" "$T/r4/y.npy" || fail "embed (CMake) output differs from mil-run"
+
+# libmilanesim: the ANE device over the test double, as the CPU device computes
+$CC -std=c11 $WARN $FLAGS "$SRC/test/install/ane_sim_run.c" $(pkg-config --cflags --libs milc-ane-sim) -o "$T/ane_sim_run" \
+    2>"$T/err" || { cat "$T/err"; fail "a program using milc-ane-sim does not build"; }
+out=$(LD_LIBRARY_PATH="$LIB" "$T/ane_sim_run" "$T/p.milb") || fail "ane_sim_run failed"
+[ "$out" = "ane-sim same" ] || fail "ane_sim_run printed '$out', expected 'ane-sim same'"
 
 # -------------------------------------------------------------- man pages
 step "man pages"

@@ -29,7 +29,7 @@ mil_ane_sim_msgsend:
     movdqu %xmm5, 144(%rsp)
     movdqu %xmm6, 160(%rsp)
     movdqu %xmm7, 176(%rsp)
-    call mil_ane_sim_lookup
+    call mil_ane_sim_lookup@PLT
     movq %rax, %r11
     movq 0(%rsp), %rdi
     movq 8(%rsp), %rsi
