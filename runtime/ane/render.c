@@ -77,7 +77,7 @@ static int op_err(const MilRtFunc *f, const MilRtOp *op, MilRtErr *e, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return mil_rt_errf(e, "%sop '%s': %s", where, op->opname, msg);
+    return mil_rt_errf(e, "%sop '%s' (ANE device): %s", where, op->opname, msg);
 }
 
 static bool concrete(const MilRtValue *v) {
@@ -102,7 +102,7 @@ static bool slot_bound(const MilRtOp *op, int s) {
 static int check_io(const MilRtValue *v, const char *kind, MilRtErr *e) {
     char ty[256];
     if (v->dtype != MIL_DT_FP16 && v->dtype != MIL_DT_FP32)
-        return mil_rt_errf(e, "%s '%s' is %s; ANE surfaces hold fp16 (or fp32) tensors", kind, v->name,
+        return mil_rt_errf(e, "ANE device: %s '%s' is %s; ANE surfaces hold fp16 (or fp32) tensors", kind, v->name,
                            mil_rt_format_type(v->dtype, v->rank, v->dims, ty, sizeof ty));
     return 0;
 }
@@ -113,11 +113,11 @@ int mil_ane_check(const MilRtFunc *f, MilRtErr *e) {
         char ty[256];
         if (v->kind == MIL_RT_CONST) continue;
         if (!concrete(v))
-            return mil_rt_errf(e, "'%s' has type %s; the ANE runs one program per concrete shape (compile with "
+            return mil_rt_errf(e, "ANE device: '%s' has type %s; the ANE runs one program per concrete shape (compile with "
                                   "concrete shapes, e.g. milc --target=ane)", v->name,
                                mil_rt_format_type(v->dtype, v->rank, v->dims, ty, sizeof ty));
         if (v->rank > 5)
-            return mil_rt_errf(e, "'%s' has rank %d; the ANE supports at most 5", v->name, v->rank);
+            return mil_rt_errf(e, "ANE device: '%s' has rank %d; the ANE supports at most 5", v->name, v->rank);
     }
     for (int i = 0; i < f->ninputs; i++)
         if (check_io(&f->values[f->inputs[i]], "input", e)) return -1;
@@ -125,11 +125,11 @@ int mil_ane_check(const MilRtFunc *f, MilRtErr *e) {
         const MilRtValue *v = &f->values[f->outputs[i]];
         if (check_io(v, "output", e)) return -1;
         if (v->kind != MIL_RT_TEMP)
-            return mil_rt_errf(e, "output '%s' is not computed by an op; the in-memory route needs every output "
+            return mil_rt_errf(e, "ANE device: output '%s' is not computed by an op; the in-memory route needs every output "
                                   "to be a live op result", v->name);
         for (int j = 0; j < i; j++)
             if (f->outputs[j] == f->outputs[i])
-                return mil_rt_errf(e, "output '%s' is returned twice", v->name);
+                return mil_rt_errf(e, "ANE device: output '%s' is returned twice", v->name);
     }
     for (int i = 0; i < f->nops; i++) {
         const MilRtOp *op = &f->ops[i];

@@ -436,7 +436,7 @@ static const char *device_refusal(const char *name) {
 
 Test(ane, device_refuses_unexpanded_extension_ops) {
     cr_assert_str_eq(device_refusal("ext.mil"),
-                     "ext.mil:7:47: error: op 'rms_norm': milc extension op; compile for an ANE target (milc "
+                     "ext.mil:7:47: error: op 'rms_norm' (ANE device): milc extension op; compile for an ANE target (milc "
                      "--target=ane) so that it is expanded into standard MIL");
 }
 
@@ -737,4 +737,66 @@ Test(ane, run_into_fills_caller_buffers) {
     mil_rt_plan_free(p);
     mil_rt_device_free(d);
     unload_prog(&pg);
+}
+
+/* Every real corpus program: the device either refuses it at prepare with
+ * a reason (never a crash, never a compile it cannot pass) or runs it
+ * through the double in agreement with the CPU device. */
+Test(ane, corpus_programs_are_refused_with_a_reason_or_match_the_cpu) {
+    const char *corpus = tu_corpus_dir();
+    if (!corpus) return;
+    static const char *const files[] = {
+        "ane-linux-experiments__fixtures__h14-anec__add-scalar.mil", "coremltools__ModelRunner__add_model.mil",
+        "mlmodelc-export__fixtures__neg-0d-scalar.mil", "mlmodelc-export__pipeline__cast__model0.mil",
+        "mlmodelc-export__pipeline__weighted__model0.mil", "mlx-omarchy__probes__softmax-8375375.mil",
+        "FluidAudio__OptimizationModels__Argmax__b1661f0.mil", "FluidAudio__OptimizationModels__TransposeEncoder.mil",
+        "FluidAudio__ParakeetEOU_1280ms__decoder.mil", "mlmodelc-export__pipeline__indexed__model1.mil"};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        mil_ane_sim_reset();
+        MilDiag d;
+        mil_diag_init(&d);
+        MilProgram *p = mil_parse_file(tu_path(corpus, files[i]), NULL, &d);
+        cr_assert(p && d.nerrors == 0, "%s", files[i]);
+        const char *dir = tu_path(tmp, tu_fmt("m%zu", i));
+        mkdir(dir, 0777);
+        MilSynthOptions so = {.model_dir = dir, .link_dir = corpus, .seed = 1};
+        cr_assert_geq(mil_synth_weights_opt(p, &so, &d), 0, "%s", files[i]);
+        MilLowerOptions lo = {.model_dir = dir, .file = files[i]};
+        Prog pg = {.rp = mil_lower(p, &lo, &d)};
+        cr_assert(pg.rp, "%s", files[i]);
+        pg.f = mil_rt_program_find_func(pg.rp, "main");
+        cr_assert(pg.f);
+        bool concrete = true;
+        uint64_t seed = 3;
+        for (int k = 0; k < pg.f->ninputs; k++) {
+            mil_rt_value_tensor(&pg.f->values[pg.f->inputs[k]], &pg.in[k]);
+            pg.in[k].data = NULL;
+            for (int r = 0; r < pg.in[k].rank; r++)
+                if (pg.in[k].dims[r] < 0) { concrete = false; pg.in[k].dims[r] = 1; }
+            MilRtErr e;
+            cr_assert_eq(mil_rt_tensor_alloc(&pg.in[k], &e), 0);
+            mil_rt_tensor_fill_random(&pg.in[k], &seed);
+        }
+        MilRtDevice *dev = sim();
+        MilRtErr e;
+        MilRtPlan *plan = mil_rt_prepare(dev, pg.f, pg.in, &e);
+        if (!plan) {
+            cr_assert(strstr(e.msg, "ANE device: ") || strstr(e.msg, "(ANE device)") ||
+                          strstr(e.msg, "is not supported by the ane-sim device"),
+                      "%s: %s", files[i], e.msg);
+            cr_assert_eq(find_call(0, "-[_ANEInMemoryModel compileWithQoS"), -1, "%s", files[i]);
+        } else {
+            cr_assert(concrete, "%s: a program with ? dims was accepted", files[i]);
+            mil_rt_plan_free(plan);
+            assert_matches_cpu(&pg);
+            ran++;
+        }
+        cr_assert_eq(mil_ane_sim_violations(), 0, "%s", files[i]);
+        mil_rt_device_free(dev);
+        unload_prog(&pg);
+        mil_program_free(p);
+        mil_diag_free(&d);
+    }
+    cr_assert_geq(ran, 6, "only %d corpus programs ran through the double", ran);
 }
