@@ -22,7 +22,7 @@ typedef enum {
 enum {
     OPF_EXEC = 1 << 0, OPF_EXT = 1 << 1, OPF_CONSTEXPR = 1 << 2, OPF_UNARY = 1 << 3,
     OPF_BINARY = 1 << 4, OPF_CMP = 1 << 5, OPF_LOGIC = 1 << 6, OPF_REDUCE = 1 << 7,
-    OPF_STATE = 1 << 8,
+    OPF_STATE = 1 << 8, OPF_GRAD = 1 << 9, OPF_NOGRAD = 1 << 10,
 };
 enum { A_REQ = 1 << 0, A_CONST = 1 << 1, A_VARIADIC = 1 << 2, A_ATTR = 1 << 3 };
 

@@ -102,6 +102,36 @@ int mil_shape_infer_op(MilProgram *p, MilOp *op, MilDiag *d);
  * (error text in err when non-NULL). */
 const MilType *mil_shape_infer_result(MilProgram *p, const MilOp *op, int i, char *err, size_t errlen);
 
+/* ------------------------------------------------------------ autodiff
+ * Reverse-mode differentiation (passes/grad.c, issue 9).  Naming contract:
+ * a tap is a FUNC_fwd output and a FUNC_bwd input with the SAME name;
+ * FUNC_bwd cotangent inputs are named d_<output name>; gradient outputs are
+ * named d_<input name> (in FUNC_bwd, or in FUNC_dw for split weight grads;
+ * FUNC_dw's inputs are named like the FUNC_bwd inputs / outputs they take:
+ * taps, forward inputs, intermediate cotangents such as d_q, listed in the
+ * grad map).  The wiring is kept as string attributes of the functions
+ * (grad_of, grad_taps, grad_cotangents, grad_inputs, grad_wrt, grad_loss,
+ * grad_recompute), which survive the MIL text and .milb round trips. */
+typedef enum { MIL_RECOMPUTE_NONE = 0, MIL_RECOMPUTE_CHEAP = 1 } MilRecompute;
+typedef struct MilGradOptions {
+    const char *func;          /* function to differentiate; NULL = "main" */
+    const char *wrt;           /* comma-separated input names; NULL = every floating-point input */
+    const char *loss;          /* name of a scalar output whose cotangent is 1; NULL = every output y
+                                  gets a cotangent input d_y of its type */
+    MilRecompute recompute;    /* default NONE */
+    bool split_weight_grads;   /* gradients of matmul/linear/conv weight inputs go to FUNC_dw */
+} MilGradOptions;
+void mil_grad_options_init(MilGradOptions *o);
+/* Adds FUNC_fwd (FUNC + taps as extra outputs), FUNC_bwd (inputs: taps (same names as the fwd tap
+ * outputs), cotangents d_<out>, needed forward inputs; outputs d_<input> per wrt input in input order)
+ * and, with split_weight_grads, FUNC_dw, to p; FUNC itself is unchanged.  Returns the number of errors
+ * reported into d (0 = success).  Run mil_pass_run afterwards for -O2 etc. */
+int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d);
+/* The wiring of FUNC's grad functions as JSON (malloc'd; caller frees), NULL when p has none. */
+char *mil_grad_map_json(const MilProgram *p, const char *func);
+/* Does passes/grad.c have a VJP rule for ops of kind k?  (ir/ops.def's OPF_GRAD
+ * marks the same ops; a test keeps the two in step.) */
+bool mil_grad_has_rule(MilOpKind k);
 #ifdef __cplusplus
 }
 #endif

@@ -26,7 +26,7 @@
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 
-typedef enum { EMIT_MIL, EMIT_TAPS, EMIT_MILB, EMIT_ANE_MIL } EmitKind;
+typedef enum { EMIT_MIL, EMIT_TAPS, EMIT_MILB, EMIT_ANE_MIL, EMIT_GRAD_MAP } EmitKind;
 
 typedef struct Options {
     const char *input;
@@ -38,6 +38,8 @@ typedef struct Options {
     bool milb_strip, milb_no_debug;   /* --emit=milb --strip / --no-debug */
     MilPassOptions pass;
     bool opt_given;            /* -O or --passes given explicitly */
+    bool grad;                 /* --grad[=FUNC] (issue 9) */
+    MilGradOptions gopt;
 } Options;
 
 static void usage(FILE *f) {
@@ -71,6 +73,15 @@ static void usage(FILE *f) {
             "  --strict                ANE legality warnings become errors\n"
             "  --taps=v1,v2            export named intermediates as outputs\n"
             "  --pack-taps             pack taps into one [1, sum C, 1, S] output\n"
+            "  --grad[=FUNC]           add FUNC_fwd (FUNC + taps) and FUNC_bwd (gradients) for FUNC\n"
+            "                          (default main); the passes then run on all functions\n"
+            "    --wrt=a,b             inputs to differentiate (default: every floating-point input)\n"
+            "    --loss=OUT            scalar output whose cotangent is 1 (default: every output y\n"
+            "                          gets a cotangent input d_y)\n"
+            "    --recompute=none|cheap  cheap: recompute element-wise / normalisation results in\n"
+            "                          the backward instead of tapping them (default none)\n"
+            "    --split-weight-grads  weight gradients of matmul/linear/conv go to FUNC_dw\n"
+            "  --emit=grad-map         output the wiring of the --grad functions (JSON)\n"
             "  --help                  this text\n"
             "  --version               print the version\n");
 }
@@ -110,7 +121,8 @@ static int parse_args(int argc, char **argv, Options *o) {
             else if (!strcmp(v, "taps")) o->emit = EMIT_TAPS;
             else if (!strcmp(v, "milb")) o->emit = EMIT_MILB;
             else if (!strcmp(v, "ane-mil")) o->emit = EMIT_ANE_MIL;
-            else return usage_error("unknown --emit kind '%s' (expected mil, taps, milb or ane-mil)", v);
+            else if (!strcmp(v, "grad-map")) o->emit = EMIT_GRAD_MAP;
+            else return usage_error("unknown --emit kind '%s' (expected mil, taps, milb, ane-mil or grad-map)", v);
         } else if (starts(a, "--spelling=", &v)) {
             if (!strcmp(v, "1.0")) o->spelling = MIL_SPELLING_1_0;
             else if (!strcmp(v, "1.3")) o->spelling = MIL_SPELLING_1_3;
@@ -179,6 +191,23 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->pass.taps = v;
         } else if (!strcmp(a, "--pack-taps")) {
             o->pass.pack_taps = true;
+        } else if (!strcmp(a, "--grad")) {
+            o->grad = true;
+        } else if (starts(a, "--grad=", &v)) {
+            if (!*v) return usage_error("%s", "--grad= needs a function name");
+            o->grad = true;
+            o->gopt.func = v;
+        } else if (starts(a, "--wrt=", &v)) {
+            o->gopt.wrt = v;
+        } else if (starts(a, "--loss=", &v)) {
+            if (!*v) return usage_error("%s", "--loss= needs an output name");
+            o->gopt.loss = v;
+        } else if (starts(a, "--recompute=", &v)) {
+            if (!strcmp(v, "none")) o->gopt.recompute = MIL_RECOMPUTE_NONE;
+            else if (!strcmp(v, "cheap")) o->gopt.recompute = MIL_RECOMPUTE_CHEAP;
+            else return usage_error("unknown --recompute mode '%s' (expected none or cheap)", v);
+        } else if (!strcmp(a, "--split-weight-grads")) {
+            o->gopt.split_weight_grads = true;
         } else if (a[0] == '-' && a[1] != 0) {
             return usage_error("unknown option '%s'", a);
         } else {
@@ -191,6 +220,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         return usage_error("%s", o->emit == EMIT_MILB ? "--emit=milb cannot write to stdout (-o -); give -o PROG.milb"
                                                        : "--emit=ane-mil cannot write to stdout (-o -); give -o DIR");
     if (o->check_only && o->output) return usage_error("%s", "--check writes no output; drop -o");
+    if (!o->grad && (o->gopt.wrt || o->gopt.loss || o->gopt.recompute || o->gopt.split_weight_grads))
+        return usage_error("%s", "--wrt, --loss, --recompute and --split-weight-grads need --grad");
+    if (o->emit == EMIT_GRAD_MAP && !o->grad) return usage_error("%s", "--emit=grad-map needs --grad");
     return -1;
 }
 
@@ -336,6 +368,46 @@ static int emit_binary(MilProgram *p, const Options *o, const char *model_dir) {
     return rc ? 1 : 0;
 }
 
+/* --grad: an unknown function, --wrt or --loss name and a non-scalar
+ * --loss are usage errors (2); -1 = fine. */
+static int check_grad_names(const MilProgram *p, const MilGradOptions *g) {
+    const char *fn = g->func ? g->func : "main";
+    const MilFunc *f = mil_program_find_func(p, fn);
+    if (!f) return usage_error("--grad: the program has no function '%s'", fn);
+    for (const char *q = g->wrt; q && *q;) {
+        size_t l = strcspn(q, ",");
+        bool found = false;
+        for (int i = 0; i < f->nparams; i++)
+            found |= strlen(f->params[i]->name) == l && !strncmp(f->params[i]->name, q, l);
+        if (l && !found) {
+            char nm[512];
+            snprintf(nm, sizeof nm, "%.*s", (int)(l < 500 ? l : 500), q);
+            fprintf(stderr, "milc: error: --wrt: function '%s' has no input '%s'\nTry 'milc --help'.\n", fn, nm);
+            return 2;
+        }
+        q += l;
+        if (*q == ',') q++;
+    }
+    if (g->loss) {
+        const MilValue *lv = NULL;
+        for (int i = 0; i < f->body.nouts; i++)
+            if (!strcmp(f->body.outs[i]->name, g->loss)) lv = f->body.outs[i];
+        if (!lv) {
+            fprintf(stderr, "milc: error: --loss: function '%s' has no output '%s'\nTry 'milc --help'.\n", fn, g->loss);
+            return 2;
+        }
+        if (!lv->type || lv->type->kind != MIL_TY_TENSOR || !mil_dtype_is_float(lv->type->dtype) ||
+            mil_type_numel(lv->type) != 1) {
+            char t[128];
+            mil_type_format(lv->type, MIL_SPELLING_1_3, t, sizeof t);
+            fprintf(stderr, "milc: error: --loss: output '%s' is %s, not a floating-point scalar\nTry 'milc --help'.\n",
+                    g->loss, t);
+            return 2;
+        }
+    }
+    return -1;
+}
+
 /* `-`: stdin holds MIL text or a .milb program (recognised by its magic). */
 static MilProgram *load_stdin(Options *o, const MilParseOptions *po, MilDiag *d) {
     size_t len = 0, cap = 1 << 16;
@@ -394,7 +466,18 @@ int main(int argc, char **argv) {
                     : !strcmp(o.input, "-")      ? load_stdin(&o, &po, &d)
                     : mil_milb_is_path(o.input) ? load_milb_input(o.input, &d)
                                                 : mil_parse_file(o.input, &po, &d);
-    if (p && mil_verify(p, &d) == 0)
+    if (p && mil_verify(p, &d) == 0 && o.grad) {
+        /* names that do not exist are usage errors (exit 2), checked first */
+        rc = check_grad_names(p, &o.gopt);
+        if (rc >= 0) {
+            mil_diag_print(&d, stderr);
+            mil_program_free(p);
+            mil_diag_free(&d);
+            return rc;
+        }
+        mil_grad(p, &o.gopt, &d);
+    }
+    if (p && d.nerrors == 0 && mil_verify(p, &d) == 0)
         mil_pass_run(p, &o.pass, &d);
     mil_diag_print(&d, stderr);
     if (!p || d.nerrors > 0) {
@@ -408,6 +491,11 @@ int main(int argc, char **argv) {
     if (!o.check_only) {
         if (o.emit == EMIT_TAPS)
             rc = emit_taps(&o);
+        else if (o.emit == EMIT_GRAD_MAP) {
+            char *js = mil_grad_map_json(p, o.gopt.func);
+            rc = js ? write_output(o.output, js, strlen(js)) : 1;
+            free(js);
+        }
         else if (o.emit == EMIT_MILB || o.emit == EMIT_ANE_MIL)
             rc = emit_binary(p, &o, o.pass.weights_dir);
         else if (is_package_path(o.output)) {

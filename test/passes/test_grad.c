@@ -1,0 +1,215 @@
+/* test/passes/test_grad.c -- milc --grad (passes/grad.c, issue 9).
+ *
+ * grad_rules: one table row per VJP rule (a small program using the op,
+ * broadcast cases included); the gradient FUNC_bwd computes is checked
+ * against central finite differences of FUNC on the CPU device (fp32), and
+ * FUNC_fwd's outputs against FUNC's bit for bit.  every_rule_has_a_row
+ * fails when a rule (or an OPF_GRAD op in ir/ops.def) has no row.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+#include "grad_util.h"
+
+/* ------------------------------------------------------------ the table */
+
+typedef struct Row {
+    const char *op;      /* the op the row is for */
+    const char *params;  /* FUNC's inputs; names starting with `pos` get values in [0.5, 1.5) */
+    const char *body;
+    const char *outs;
+} Row;
+
+#define T23 "tensor<fp32, [2, 3]>"
+#define AX(...) "tensor<int32, [" #__VA_ARGS__ "]>"
+
+static const Row rows[] = {
+    {"add", T23 " x, tensor<fp32, [3]> y", T23 " z = add(x = x, y = y);", "z"},
+    {"add", T23 " x, tensor<fp32, [2, 1]> y", T23 " z = add(x = x, y = y);", "z"},
+    {"sub", T23 " x, tensor<fp32, [1, 3]> y", T23 " z = sub(x = x, y = y);", "z"},
+    {"sub", T23 " x", T23 " z = sub(x = fp32(0x1p+0), y = x);", "z"},
+    {"mul", T23 " x, " T23 " y", T23 " z = mul(x = x, y = y);", "z"},
+    {"mul", T23 " x, fp32 y", T23 " z = mul(x = x, y = y);", "z"},
+    {"real_div", T23 " x, tensor<fp32, [3]> posy", T23 " z = real_div(x = x, y = posy);", "z"},
+    {"pow", T23 " posx", T23 " z = pow(x = posx, y = fp32(0x1.8p+1));", "z"},
+    {"pow", T23 " posx, " T23 " y", T23 " z = pow(x = posx, y = y);", "z"},
+    {"maximum", T23 " x, " T23 " y", T23 " z = maximum(x = x, y = y);", "z"},
+    {"minimum", T23 " x, tensor<fp32, [3]> y", T23 " z = minimum(x = x, y = y);", "z"},
+    {"square", T23 " x", T23 " z = square(x = x);", "z"},
+    {"sqrt", T23 " posx", T23 " z = sqrt(x = posx);", "z"},
+    {"rsqrt", T23 " posx", T23 " z = rsqrt(epsilon = fp32(0x1p-4), x = posx);", "z"},
+    {"inverse", T23 " posx", T23 " z = inverse(epsilon = fp32(0x1p-4), x = posx);", "z"},
+    {"exp", T23 " x", T23 " z = exp(x = x);", "z"},
+    {"log", T23 " posx", T23 " z = log(epsilon = fp32(0x1p-3), x = posx);", "z"},
+    {"abs", T23 " x", T23 " z = abs(x = x);", "z"},
+    {"tanh", T23 " x", T23 " z = tanh(x = x);", "z"},
+    {"sigmoid", T23 " x", T23 " z = sigmoid(x = x);", "z"},
+    {"silu", T23 " x", T23 " z = silu(x = x);", "z"},
+    {"relu", T23 " x", T23 " z = relu(x = x);", "z"},
+    {"leaky_relu", T23 " x", T23 " z = leaky_relu(alpha = fp32(0x1p-2), x = x);", "z"},
+    {"gelu", T23 " x", T23 " z = gelu(mode = string(\"EXACT\"), x = x);", "z"},
+    {"gelu", T23 " x", T23 " z = gelu(mode = string(\"TANH_APPROXIMATION\"), x = x);", "z"},
+    {"gelu", T23 " x", T23 " z = gelu(mode = string(\"SIGMOID_APPROXIMATION\"), x = x);", "z"},
+    {"softplus", T23 " x", T23 " z = softplus(x = x);", "z"},
+    {"erf", T23 " x", T23 " z = erf(x = x);", "z"},
+    {"clip", T23 " x", T23 " z = clip(alpha = fp32(-0x1p-1), beta = fp32(0x1p-1), x = x);", "z"},
+    {"identity", T23 " x", T23 " z = identity(x = x);", "z"},
+    {"cast", T23 " x", "tensor<fp16, [2, 3]> h = cast(dtype = string(\"fp16\"), x = x); " T23
+                       " z = cast(dtype = string(\"fp32\"), x = h);", "z"},
+    {"select", T23 " x, tensor<fp32, [3]> y",
+     "tensor<bool, [2, 3]> c = greater(x = x, y = fp32(0x0p+0)); " T23 " z = select(a = x, b = y, cond = c);", "z"},
+    {"reduce_sum", T23 " x", "tensor<fp32, [2]> z = reduce_sum(axes = " AX(1) "([1]), keep_dims = bool(false), x = x);", "z"},
+    {"reduce_sum", T23 " x", "fp32 z = reduce_sum(keep_dims = bool(false), x = x);", "z"},
+    {"reduce_mean", T23 " x", "tensor<fp32, [1, 3]> z = reduce_mean(axes = " AX(1) "([0]), keep_dims = bool(true), x = x);", "z"},
+    {"reduce_max", T23 " x", "tensor<fp32, [2]> z = reduce_max(axes = " AX(1) "([-1]), keep_dims = bool(false), x = x);", "z"},
+    {"reduce_min", T23 " x", "tensor<fp32, [3]> z = reduce_min(axes = " AX(1) "([0]), keep_dims = bool(false), x = x);", "z"},
+    {"reduce_sum_square", T23 " x", "tensor<fp32, [2, 1]> z = reduce_sum_square(axes = " AX(1) "([1]), keep_dims = bool(true), x = x);", "z"},
+    {"reduce_log_sum_exp", T23 " x", "tensor<fp32, [2]> z = reduce_log_sum_exp(axes = " AX(1) "([1]), keep_dims = bool(false), x = x);", "z"},
+    {"softmax", T23 " x", T23 " z = softmax(axis = int32(-1), x = x);", "z"},
+    {"softmax", T23 " x", T23 " z = softmax(axis = int32(0), x = x);", "z"},
+    {"layer_norm", "tensor<fp32, [2, 4]> x",
+     "tensor<fp32, [2, 4]> z = layer_norm(axes = " AX(1) "([-1]), epsilon = fp32(0x1p-10), gamma = tensor<fp32, [4]>([0x1p+0, 0x1p-1, 0x1.8p+0, -0x1p+0]), x = x);", "z"},
+    {"rms_norm", "tensor<fp32, [2, 4]> x, tensor<fp32, [4]> w",
+     "tensor<fp32, [2, 4]> z = rms_norm(axes = " AX(1) "([1]), epsilon = fp32(0x1p-10), gamma = w, x = x);", "z"},
+    {"rms_norm", "tensor<fp32, [1, 3, 1, 2]> x, tensor<fp32, [3]> w",
+     "tensor<fp32, [1, 3, 1, 2]> z = rms_norm(axes = " AX(1) "([1]), epsilon = fp32(0x1p-10), gamma = w, x = x);", "z"},
+    {"matmul", "tensor<fp32, [2, 3]> x, tensor<fp32, [3, 4]> y",
+     "tensor<fp32, [2, 4]> z = matmul(transpose_x = bool(false), transpose_y = bool(false), x = x, y = y);", "z"},
+    {"matmul", "tensor<fp32, [2, 3]> x, tensor<fp32, [4, 3]> y",
+     "tensor<fp32, [2, 4]> z = matmul(transpose_x = bool(false), transpose_y = bool(true), x = x, y = y);", "z"},
+    {"matmul", "tensor<fp32, [3, 2]> x, tensor<fp32, [3, 4]> y",
+     "tensor<fp32, [2, 4]> z = matmul(transpose_x = bool(true), transpose_y = bool(false), x = x, y = y);", "z"},
+    {"matmul", "tensor<fp32, [3, 2]> x, tensor<fp32, [4, 3]> y",
+     "tensor<fp32, [2, 4]> z = matmul(transpose_x = bool(true), transpose_y = bool(true), x = x, y = y);", "z"},
+    {"matmul", "tensor<fp32, [2, 2, 3]> x, tensor<fp32, [3, 2]> y",
+     "tensor<fp32, [2, 2, 2]> z = matmul(transpose_x = bool(false), transpose_y = bool(false), x = x, y = y);", "z"},
+    {"linear", "tensor<fp32, [2, 3]> x",
+     "tensor<fp32, [2, 2]> z = linear(bias = tensor<fp32, [2]>([0x1p+0, -0x1p+0]), weight = tensor<fp32, [2, 3]>([[0x1p+0, 0x1p-1, -0x1p+0], [0x1.8p+0, 0x1p-2, 0x1p+1]]), x = x);", "z"},
+    {"conv", "tensor<fp32, [1, 3, 1, 2]> x, tensor<fp32, [2, 3, 1, 1]> w, tensor<fp32, [2]> b",
+     "tensor<fp32, [1, 2, 1, 2]> z = conv(bias = b, dilations = " AX(2) "([1, 1]), groups = int32(1), pad = " AX(4) "([0, 0, 0, 0]), pad_type = string(\"valid\"), strides = " AX(2) "([1, 1]), weight = w, x = x);", "z"},
+    {"reshape", T23 " x", "tensor<fp32, [3, 2]> z = reshape(shape = " AX(2) "([3, 2]), x = x);", "z"},
+    {"transpose", "tensor<fp32, [2, 3, 2]> x", "tensor<fp32, [3, 2, 2]> z = transpose(perm = " AX(3) "([1, 2, 0]), x = x);", "z"},
+    {"expand_dims", T23 " x", "tensor<fp32, [2, 1, 3]> z = expand_dims(axes = " AX(1) "([1]), x = x);", "z"},
+    {"squeeze", "tensor<fp32, [2, 1, 3]> x", T23 " z = squeeze(axes = " AX(1) "([1]), x = x);", "z"},
+    {"slice_by_index", "tensor<fp32, [3, 4]> x",
+     "tensor<fp32, [2, 2]> z = slice_by_index(begin = " AX(2) "([1, 0]), end = " AX(2) "([3, 4]), stride = " AX(2) "([1, 2]), x = x);", "z"},
+    {"slice_by_size", "tensor<fp32, [3, 4]> x",
+     "tensor<fp32, [2, 3]> z = slice_by_size(begin = " AX(2) "([1, 1]), size = " AX(2) "([2, -1]), x = x);", "z"},
+    {"concat", T23 " x, tensor<fp32, [2, 2]> y",
+     "tensor<fp32, [2, 8]> z = concat(axis = int32(1), interleave = bool(false), values = (x, y, x));", "z"},
+    {"split", "tensor<fp32, [2, 5]> x",
+     "tensor<fp32, [2, 2]> a, tensor<fp32, [2, 3]> b = split(axis = int32(1), split_sizes = " AX(2) "([2, 3]), x = x); "
+     "tensor<fp32, [2, 3]> z = mul(x = b, y = b);", "a, z"},
+    {"stack", T23 " x, " T23 " y", "tensor<fp32, [2, 2, 3]> z = stack(axis = int32(1), values = (x, y));", "z"},
+    {"tile", T23 " x", "tensor<fp32, [4, 3]> z = tile(reps = " AX(2) "([2, 1]), x = x);", "z"},
+    {"pad", T23 " x", "tensor<fp32, [2, 6]> z = pad(constant_val = fp32(0x0p+0), mode = string(\"constant\"), pad = " AX(2) "([1, 2]), x = x);", "z"},
+    {"gather", "tensor<fp32, [4, 3]> x",
+     "tensor<fp32, [5, 3]> z = gather(axis = int32(0), indices = tensor<int32, [5]>([1, 3, 1, 0, 1]), x = x);", "z"},
+    {"gather_along_axis", "tensor<fp32, [2, 4]> x",
+     "tensor<fp32, [2, 1]> z = gather_along_axis(axis = int32(1), indices = tensor<int32, [2, 1]>([[3], [0]]), x = x);", "z"},
+    {"band_part", "tensor<fp32, [3, 3]> x", "tensor<fp32, [3, 3]> z = band_part(lower = int32(-1), upper = int32(0), x = x);", "z"},
+    {"scaled_dot_product_attention",
+     "tensor<fp32, [1, 2, 3, 4]> q, tensor<fp32, [1, 2, 3, 4]> k, tensor<fp32, [1, 2, 3, 4]> v",
+     "tensor<fp32, [1, 2, 3, 4]> z = scaled_dot_product_attention(attn_mask = tensor<fp32, [1, 1, 3, 3]>([[[[0x0p+0, -0x1p+10, -0x1p+10], [0x0p+0, 0x0p+0, -0x1p+10], [0x0p+0, 0x0p+0, 0x0p+0]]]]), key = k, query = q, value = v);",
+     "z"},
+};
+
+static char *row_text(const Row *r) {
+    char *s = malloc(8192);
+    snprintf(s, 8192, "program(1.3)\n{\n    func main<ios18>(%s) {\n            %s\n        } -> (%s);\n}\n", r->params,
+             r->body, r->outs);
+    return s;
+}
+
+Test(grad_rules, every_rule_has_a_row) {
+    bool seen[MIL_OP_COUNT] = {0};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        MilOpKind k = mil_op_lookup(rows[i].op, strlen(rows[i].op));
+        cr_assert_neq(k, MIL_OP_UNKNOWN, "row %zu: unknown op %s", i, rows[i].op);
+        seen[k] = true;
+    }
+    for (int k = 1; k < MIL_OP_COUNT; k++) {
+        const MilOpInfo *info = mil_op_info((MilOpKind)k);
+        bool flagged = (info->flags & OPF_GRAD) != 0;
+        cr_expect_eq(flagged, mil_grad_has_rule((MilOpKind)k), "op %s: OPF_GRAD in ir/ops.def and the rule table disagree",
+                     info->name);
+        cr_expect(!(flagged && (info->flags & OPF_NOGRAD)), "op %s is both OPF_GRAD and OPF_NOGRAD", info->name);
+        if (flagged) cr_expect(seen[k], "op %s has a gradient rule but no row in test/passes/test_grad.c", info->name);
+    }
+}
+
+Test(grad_rules, finite_differences, .timeout = 120) {
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *text = row_text(&rows[i]);
+        char label[64];
+        snprintf(label, sizeof label, "row %zu (%s)", i, rows[i].op);
+        /* of the largest gradient element; through fp16 (cast) the rounding
+           step (2^-11 relative) over h = 1e-2 makes the finite difference
+           itself this coarse */
+        double tol = !strcmp(rows[i].op, "cast") ? 3e-2 : 2e-3;
+        gu_fd_check(label, text, NULL, MIL_RECOMPUTE_NONE, tol);
+        gu_fd_check(label, text, NULL, MIL_RECOMPUTE_CHEAP, tol);
+        free(text);
+    }
+}
+
+/* ------------------------------------------------------------ the CLI */
+
+static int milc(char **out, char **err, const char *args) {
+    return tu_runf(out, err, tu_tool("milc"), " %s", args);
+}
+
+Test(grad_cli, usage_errors) {
+    char *out = NULL, *err = NULL;
+    const char *nr = tu_src("test/passes/grad_norule.mil");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=zz %s", nr)), 2);
+    cr_assert(strstr(err, "--wrt: function 'main' has no input 'zz'"), "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=q %s", nr)), 2);
+    cr_assert(strstr(err, "--loss: function 'main' has no output 'q'"), "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=a %s", nr)), 2);
+    cr_assert(strstr(err, "output 'a' is tensor<fp32, [2, 3]>, not a floating-point scalar"), "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad=nosuch %s", nr)), 2);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--wrt=x %s", nr)), 2);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=some %s", nr)), 2);
+    free(out);
+    free(err);
+}
+
+Test(grad_cli, op_without_rule_is_an_error_at_its_location) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *nr = tu_src("test/passes/grad_norule.mil");
+    const char *o = tu_path(tmp, "o.mil");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=y %s -o %s", nr, o)), 1);
+    cr_assert(strstr(err, "grad_norule.mil:5:38: error: grad: op 'cos' has no gradient rule"), "%s", err);
+    cr_assert(!strstr(err, "'sin'"), "sin is off the path of y: %s", err);
+    struct stat st;
+    cr_assert_neq(stat(o, &st), 0, "a failed run left %s", o);
+    /* off the path it is fine: the int cast of x never matters */
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x --loss=l %s", tu_src("test/passes/grad_nopath.mil"))), 0, "%s", err);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
+
+Test(grad_cli, no_path_gives_zero_gradient_with_a_warning) {
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x,y --loss=l %s", tu_src("test/passes/grad_nopath.mil"))), 0,
+                 "%s", err);
+    cr_assert(strstr(err, "warning: grad: no path from --wrt input 'x' to the loss: its gradient is zero"), "%s", err);
+    cr_assert(strstr(out, "d_x = const()[name = string(\"d_x\"), val = tensor<fp32, [2, 3]>([[0x0p+0, 0x0p+0, 0x0p+0], [0x0p+0"), "%s", out);
+    cr_assert(strstr(out, "-> (d_x, d_y)"), "%s", out);
+    free(out);
+    free(err);
+}
