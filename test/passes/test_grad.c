@@ -172,7 +172,7 @@ static int milc(char **out, char **err, const char *args) {
 
 Test(grad_cli, usage_errors) {
     char *out = NULL, *err = NULL;
-    const char *nr = tu_src("test/passes/grad_norule.mil");
+    const char *nr = tu_src("test/passes/data/grad_norule.mil");
     cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=zz %s", nr)), 2);
     cr_assert(strstr(err, "--wrt: function 'main' has no input 'zz'"), "%s", err);
     cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=q %s", nr)), 2);
@@ -188,7 +188,7 @@ Test(grad_cli, usage_errors) {
 
 Test(grad_cli, op_without_rule_is_an_error_at_its_location) {
     char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
-    const char *nr = tu_src("test/passes/grad_norule.mil");
+    const char *nr = tu_src("test/passes/data/grad_norule.mil");
     const char *o = tu_path(tmp, "o.mil");
     cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=y %s -o %s", nr, o)), 1);
     cr_assert(strstr(err, "grad_norule.mil:5:38: error: grad: op 'cos' has no gradient rule"), "%s", err);
@@ -196,7 +196,7 @@ Test(grad_cli, op_without_rule_is_an_error_at_its_location) {
     struct stat st;
     cr_assert_neq(stat(o, &st), 0, "a failed run left %s", o);
     /* off the path it is fine: the int cast of x never matters */
-    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x --loss=l %s", tu_src("test/passes/grad_nopath.mil"))), 0, "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x --loss=l %s", tu_src("test/passes/data/grad_nopath.mil"))), 0, "%s", err);
     free(out);
     free(err);
     tu_rmrf(tmp);
@@ -205,7 +205,7 @@ Test(grad_cli, op_without_rule_is_an_error_at_its_location) {
 
 Test(grad_cli, no_path_gives_zero_gradient_with_a_warning) {
     char *out = NULL, *err = NULL;
-    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x,y --loss=l %s", tu_src("test/passes/grad_nopath.mil"))), 0,
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x,y --loss=l %s", tu_src("test/passes/data/grad_nopath.mil"))), 0,
                  "%s", err);
     cr_assert(strstr(err, "warning: grad: no path from --wrt input 'x' to the loss: its gradient is zero"), "%s", err);
     cr_assert(strstr(out, "d_x = const()[name = string(\"d_x\"), val = tensor<fp32, [2, 3]>([[0x0p+0, 0x0p+0, 0x0p+0], [0x0p+0"), "%s", out);
