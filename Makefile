@@ -17,7 +17,7 @@ DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcrit
                libprotobuf-c-dev protobuf-c-compiler
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build check demo bench fuzz clean install uninstall
+.PHONY: all deps configure build check demo bench fuzz interop clean install uninstall
 
 all: build
 
@@ -82,6 +82,13 @@ fuzz: deps
 	mkdir -p build-fuzz/corpus-coreml && for d in test/coreml/data/*.mlpackage; do \
 	  cp $$d/Data/com.apple.CoreML/model.mlmodel build-fuzz/corpus-coreml/$$(basename $$d .mlpackage); done
 	cd build-fuzz && ./test/fuzz/fuzz_coreml -max_total_time=$(FUZZ_SECONDS) corpus-coreml
+
+# Core ML interoperability (not part of check): converts models with
+# coremltools + PyTorch (a venv: MILC_VENV or $(BUILD)/venv-coreml), runs them
+# with mil-run against PyTorch, writes them back with milc, loads milc's
+# packages with coremltools, prints a table.
+interop: build
+	./test/coreml/gen_packages.py --interop $(BUILD)
 
 clean:
 	rm -rf build build-asan build-fuzz

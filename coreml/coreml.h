@@ -41,9 +41,12 @@
  * The writer (mil_coreml_write) builds a package coremltools loads: a
  * Manifest.json, model.mlmodel (specificationVersion from the functions'
  * opsets, a model description derived from the main function, the
- * FlexibleShapeInformation attribute turned back into shape flexibility) and
+ * FlexibleShapeInformation attribute turned back into shape flexibility;
+ * other function attributes are dropped with a warning, as coremltools
+ * refuses them) and
  * weights/weight.bin holding every BLOBFILE constant and the large inline
- * constants (backend's bundle writer).  Errors are values: nothing here
+ * constants (backend's bundle writer); milc's extension ops are expanded
+ * into standard MIL first.  Errors are values: nothing here
  * prints or exits. */
 #ifndef MILC_COREML_H
 #define MILC_COREML_H
@@ -97,7 +100,8 @@ int mil_coreml_encode(const MilProgram *p, const MilCoreMLWriteOptions *opt, uin
 /* Writes the package PKG (built under a temporary name and renamed into
  * place: on failure nothing is left, an existing package is untouched; only
  * an absent path or an earlier package is replaced).  p's constants are
- * rewritten in place to point into the new weight file.  0 or -1. */
+ * rewritten in place to point into the new weight file and its extension
+ * ops expanded.  0 or -1. */
 int mil_coreml_write(MilProgram *p, const char *pkg, const MilCoreMLWriteOptions *opt, MilDiag *d);
 
 #ifdef __cplusplus

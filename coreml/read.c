@@ -588,7 +588,7 @@ out:
 
 static void rfunc(Reader *r, const char *name, const Cml__Function *pf) {
     r->func = name;
-    memset(r->syms, 0, r->cap * sizeof *r->syms);
+    if (r->syms) memset(r->syms, 0, r->cap * sizeof *r->syms);
     r->nsyms = 0;
     if (!is_ident(name)) {
         rerr(r, "function name is not a MIL identifier");

@@ -13,8 +13,11 @@
  * inputs become multiArray features (fp32/fp16/fp64/int32/int8), state
  * inputs state features, and the FlexibleShapeInformation attribute (in
  * milc's form or coremlc's dict-of-ids form for EnumeratedShapes) becomes
- * shapeRange / enumeratedShapes; it is not kept as a function attribute.
- * An unknown dim without such information gets the range [1, unbounded). */
+ * shapeRange / enumeratedShapes.  Other function attributes are dropped
+ * with a warning: coremltools refuses attributes on functions.
+ * An unknown dim without such information gets the range [1, unbounded).
+ * The package writer first expands milc's extension ops (rms_norm, ...) into
+ * standard MIL, as --emit=ane-mil does. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -569,7 +572,13 @@ int mil_coreml_encode(const MilProgram *p, const MilCoreMLWriteOptions *opt, uin
         pf->opset = S(&e, opset);
         pf->inputs = A(&e, sizeof *pf->inputs * (size_t)(f->nparams + 1));
         for (int i = 0; pf->inputs && i < f->nparams; i++) pf->inputs[pf->n_inputs++] = enamed(&e, f->params[i]);
-        pf->attributes = eattrs(&e, f->attrs, f->nattrs, &pf->n_attributes, "FlexibleShapeInformation");
+        /* coremltools refuses function attributes ("Attributes on functions not
+           supported"): FlexibleShapeInformation goes into the description, the
+           rest is dropped with a warning */
+        for (int i = 0; i < f->nattrs; i++)
+            if (strcmp(f->attrs[i].name, "FlexibleShapeInformation"))
+                mil_warning(d, (MilLoc){0}, "function '%s': attribute '%s' is not written (Core ML models have no "
+                            "function attributes)", f->name, f->attrs[i].name);
         int nops = 0;
         for (const MilOp *op = f->body.first; op; op = op->next) nops++;
         b->operations = A(&e, sizeof *b->operations * (size_t)(nops + 1));
@@ -682,6 +691,7 @@ static int fill_package(MilProgram *p, const char *stage, const MilCoreMLWriteOp
         mil_error(d, (MilLoc){0}, "cannot create '%s': %s", path, strerror(errno));
         return -1;
     }
+    if (mil_ane_expand_ext(p, d)) return -1; /* milc's extension ops mean nothing to Core ML */
     if (!pathf(d, path, sizeof path, "%s/Data/com.apple.CoreML", stage)) return -1;
     MilBundleOptions bo = {.model_dir = o->model_dir, .weights_dir = o->weights_dir, .weights_only = true};
     if (mil_bundle_write(p, path, &bo, d)) return -1;

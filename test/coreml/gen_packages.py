@@ -10,8 +10,10 @@ line per model: name, tolerance, inputs, outputs) that the tests read.
 Run:  test/coreml/gen_packages.py           (creates a venv in
       build/venv-coreml unless MILC_VENV names one with torch, numpy and
       coremltools; e.g. MILC_VENV=/work/venv)
-      test/coreml/gen_packages.py --interop DIR
-                                      (the extra models of `make interop`)
+      test/coreml/gen_packages.py --interop BUILD_DIR
+                                      (`make interop`: extra models in
+                                      BUILD_DIR/interop, the tools of
+                                      BUILD_DIR, a table on stdout)
 
 Compressed weights are chosen to be exactly representable (16 distinct fp16
 values for 4-bit palettisation; multiples of 1/64 up to 127/64 for int8
@@ -308,8 +310,84 @@ def interop(outdir):
         f.write("\n".join(man) + "\n")
 
 
+def read_manifest(d):
+    rows = []
+    for line in open(os.path.join(d, "MANIFEST")):
+        if line.strip() and not line.startswith("#"):
+            name, tol, ins, outs = line.split()
+            rows.append((d, name, float(tol), ins.split(","), outs.split(",")))
+    return rows
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return r.returncode, r.stdout + r.stderr
+
+
+def coreml_load(path):
+    """coremltools' own reading of a package: the spec, then its MIL program."""
+    from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
+    m = ct.models.MLModel(path, skip_model_load=True)
+    spec = m.get_spec()
+    prog = milproto_load(spec, spec.specificationVersion, m.weights_dir)
+    return sum(len(list(f.operations)) for f in prog.functions.values())
+
+
+def interop_report(build):
+    """`make interop`: extra models + the committed fixtures through mil-run
+    (vs PyTorch) and milc (-O0 and -O2 --target=ane back to .mlpackage),
+    milc's packages loaded by coremltools.  Prints a table; exit 1 on any
+    failure."""
+    out = os.path.join(build, "interop")
+    interop(out)
+    milc, milrun = os.path.join(build, "tools", "milc"), os.path.join(build, "tools", "mil-run")
+    rows = read_manifest(out) + read_manifest(os.path.join(HERE, "data"))
+    hdr = "| model | mil-run vs PyTorch (max err / max ref) | -O0 package: coremltools ops | -O2 --target=ane package: coremltools ops | its mil-run vs PyTorch |"
+    print(hdr)
+    print("|" + "---|" * 5)
+    bad = 0
+    for d, name, tol, ins, outs in rows:
+        pkg = os.path.join(d, name + ".mlpackage")
+        feeds = sum([["-i", "%s=%s" % (i, os.path.join(d, "%s.%s.npy" % (name, i)))] for i in ins], [])
+
+        def check(model, tag):
+            od = os.path.join(out, "run", name + tag)
+            rc, msg = run([milrun] + feeds + ["-o", od, model])
+            if rc:
+                return None, msg.strip().splitlines()[-1]
+            err, ref = 0.0, 1.0
+            for o in outs:
+                a = np.load(os.path.join(od, o + ".npy")).astype(np.float64)
+                b = np.load(os.path.join(d, "%s.%s.npy" % (name, o))).astype(np.float64)
+                err, ref = max(err, float(np.max(np.abs(a - b)))), max(ref, float(np.max(np.abs(b))))
+            return err <= tol * ref, "%.2g / %.3g" % (err, ref)
+
+        ok1, cell1 = check(pkg, "")
+        cells = [cell1 + ("" if ok1 else " FAIL")]
+        ok_all = bool(ok1)
+        for flags, tag in ((["-O0"], "_O0"), (["-O2", "--target=ane"], "_O2")):
+            mp = os.path.join(out, name + tag + ".mlpackage")
+            rc, msg = run([milc] + flags + ["-o", mp, pkg])
+            if rc:
+                cells.append("milc failed: " + msg.strip().splitlines()[-1])
+                ok_all = False
+                continue
+            try:
+                cells.append("loads, %d ops" % coreml_load(mp))
+            except Exception as ex:  # noqa: BLE001 -- report what coremltools said
+                cells.append("coremltools: %s" % str(ex).splitlines()[0][:80])
+                ok_all = False
+            if tag == "_O2":
+                ok2, cell2 = check(mp, tag)
+                cells.append(cell2 + ("" if ok2 else " FAIL"))
+                ok_all = ok_all and bool(ok2)
+        bad += not ok_all
+        print("| %s | %s |" % (name, " | ".join(cells)))
+    print("\n%d of %d models passed every column" % (len(rows) - bad, len(rows)))
+    return 1 if bad else 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--interop":
-        interop(sys.argv[2])
-    else:
-        fixtures(os.path.join(HERE, "data"))
+        sys.exit(interop_report(sys.argv[2]))
+    fixtures(os.path.join(HERE, "data"))

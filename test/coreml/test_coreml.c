@@ -244,6 +244,60 @@ Test(coreml, reader_ir_equals_parser_ir) {
     }
 }
 
+/* Inline values of every dtype (and a tuple argument, a state input, an
+ * aggregate program attribute) survive text -> package -> text; a function
+ * attribute is dropped with a warning (coremltools refuses them). */
+static const char *every_dtype =
+    "program(1.3)\n"
+    "[buildInfo = dict<string, string>({{\"k\", \"v\"}})]\n"
+    "{\n"
+    "    func main<ios18>(tensor<fp32, [2]> x, state<tensor<fp16, [2]>> s) {\n"
+    "            bool c0 = const()[name = string(\"c0\"), val = bool(true)];\n"
+    "            tensor<int8, [3]> c1 = const()[name = string(\"c1\"), val = tensor<int8, [3]>([-128, 0, 127])];\n"
+    "            tensor<uint8, [2]> c2 = const()[name = string(\"c2\"), val = tensor<uint8, [2]>([0, 255])];\n"
+    "            tensor<int16, [2]> c3 = const()[name = string(\"c3\"), val = tensor<int16, [2]>([-32768, 32767])];\n"
+    "            tensor<uint16, [2]> c4 = const()[name = string(\"c4\"), val = tensor<uint16, [2]>([0, 65535])];\n"
+    "            tensor<int32, [2]> c5 = const()[name = string(\"c5\"), val = tensor<int32, [2]>([-2147483648, 2147483647])];\n"
+    "            tensor<uint32, [2]> c6 = const()[name = string(\"c6\"), val = tensor<uint32, [2]>([0, 4294967295])];\n"
+    "            tensor<int64, [2]> c7 = const()[name = string(\"c7\"), val = tensor<int64, [2]>([-9223372036854775808, 9223372036854775807])];\n"
+    "            tensor<uint64, [1]> c8 = const()[name = string(\"c8\"), val = tensor<uint64, [1]>([18446744073709551615])];\n"
+    "            tensor<fp16, [3]> c9 = const()[name = string(\"c9\"), val = tensor<fp16, [3]>([0x1p-24, -inf, nan])];\n"
+    "            tensor<fp32, [2]> c10 = const()[name = string(\"c10\"), val = tensor<fp32, [2]>([0x1.fffffep+127, -0x0p+0])];\n"
+    "            tensor<fp64, [2]> c11 = const()[name = string(\"c11\"), val = tensor<fp64, [2]>([0x1p-3, 0x1.123456789abcdp+0])];\n"
+    "            tensor<bf16, [1]> c12 = const()[name = string(\"c12\"), val = tensor<bf16, [1]>([0x1p+0])];\n"
+    "            tensor<string, [2]> c13 = const()[name = string(\"c13\"), val = tensor<string, [2]>([\"a\", \"b c\"])];\n"
+    "            tensor<uint4, [3]> c14 = const()[name = string(\"c14\"), val = tensor<uint4, [3]>([0, 7, 15])];\n"
+    "            tensor<int4, [2]> c15 = const()[name = string(\"c15\"), val = tensor<int4, [2]>([-8, 7])];\n"
+    "            tensor<uint1, [3]> c16 = const()[name = string(\"c16\"), val = tensor<uint1, [3]>([1, 0, 1])];\n"
+    "            tensor<uint2, [3]> c17 = const()[name = string(\"c17\"), val = tensor<uint2, [3]>([3, 0, 2])];\n"
+    "            tensor<uint3, [3]> c18 = const()[name = string(\"c18\"), val = tensor<uint3, [3]>([7, 1, 5])];\n"
+    "            tensor<uint6, [3]> c19 = const()[name = string(\"c19\"), val = tensor<uint6, [3]>([63, 1, 32])];\n"
+    "            tensor<bool, [3]> c20 = const()[name = string(\"c20\"), val = tensor<bool, [3]>([true, false, true])];\n"
+    "            tensor<fp32, [2]> y = add(x = x, y = tensor<fp32, [2]>([0x1p+0, 0x1p+1]))[name = string(\"y\")];\n"
+    "            tensor<fp32, [4]> z = concat(axis = int32(0), interleave = bool(false), values = (x, y))[name = string(\"z\")];\n"
+    "            tensor<fp16, [2]> r = read_state(input = s)[name = string(\"r\")];\n"
+    "        } -> (z, r);\n"
+    "}";
+
+Test(coreml, immediates_of_every_dtype_roundtrip) {
+    const char *src = tu_path(tmp, "imm.mil"), *pkg = tu_path(tmp, "imm.mlpackage");
+    tu_write_text(src, every_dtype);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("milc"), "-O0 -o %s %s", pkg, src), 0, "%s", err);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("milc"), "-O0 --emit=mil %s", pkg), 0, "%s", err);
+    cr_assert_str_eq(out, every_dtype);
+    /* with a function attribute */
+    char *with = malloc(strlen(every_dtype) + 128);
+    const char *brace = strstr(every_dtype, ") {");
+    sprintf(with, "%.*s) [note = int32(1)]%s", (int)(brace - every_dtype), every_dtype, brace + 1);
+    tu_write_text(src, with);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("milc"), "-O0 -o %s %s", pkg, src), 0, "%s", err);
+    cr_assert(strstr(err, "warning: function 'main': attribute 'note' is not written (Core ML models have no "
+                          "function attributes)"), "%s", err);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("milc"), "-O0 --emit=mil %s", pkg), 0, "%s", err);
+    cr_assert_str_eq(out, every_dtype);
+    free(with);
+}
+
 /* ------------------------------------------------------------ bad input */
 
 static bool exists(const char *path) {
@@ -359,4 +413,18 @@ Test(coreml, undefined_value) {
     tu_write_file(m, buf, len);
     assert_refused(p, NULL, "argument 'x': use of undefined value 'q'", NULL);
     free(buf);
+}
+
+/* The description's RangeDim / EnumeratedShapes limit what mil-run accepts. */
+Test(coreml, flexible_shapes_enforced) {
+    double v[9 * 16] = {0};
+    const char *x9 = tu_path(tmp, "x9.npy");
+    tu_write_npy(x9, MIL_DT_FP32, 2, (int64_t[]){9, 16}, v);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), "-i x=%s %s", x9, data("mlp_range.mlpackage")), 1);
+    cr_assert(strstr(err, "input 'x': dim 0 is 9, outside the allowed range [1, 8]"), "%s", err);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), "-i x=%s %s", x9, data("mlp_enum.mlpackage")), 1);
+    cr_assert(strstr(err, "input 'x': shape [9, 16] is not one of the enumerated shapes: [1, 16] [3, 16]"), "%s", err);
+    /* the default shape is what --random-inputs uses */
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), "--random-inputs 1 --summary %s", data("mlp_range.mlpackage")), 0);
+    cr_assert(strstr(out, "var_10: fp32 [2, 8]"), "%s", out);
 }
