@@ -31,7 +31,8 @@ MilRtDevice *mil_ane_sim_device_new(MilRtErr *e);
 
 /* The recording: one line per call, e.g.
  *   "-[_ANEInMemoryModel compileWithQoS:options:error:] 21, NSDictionary{0}, &err -> YES"
- * and "!! reason" lines for every contract violation the double rejected. */
+ * "!! reason" lines for every contract violation the double rejected and
+ * "~~" lines for failures injected with mil_ane_sim_fail. */
 int mil_ane_sim_ncalls(void);
 const char *mil_ane_sim_call(int i);
 int mil_ane_sim_violations(void);            /* "!!" lines so far */
@@ -40,6 +41,11 @@ void mil_ane_sim_reset(void);
 /* Compiles the double accepts per process before failing like the real
  * route (default 119). */
 void mil_ane_sim_set_compile_limit(int n);
+/* Makes the next `times` calls of step ("descriptor": modelWithMILText:...
+ * returns nil; "compile", "load", "evaluate": NO with an NSError of `text`)
+ * fail, as the real route can (ANECompilerService crashes, busy device).
+ * step NULL clears it. */
+void mil_ane_sim_fail(const char *step, int times, const char *text);
 /* The MIL text and weight blob of the last compile request (NULL before). */
 const char *mil_ane_sim_last_mil(size_t *len);
 const void *mil_ane_sim_last_weights(const char **key, size_t *len);

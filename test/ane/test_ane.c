@@ -800,3 +800,63 @@ Test(ane, corpus_programs_are_refused_with_a_reason_or_match_the_cpu) {
     }
     cr_assert_geq(ran, 6, "only %d corpus programs ran through the double", ran);
 }
+
+/* Failures of the private API become errors naming the step, with the
+ * NSError's text; nothing leaks and no temp directory stays behind. */
+static const char *prepare_with_failure(const char *step, int times, const char *text, bool *ok) {
+    static char msg[1024];
+    Prog pg;
+    load(&pg, "ffn.mil", true);
+    MilRtDevice *d = sim();
+    mil_ane_sim_fail(step, times, text);
+    MilRtErr e;
+    MilRtPlan *p = mil_rt_prepare(d, pg.f, pg.in, &e);
+    *ok = p != NULL;
+    snprintf(msg, sizeof msg, "%s", p ? "" : e.msg);
+    mil_rt_plan_free(p);
+    mil_rt_device_free(d);
+    unload_prog(&pg);
+    cr_assert_eq(mil_ane_sim_live_objects(), 0);
+    cr_assert_eq(mil_ane_sim_violations(), 0);
+    return msg;
+}
+
+Test(ane, api_failures_name_the_step_and_the_nserror) {
+    bool ok;
+    cr_assert_str_eq(prepare_with_failure("descriptor", 1, NULL, &ok),
+                     "ANE device: descriptor: +[_ANEInMemoryModelDescriptor modelWithMILText:weights:optionsPlist:] "
+                     "returned nil");
+    cr_assert_str_eq(prepare_with_failure("compile", 1, "ANECompilerService: InvalidMILProgram", &ok),
+                     "ANE device: compile: ANECompilerService: InvalidMILProgram");
+    cr_assert_str_eq(prepare_with_failure("load", 2, "GetANEFModel: must re-compile", &ok),
+                     "ANE device: load: GetANEFModel: must re-compile");
+    /* one failed load is retried, as the reference projects do */
+    mil_ane_sim_reset();
+    prepare_with_failure("load", 1, "busy", &ok);
+    cr_assert(ok);
+    int loads = 0;
+    for (int i = 0; i < mil_ane_sim_ncalls(); i++) loads += strstr(mil_ane_sim_call(i), "-[_ANEInMemoryModel loadWithQoS") != NULL;
+    cr_assert_eq(loads, 2);
+    /* nothing of the failed compiles and loads stays in the temp directory
+     * (only the test's own model directory) */
+    cr_assert_eq(tu_runf(&out_, &err_, "ls -A ", "%s", tmp), 0);
+    cr_assert_str_eq(out_, "model\n");
+}
+
+Test(ane, evaluate_failure_is_reported_and_the_plan_stays_usable) {
+    Prog pg;
+    load(&pg, "ffn.mil", true);
+    MilRtDevice *d = sim();
+    MilRtErr e;
+    MilRtPlan *p = mil_rt_prepare(d, pg.f, pg.in, &e);
+    cr_assert(p, "%s", e.msg);
+    MilRtTensor o[1];
+    mil_ane_sim_fail("evaluate", 1, "Program Inference error");
+    cr_assert_eq(mil_rt_plan_run(p, pg.in, o, &e), -1);
+    cr_assert_str_eq(e.msg, "ANE device: evaluate: Program Inference error");
+    cr_assert_eq(mil_rt_plan_run(p, pg.in, o, &e), 0, "%s", e.msg);
+    mil_rt_plan_free(p);
+    mil_rt_device_free(d);
+    cr_assert_eq(mil_ane_sim_live_objects(), 0);
+    unload_prog(&pg);
+}

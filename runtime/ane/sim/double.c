@@ -96,6 +96,9 @@ static struct {
     size_t last_weights_len;
     char last_key[256];
     int device_compiles;         /* the device's per-process count through this table */
+    char fail_step[32];          /* mil_ane_sim_fail: the step to fail, its count and text */
+    int fail_count;
+    char fail_text[256];
 } S = {.limit = DEFAULT_LIMIT};
 
 static void rec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -132,6 +135,21 @@ void mil_ane_sim_reset(void) {
     S.compiles = 0;
     S.device_compiles = 0;
     S.limit = DEFAULT_LIMIT;
+    S.fail_count = 0;
+}
+
+void mil_ane_sim_fail(const char *step, int times, const char *text) {
+    snprintf(S.fail_step, sizeof S.fail_step, "%s", step ? step : "");
+    snprintf(S.fail_text, sizeof S.fail_text, "%s", text ? text : "");
+    S.fail_count = step ? times : 0;
+}
+
+/* Is an injected failure due for step?  (Consumes one.) */
+static bool injected(const char *step) {
+    if (S.fail_count <= 0 || strcmp(S.fail_step, step)) return false;
+    S.fail_count--;
+    rec("~~ injected %s failure: %s", step, S.fail_text);
+    return true;
 }
 
 const char *mil_ane_sim_last_mil(size_t *len) {
@@ -443,6 +461,12 @@ static AneSel sel(const char *name) {
 
 /* ------------------------------------------------------ implementations */
 
+static Obj *error_obj(const char *msg) {
+    Obj *e = obj_new(K_ERROR);
+    if (e) e->a = str_new(msg);
+    return e;
+}
+
 static Obj *make_error(AneId *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static Obj *make_error(AneId *err, const char *fmt, ...) {
     char msg[900];
@@ -452,10 +476,7 @@ static Obj *make_error(AneId *err, const char *fmt, ...) {
     va_end(ap);
     rec("!! %s", msg);
     if (!err) return NULL;
-    Obj *e = obj_new(K_ERROR);
-    if (e) e->a = str_new(msg);
-    *err = autorelease(e);
-    return e;
+    return *err = autorelease(error_obj(msg));
 }
 
 static AneId m_nil(AneId self, AneSel s) { return NULL; }
@@ -487,6 +508,7 @@ static AneId m_desc(AneId cls, AneSel s, AneId text, AneId weights, AneId opts) 
         rec("!! modelWithMILText: weights must be an NSDictionary (got %s)", kind_names[w->kind]);
         return NULL;
     }
+    if (injected("descriptor")) return NULL;
     Obj *d = obj_new(K_DESC);
     if (!d) return NULL;
     d->a = obj_retain(t);
@@ -663,6 +685,10 @@ static AneBool m_compile(AneId self, AneSel s, unsigned qos, AneId opts, AneId *
                    S.compiles, S.limit);
         return 0;
     }
+    if (injected("compile")) {
+        if (err) *err = autorelease(error_obj(S.fail_text));
+        return 0;
+    }
     if (m->compiled) {
         make_error(err, "compile: the model is already compiled");
         return 0;
@@ -744,6 +770,10 @@ static AneBool m_load(AneId self, AneSel s, unsigned qos, AneId opts, AneId *err
         make_error(err, "load failed: the model is not compiled");
         return 0;
     }
+    if (injected("load")) {
+        if (err) *err = autorelease(error_obj(S.fail_text));
+        return 0;
+    }
     if (m->loaded) return 1;
     const MilRtFunc *f = mil_rt_program_find_func(m->prog, "main");
     MilRtTensor *shapes = calloc((size_t)f->ninputs + 1, sizeof *shapes);
@@ -805,6 +835,10 @@ static AneBool m_eval(AneId self, AneSel s, unsigned qos, AneId opts, AneId requ
     }
     if (!req || req->kind != K_REQUEST) {
         make_error(err, "evaluate failed: the request is not an _ANERequest");
+        return 0;
+    }
+    if (injected("evaluate")) {
+        if (err) *err = autorelease(error_obj(S.fail_text));
         return 0;
     }
     const MilRtFunc *f = m->plan->func;
