@@ -223,7 +223,8 @@ static MilValue *fold_op(MilFunc *f, MilOp *op) {
             ok = true;
         }
         free(c.v);
-    } else if (op->kind == MIL_OP_FILL) {
+    } else if (op->kind == MIL_OP_FILL && n < MIL_WEIGHT_FILE_MIN_ELEMS) {
+        /* a larger fill stays one op: as a constant it would need a weight file */
         double val = 0;
         arg_float(op, "value", &val);
         out = malloc(sizeof(double) * (size_t)(n ? n : 1));

@@ -1,0 +1,153 @@
+/* test/passes/test_grad_torch.c -- milc --grad against PyTorch autograd
+ * (fixtures by test/gen_grad_fixtures.py, committed in test/passes/data/grad):
+ * a pre-norm transformer layer in [1, S, D] and in [1, D, 1, S] and a loss
+ * head, fp32 and fp16, as generated (-O0) and after -O2 for the cpu and the
+ * ane target, with --recompute=none and cheap.  Every input and weight
+ * gradient: max |milc - torch| <= tol * max |torch| per tensor, tol = 1e-4
+ * for fp32; for fp16 1e-2 (each op rounds its output to fp16, 2^-11
+ * relative, and the backward chains ~60 of them; 3e-3 measured).  FUNC_fwd's outputs equal
+ * FUNC's bit for bit in the same program. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "grad_util.h"
+#include "testutil.h"
+
+static void dump(MilDiag *d) {
+    char buf[1024];
+    for (int i = 0; i < d->n; i++) {
+        mil_diag_format(d, i, buf, sizeof buf);
+        cr_log_error("%s", buf);
+    }
+}
+
+static bool load_npy(const char *dir, const char *name, MilDType dt, MilRtTensor *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    MilRtTensor t;
+    MilRtErr e;
+    if (mil_rt_npy_read(path, &t, &e)) return false;
+    if (dt == MIL_DT_NONE || t.dtype == dt || !mil_rt_dtype_is_float(t.dtype)) {
+        *out = t;
+        return true;
+    }
+    cr_assert_eq(mil_rt_tensor_convert(out, dt, &t, &e), 0, "%s", e.msg);
+    mil_rt_tensor_free(&t);
+    return true;
+}
+
+/* opt: 0 = -O0, 1 = -O2 cpu, 2 = -O2 ane */
+static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bool split) {
+    char path[4096], dir[4096], label[256];
+    snprintf(path, sizeof path, "%s%s.mil", tu_src("test/passes/data/grad/"), fp16 ? tu_fmt("%s_fp16", name) : name);
+    snprintf(dir, sizeof dir, "%s%s", tu_src("test/passes/data/grad/"), name);
+    snprintf(label, sizeof label, "%s %s %s recompute=%s%s", name, fp16 ? "fp16" : "fp32",
+             opt == 0 ? "-O0" : opt == 1 ? "-O2 cpu" : "-O2 ane", rc ? "cheap" : "none", split ? " split" : "");
+    bool head = !strcmp(name, "head");
+    MilDiag d;
+    mil_diag_init(&d);
+    MilParseOptions pa = {0};
+    MilProgram *p = mil_parse_file(path, &pa, &d);
+    cr_assert(p && mil_verify(p, &d) == 0, "%s: does not parse", label);
+    MilGradOptions go;
+    mil_grad_options_init(&go);
+    go.recompute = rc;
+    go.split_weight_grads = split;
+    if (head) go.loss = "loss";
+    if (mil_grad(p, &go, &d)) {
+        dump(&d);
+        cr_assert_fail("%s: mil_grad failed", label);
+    }
+    MilPassOptions po;
+    mil_pass_options_init(&po);
+    po.opt_level = opt ? 2 : 0;
+    po.target = opt == 2 ? MIL_TARGET_ANE : MIL_TARGET_CPU;
+    po.verify_each = true;
+    if (mil_pass_run(p, &po, &d) || mil_verify(p, &d)) {
+        dump(&d);
+        cr_assert_fail("%s: passes failed", label);
+    }
+    MilRtDevice *dev = mil_rt_device_cpu_new();
+    MilLowerOptions lo = {.model_dir = ".", .device = dev};
+    MilRtProgram *rp = mil_lower(p, &lo, &d);
+    if (!rp) {
+        dump(&d);
+        cr_assert_fail("%s: does not lower", label);
+    }
+    const MilRtFunc *fm = mil_rt_program_find_func(rp, "main");
+    MilDType dt = fp16 ? MIL_DT_FP16 : MIL_DT_FP32;
+    GuPool in = {0}, ref = {0}, fwd = {0}, bwd = {0}, dwo = {0};
+    for (int i = 0; i < fm->ninputs; i++) {
+        MilRtTensor t;
+        cr_assert(load_npy(dir, fm->values[fm->inputs[i]].name, dt, &t), "%s: no fixture for %s", label,
+                  fm->values[fm->inputs[i]].name);
+        gu_pool_add(&in, fm->values[fm->inputs[i]].name, &t);
+        mil_rt_tensor_free(&t);
+    }
+    for (int i = 0; i < fm->noutputs && !head; i++) {
+        MilRtTensor t;
+        const char *nm = tu_fmt("d_%s", fm->values[fm->outputs[i]].name);
+        cr_assert(load_npy(dir, nm, dt, &t));
+        gu_pool_add(&in, nm, &t);
+        mil_rt_tensor_free(&t);
+    }
+    gu_run(dev, rp, "main", &in, &ref);
+    gu_run(dev, rp, "main_fwd", &in, &fwd);
+    for (int i = 0; i < ref.n; i++) {
+        const MilRtTensor *b = gu_pool_get(&fwd, ref.names[i]);
+        cr_assert(b && !memcmp(ref.t[i].data, b->data, mil_rt_nbytes(&ref.t[i])), "%s: main_fwd's %s differs from main's",
+                  label, ref.names[i]);
+    }
+    for (int i = 0; i < fwd.n; i++) gu_pool_add(&in, fwd.names[i], &fwd.t[i]);
+    gu_run(dev, rp, "main_bwd", &in, &bwd);
+    if (split) {
+        for (int i = 0; i < bwd.n; i++) gu_pool_add(&in, bwd.names[i], &bwd.t[i]);
+        gu_run(dev, rp, "main_dw", &in, &dwo);
+        for (int i = 0; i < dwo.n; i++) gu_pool_add(&bwd, dwo.names[i], &dwo.t[i]);
+    }
+    double tol = fp16 ? 1e-2 : 1e-4;
+    int checked = 0;
+    for (int i = 0; i < fm->ninputs; i++) {
+        const char *x = fm->values[fm->inputs[i]].name;
+        MilRtTensor want;
+        if (!load_npy(dir, tu_fmt("grad_%s", x), MIL_DT_NONE, &want)) continue;
+        const MilRtTensor *got = gu_pool_get(&bwd, tu_fmt("d_%s", x));
+        cr_assert(got && mil_rt_numel(got) == mil_rt_numel(&want), "%s: no gradient d_%s of the right size", label, x);
+        double m = 0, e = 0;
+        for (int64_t k = 0; k < mil_rt_numel(&want); k++) {
+            double w = mil_rt_get_f64(&want, k), g = mil_rt_get_f64(got, k);
+            if (fabs(w) > m) m = fabs(w);
+            if (!(fabs(w - g) <= e)) e = fabs(w - g);
+        }
+        cr_expect(e <= tol * m, "%s: d_%s: max error %g, max |torch| %g (relative %g > %g)", label, x, e, m, e / m, tol);
+        checked++;
+        mil_rt_tensor_free(&want);
+    }
+    cr_assert_geq(checked, head ? 3 : 10, "%s: only %d gradients compared", label, checked);
+    gu_pool_free(&in);
+    gu_pool_free(&ref);
+    gu_pool_free(&fwd);
+    gu_pool_free(&bwd);
+    gu_pool_free(&dwo);
+    mil_rt_program_free(rp);
+    mil_rt_device_free(dev);
+    mil_program_free(p);
+    mil_diag_free(&d);
+}
+
+static void all_cases(const char *name) {
+    for (int fp16 = 0; fp16 < 2; fp16++)
+        for (int opt = 0; opt < 3; opt++)
+            for (int rc = 0; rc < 2; rc++) torch_case(name, fp16, opt, (MilRecompute)rc, false);
+    torch_case(name, false, 1, MIL_RECOMPUTE_CHEAP, true);
+    torch_case(name, false, 0, MIL_RECOMPUTE_NONE, true);
+}
+
+Test(grad_torch, layer_sd, .timeout = 120) { all_cases("layer_sd"); }
+Test(grad_torch, layer_cf, .timeout = 120) { all_cases("layer_cf"); }
+Test(grad_torch, loss_head, .timeout = 120) { all_cases("head"); }
