@@ -428,3 +428,19 @@ Test(coreml, flexible_shapes_enforced) {
     cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), "--random-inputs 1 --summary %s", data("mlp_range.mlpackage")), 0);
     cr_assert(strstr(out, "var_10: fp32 [2, 8]"), "%s", out);
 }
+
+/* A program Core ML cannot describe is refused by the writer: exit 1, nothing written. */
+Test(coreml, writer_refuses_what_core_ml_cannot_describe) {
+    const char *src = tu_path(tmp, "b.mil"), *pkg = tu_path(tmp, "b.mlpackage");
+    tu_write_text(src, "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [4]> x, tensor<fp32, [4]> y) {\n"
+                       "            tensor<bool, [4]> c = less(x = x, y = y)[name = string(\"c\")];\n"
+                       "        } -> (c);\n}\n");
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("milc"), "-O0 -o %s %s", pkg, src), 1, "%s", err);
+    cr_assert(strstr(err, "error: function 'main': output 'c' of type tensor<bool, [4]> cannot be described in a "
+                          "Core ML model"), "%s", err);
+    cr_assert(!exists(pkg));
+    tu_write_text(src, "program(1.0)\n{\n    func main<ios99>(tensor<fp32, [4]> x) {\n        } -> (x);\n}\n");
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("milc"), "-O0 -o %s %s", pkg, src), 1, "%s", err);
+    cr_assert(strstr(err, "opset 'ios99' has no Core ML name"), "%s", err);
+    cr_assert(!exists(pkg));
+}
