@@ -1,0 +1,248 @@
+/* test/train/test_train.c -- mil-train (examples/train): parity with
+ * PyTorch, bit-identical resume and restart, refused inputs.
+ *
+ * The fixtures in test/train/data/ come from test/train/gen_fixtures.py
+ * (PyTorch, float64): initial weights, 21 batches, the gradients of step 0
+ * and the loss of batch i after i AdamW steps.  Tolerances:
+ *   fp32  loss of step 0: 1e-4 relative; every parameter's gradient: max
+ *         |ours - torch| over the tensor <= 1e-4 * max |torch|; loss after
+ *         20 AdamW steps: 1e-3 relative.
+ *   fp16  (fp16 kernels, fp32 master weights) loss of step 0: 5e-3 relative;
+ *         gradients: max error <= 5e-2 * max |torch| per tensor.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "examples/train/trainer.h"
+#include "testutil.h"
+
+/* the fixture's configuration (gen_fixtures.py) */
+static const ModelConfig FIX = {.vocab = 256, .dim = 32, .layers = 2, .heads = 4, .ffn = 64, .seq = 16, .batch = 2,
+                                .dtype = MIL_DT_FP32};
+static const OptConfig FIX_OPT = {.lr = 1e-2, .warmup = 5, .min_lr_frac = 0.1, .steps = 20, .beta1 = 0.9,
+                                  .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .clip = 0.5};
+#define FIX_STEPS 20
+
+static void load_npy(const char *name, MilDType dt, MilRtTensor *t) {
+    MilRtTensor raw;
+    MilRtErr e;
+    const char *path = tu_src(tu_fmt("test/train/data/%s", name));
+    cr_assert_eq(mil_rt_npy_read(path, &raw, &e), 0, "%s: %s", path, e.msg);
+    cr_assert_eq(mil_rt_tensor_convert(t, dt, &raw, &e), 0, "%s: %s", path, e.msg);
+    mil_rt_tensor_free(&raw);
+}
+
+static Trainer *fixture_trainer(MilDType dt) {
+    char err[1024];
+    TrainerOptions o = {.model = FIX, .device = "cpu"};
+    o.model.dtype = dt;
+    Trainer *t = trainer_new(&o, err, sizeof err);
+    cr_assert(t, "trainer_new: %s", err);
+    MilRtTensor p;
+    load_npy("params.npy", MIL_DT_FP32, &p);
+    cr_assert_eq((size_t)mil_rt_numel(&p), trainer_nparams(t));
+    trainer_init_weights(t, 1);
+    memcpy(trainer_weights(t), p.data, trainer_nparams(t) * sizeof(float));
+    mil_rt_tensor_free(&p);
+    return t;
+}
+
+static const int32_t *batch(const MilRtTensor *t, int i) {
+    return (const int32_t *)t->data + (size_t)i * FIX.batch * FIX.seq;
+}
+
+static void check_first_step(MilDType dt, double loss_tol, double grad_tol) {
+    Trainer *t = fixture_trainer(dt);
+    MilRtTensor tok, tgt, g, losses;
+    load_npy("tokens.npy", MIL_DT_INT32, &tok);
+    load_npy("targets.npy", MIL_DT_INT32, &tgt);
+    load_npy("grads.npy", MIL_DT_FP64, &g);
+    load_npy("losses.npy", MIL_DT_FP64, &losses);
+    float loss;
+    bool finite;
+    char err[1024];
+    cr_assert_eq(trainer_grad(t, batch(&tok, 0), batch(&tgt, 0), &loss, &finite, err, sizeof err), 0, "%s", err);
+    cr_assert(finite);
+    double want = ((double *)losses.data)[0];
+    cr_assert(fabs(loss - want) <= loss_tol * fabs(want), "loss %.7f, torch %.7f", loss, want);
+    int n;
+    const ParamInfo *pi = trainer_params(t, &n);
+    const float *ours = trainer_grads(t);
+    const double *ref = g.data;
+    cr_assert_eq((size_t)mil_rt_numel(&g), trainer_nparams(t));
+    for (int i = 0; i < n; i++) {
+        double maxref = 0, maxerr = 0;
+        for (size_t k = pi[i].offset; k < pi[i].offset + pi[i].numel; k++) {
+            maxref = fmax(maxref, fabs(ref[k]));
+            maxerr = fmax(maxerr, fabs(ours[k] - ref[k]));
+        }
+        cr_assert(maxref > 0, "%s: the reference gradient is zero", pi[i].name);
+        cr_assert(maxerr <= grad_tol * maxref, "gradient of %s: max error %.3g vs max |grad| %.3g (%.2g relative)",
+                  pi[i].name, maxerr, maxref, maxerr / maxref);
+    }
+    mil_rt_tensor_free(&tok);
+    mil_rt_tensor_free(&tgt);
+    mil_rt_tensor_free(&g);
+    mil_rt_tensor_free(&losses);
+    trainer_free(t);
+}
+
+Test(train_parity, fp32_first_step_loss_and_every_gradient) { check_first_step(MIL_DT_FP32, 1e-4, 1e-4); }
+
+Test(train_parity, fp16_first_step_loss_and_every_gradient) { check_first_step(MIL_DT_FP16, 5e-3, 5e-2); }
+
+Test(train_parity, fp32_loss_after_20_adamw_steps) {
+    Trainer *t = fixture_trainer(MIL_DT_FP32);
+    MilRtTensor tok, tgt, losses;
+    load_npy("tokens.npy", MIL_DT_INT32, &tok);
+    load_npy("targets.npy", MIL_DT_INT32, &tgt);
+    load_npy("losses.npy", MIL_DT_FP64, &losses);
+    const double *ref = losses.data;
+    char err[1024];
+    for (int i = 0; i < FIX_STEPS; i++) {
+        float loss;
+        double lr, gn;
+        bool skipped;
+        cr_assert_eq(trainer_step(t, &FIX_OPT, batch(&tok, i), batch(&tgt, i), &loss, &lr, &gn, &skipped, err,
+                                  sizeof err), 0, "%s", err);
+        cr_assert(!skipped);
+        cr_assert(fabs(loss - ref[i]) <= 1e-3 * ref[i], "step %d: loss %.6f, torch %.6f", i, loss, ref[i]);
+    }
+    float loss;
+    cr_assert_eq(trainer_eval(t, batch(&tok, FIX_STEPS), batch(&tgt, FIX_STEPS), &loss, err, sizeof err), 0);
+    cr_assert(ref[FIX_STEPS] < ref[0] - 0.5, "the fixture should show learning");
+    cr_assert(fabs(loss - ref[FIX_STEPS]) <= 1e-3 * ref[FIX_STEPS], "after %d steps: loss %.6f, torch %.6f",
+              FIX_STEPS, loss, ref[FIX_STEPS]);
+    mil_rt_tensor_free(&tok);
+    mil_rt_tensor_free(&tgt);
+    mil_rt_tensor_free(&losses);
+    trainer_free(t);
+}
+
+/* ------------------------------------------------------------------- CLI */
+
+static char *tmp, *out, *err;
+static void setup(void) { tu_fixture_init(&tmp, &out, &err); }
+static void teardown(void) { tu_fixture_fini(&tmp, &out, &err); }
+
+#define SMALL "--dim 32 --layers 2 --heads 4 --ffn 64 --seq 16 --batch 2 --val-every 4 --val-batches 1 --quiet"
+
+/* a few KB of text to train on */
+static const char *corpus(void) {
+    static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and",
+                                  "runs", "away", "from", "her", "house", "in", "morning", "light"};
+    const char *path = tu_path(tmp, "corpus.txt");
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    uint64_t s = 7;
+    for (int i = 0; i < 1500; i++) fprintf(f, "%s%s", words[rng_next(&s) % 18], i % 11 == 10 ? ".\n" : " ");
+    fclose(f);
+    return path;
+}
+
+static int train(const char *run, const char *extra) {
+    return tu_runf(&out, &err, tu_tool("mil-train"), "--data %s --run-dir %s " SMALL " %s", corpus(),
+                   tu_path(tmp, run), extra);
+}
+
+Test(train_cli, resume_is_bit_identical, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("straight", "--steps 8"), 0, "%s", err);
+    cr_assert(strstr(out, "sample"), "%s", out);
+    cr_assert_eq(train("split", "--steps 4"), 0, "%s", err);
+    /* the second half: a new run of 8 steps resuming the 4-step checkpoint */
+    cr_assert_eq(train("split", tu_fmt("--steps 8 --resume %s", tu_path(tmp, "split/ckpt.bin"))), 0, "%s", err);
+    /* not a copy of the first half's checkpoint ... */
+    cr_assert(strstr(out, "resuming at step 4"), "%s", out);
+    /* ... but the same weights, moments, data position and state, bit for bit */
+    tu_assert_same_file(tu_path(tmp, "straight/ckpt.bin"), tu_path(tmp, "split/ckpt.bin"));
+}
+
+Test(train_cli, restart_every_is_bit_identical, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("straight", "--steps 8"), 0, "%s", err);
+    cr_assert_eq(train("restarted", "--steps 8 --restart-every 3"), 0, "%s", err);
+    cr_assert(strstr(out, "restarting after step 3") && strstr(out, "restarting after step 6"), "%s", out);
+    cr_assert(strstr(out, "kernels loaded from"), "a restart reuses the cached kernels:\n%s", out);
+    tu_assert_same_file(tu_path(tmp, "straight/ckpt.bin"), tu_path(tmp, "restarted/ckpt.bin"));
+}
+
+Test(train_cli, fp16_trains_and_reports_skips, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("h", "--steps 8 --precision fp16"), 0, "%s", err);
+    cr_assert(strstr(out, "skipped"), "%s", out);
+    size_t n;
+    char *csv = tu_read_file(tu_path(tmp, "h/log.csv"), &n);
+    cr_assert(csv && strstr(csv, "loss_scale,skipped"));
+    free(csv);
+}
+
+/* every refused input: exit status, message, and no run directory */
+static void refused(const char *args, int status, const char *msg) {
+    const char *run = tu_path(tmp, "refused");
+    int rc = tu_runf(&out, &err, tu_tool("mil-train"), "--run-dir %s %s", run, args);
+    cr_assert_eq(rc, status, "mil-train %s: exit %d, expected %d\n%s", args, rc, status, err);
+    cr_assert(strstr(err, msg), "mil-train %s: expected '%s' in:\n%s", args, msg, err);
+    struct stat sb;
+    cr_assert(stat(run, &sb) != 0, "mil-train %s left %s behind", args, run);
+}
+
+Test(train_cli, bad_inputs_are_refused_and_write_nothing, .init = setup, .fini = teardown) {
+    const char *empty = tu_path(tmp, "empty.txt"), *shorty = tu_path(tmp, "short.txt");
+    tu_write_text(empty, "");
+    tu_write_text(shorty, "just a few bytes of text, shorter than two windows");
+    refused(tu_fmt("--data %s", tu_path(tmp, "missing.txt")), 1, "missing.txt: No such file");
+    refused(tu_fmt("--data %s", empty), 1, "the data file is empty");
+    refused(tu_fmt("--data %s --seq 64", shorty), 1, "too few");
+    refused(tu_fmt("--data %s --dim 30 --heads 4", shorty), 2, "--dim 30 is not divisible by --heads 4");
+    refused(tu_fmt("--data %s --dim 1000000 --layers 4000 --ffn 4000000", shorty), 1, "GiB");
+    refused(tu_fmt("--data %s --steps ten", shorty), 2, "--steps expects an integer");
+    refused(tu_fmt("--data %s --lr fast", shorty), 2, "--lr expects a number");
+    refused(tu_fmt("--data %s --precision fp8", shorty), 2, "--precision expects fp32 or fp16");
+    refused(tu_fmt("--data %s --bogus 1", shorty), 2, "unknown option '--bogus'");
+    refused(tu_fmt("--tokens %s --vocab 256", tu_path(tmp, "missing.bin")), 1, "missing.bin");
+}
+
+Test(train_cli, bad_checkpoints_are_refused, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("a", "--steps 4"), 0, "%s", err);
+    const char *ck = tu_path(tmp, "a/ckpt.bin");
+    size_t n;
+    char *b = tu_read_file(ck, &n);
+    cr_assert(b && n > 200);
+    const char *trunc = tu_path(tmp, "trunc.bin"), *bad = tu_path(tmp, "bad.bin");
+    tu_write_file(trunc, b, n - 9);
+    b[n / 2] ^= 0x10;
+    tu_write_file(bad, b, n);
+    free(b);
+    const char *data = corpus();
+    const char *runs[][3] = {
+        {trunc, SMALL, "truncated"},
+        {bad, SMALL, "checksum mismatch"},
+        {ck, "--dim 64 --layers 2 --heads 4 --ffn 64 --seq 16 --batch 2", "another configuration (--dim 32"},
+    };
+    for (int i = 0; i < 3; i++) {
+        int rc = tu_runf(&out, &err, tu_tool("mil-train"), "--data %s --run-dir %s %s --steps 8 --resume %s", data,
+                         tu_path(tmp, "r"), runs[i][1], runs[i][0]);
+        cr_assert_eq(rc, 1, "%s", err);
+        cr_assert(strstr(err, runs[i][2]), "expected '%s' in:\n%s", runs[i][2], err);
+    }
+    int rc = tu_runf(&out, &err, tu_tool("mil-train"), "--sample %s --tokens 5", bad);
+    cr_assert_eq(rc, 1, "%s", err);
+    cr_assert(strstr(err, "checksum mismatch"), "%s", err);
+}
+
+Test(train_cli, sample_from_checkpoint, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("a", "--steps 4"), 0, "%s", err);
+    const char *ck = tu_path(tmp, "a/ckpt.bin");
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-train"), "--sample %s --prompt 'the ' --tokens 40 --temperature 0",
+                         ck), 0, "%s", err);
+    cr_assert_eq(strncmp(out, "the ", 4), 0, "%s", out);
+    cr_assert_eq(strlen(out), 4 + 40 + 1, "prompt + 40 bytes + newline: '%s'", out);
+    char *first = strdup(out);
+    /* greedy sampling is deterministic */
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-train"), "--sample %s --prompt 'the ' --tokens 40 --temperature 0",
+                         ck), 0);
+    cr_assert_str_eq(out, first);
+    free(first);
+}
