@@ -14,7 +14,7 @@ BUILD ?= build
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcriterion-dev libopenblas-dev groff-base \
-               libprotobuf-c-dev protobuf-c-compiler
+               libprotobuf-c-dev protobuf-c-compiler fortunes gnuplot-nox
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps configure build check demo bench fuzz interop clean install uninstall

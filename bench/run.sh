@@ -43,3 +43,6 @@ for lvl in 0 2; do
   "$BUILD/tools/milc" -O$lvl --emit=milb --stats -o "$TMP/layer$lvl.milb" "$ROOT/test/backend/data/transformer_layer.mil" 2>&1 | grep 'bytes ('
   "$BUILD/tools/milc" -O$lvl --emit=milb --strip --stats -o "$TMP/layer${lvl}s.milb" "$ROOT/test/backend/data/transformer_layer.mil" 2>&1 | grep 'bytes ('
 done
+
+echo "== mil-train (issue 10: training step vs PyTorch)"
+"$ROOT/bench/bench_train.sh" "$BUILD"

@@ -49,6 +49,7 @@ static const char usage[] =
     "  --dump-mil DIR       write forward.mil, grad.mil (after mil_grad) and kernels.mil (after -O2)\n"
     "  --prompt TEXT        prompt of the sample printed at the end (default \"The \")\n"
     "  --quiet              no per-step lines\n"
+    "  --bench              measure only: no validation, checkpoint, loss curve or sample\n"
     "  -h, --help\n"
     "\n"
     "Exit status: 0 success, 1 bad data / checkpoint / run errors, 2 usage errors.\n";
@@ -60,7 +61,7 @@ typedef struct Options {
     double val_frac, temperature;
     int val_every, val_batches, ckpt_every, restart_every, gen_tokens;
     uint64_t seed;
-    bool quiet;
+    bool quiet, bench;
 } Options;
 
 /* ---------------------------------------------------------------- options */
@@ -126,6 +127,7 @@ static int parse_args(Options *o, int argc, char **argv) {
             exit(0);
         }
         if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
+        if (!strcmp(a, "--bench")) { o->bench = true; continue; }
         if (strncmp(a, "--", 2) || i + 1 >= argc) {
             if (!strncmp(a, "--", 2)) return usage_error("option %s needs a value%s", a, "");
             return usage_error("unexpected argument '%s'%s", a, "");
@@ -513,7 +515,7 @@ int main(int argc, char **argv) {
     if (!o.resume) fprintf(csv, "step,train_loss,val_loss,lr,ms,tokens_per_s,grad_norm,loss_scale,skipped\n");
 
     double vloss;
-    if (st->step == 0) {
+    if (st->step == 0 && !o.bench) {
         if (validation(tr, &d, &o, tok, tgt, &vloss)) goto done;
         printf("step %5d | val loss %.4f\n", 0, vloss);
         fprintf(csv, "0,,%.6f,,,,,,\n", vloss);
@@ -529,7 +531,7 @@ int main(int argc, char **argv) {
         }
         double dt = now_s() - t0, tps = (double)c->batch * c->seq / dt;
         long long step = (long long)st->step;
-        bool val = step % o.val_every == 0 || step == o.opt.steps;
+        bool val = (step % o.val_every == 0 || step == o.opt.steps) && !o.bench;
         if (!o.quiet)
             printf("step %5lld | loss %.4f | lr %.2e | %7.1f ms | %8.0f tok/s | skipped %lld%s\n", step, loss, lr,
                    dt * 1e3, tps, (long long)st->skipped, skipped ? " (inf/NaN: step skipped, loss scale halved)" : "");
@@ -544,7 +546,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
         bool last = step == o.opt.steps;
         bool restart_now = o.restart_every && step % o.restart_every == 0 && !last;
-        if (last || step % o.ckpt_every == 0 || restart_now) {
+        if (!o.bench && (last || step % o.ckpt_every == 0 || restart_now)) {
             fflush(csv);
             if (trainer_save(tr, ckpt, err, sizeof err)) {
                 fprintf(stderr, "mil-train: error: %s\n", err);
@@ -564,7 +566,8 @@ int main(int argc, char **argv) {
     fclose(csv);
     csv = NULL;
     printf("mil-train: done: %lld steps, %lld skipped; checkpoint %s, log %s\n", (long long)st->step,
-           (long long)st->skipped, ckpt, log);
+           (long long)st->skipped, o.bench ? "(none: --bench)" : ckpt, log);
+    if (o.bench) { rc = 0; goto done; }
     plot(o.run_dir);
     trainer_free(tr);
     tr = NULL;
