@@ -46,6 +46,7 @@ static const char usage[] =
     "                       --val-every) steps and at the end\n"
     "  --resume FILE        continue from a checkpoint (bit-identical to an uninterrupted run)\n"
     "  --restart-every N    every N steps: checkpoint, then exec() itself with --resume\n"
+    "  --stop-after K       stop after step K with a checkpoint (the schedule stays that of --steps)\n"
     "  --dump-mil DIR       write forward.mil, grad.mil (after mil_grad) and kernels.mil (after -O2)\n"
     "  --prompt TEXT        prompt of the sample printed at the end (default \"The \")\n"
     "  --quiet              no per-step lines\n"
@@ -59,7 +60,7 @@ typedef struct Options {
     ModelConfig model;
     OptConfig opt;
     double val_frac, temperature;
-    int val_every, val_batches, ckpt_every, restart_every, gen_tokens;
+    int val_every, val_batches, ckpt_every, restart_every, stop_after, gen_tokens;
     uint64_t seed;
     bool quiet, bench;
 } Options;
@@ -165,6 +166,7 @@ static int parse_args(Options *o, int argc, char **argv) {
         else if (!strcmp(a, "--val-batches")) rc = parse_int(a, v, 1, 1 << 16, &o->val_batches);
         else if (!strcmp(a, "--ckpt-every")) rc = parse_int(a, v, 1, INT_MAX, &o->ckpt_every);
         else if (!strcmp(a, "--restart-every")) rc = parse_int(a, v, 1, INT_MAX, &o->restart_every);
+        else if (!strcmp(a, "--stop-after")) rc = parse_int(a, v, 1, INT_MAX, &o->stop_after);
         else if (!strcmp(a, "--run-dir")) o->run_dir = v;
         else if (!strcmp(a, "--ckpt")) o->ckpt = v;
         else if (!strcmp(a, "--resume")) o->resume = v;
@@ -353,7 +355,7 @@ static double mem_available(void) {
 static void print_text(FILE *out, const int32_t *t, int n, int vocab) {
     for (int i = 0; i < n; i++) {
         if (vocab != 256) fprintf(out, "%s%d", i ? " " : "", t[i]);
-        else if (t[i] == '\n' || t[i] == '\t' || (t[i] >= 32 && t[i] < 127) || t[i] >= 128) fputc(t[i], out);
+        else if (t[i] == '\n' || t[i] == '\t' || (t[i] >= 32 && t[i] < 127) ) fputc(t[i], out);
         else fputc('?', out);
     }
 }
@@ -520,7 +522,8 @@ int main(int argc, char **argv) {
         printf("step %5d | val loss %.4f\n", 0, vloss);
         fprintf(csv, "0,,%.6f,,,,,,\n", vloss);
     }
-    while (st->step < o.opt.steps) {
+    int64_t end = o.stop_after && o.stop_after < o.opt.steps ? o.stop_after : o.opt.steps;
+    while (st->step < end) {
         float loss;
         double lr, gnorm, t0 = now_s();
         bool skipped;
@@ -531,7 +534,7 @@ int main(int argc, char **argv) {
         }
         double dt = now_s() - t0, tps = (double)c->batch * c->seq / dt;
         long long step = (long long)st->step;
-        bool val = (step % o.val_every == 0 || step == o.opt.steps) && !o.bench;
+        bool val = (step % o.val_every == 0 || step == end) && !o.bench;
         if (!o.quiet)
             printf("step %5lld | loss %.4f | lr %.2e | %7.1f ms | %8.0f tok/s | skipped %lld%s\n", step, loss, lr,
                    dt * 1e3, tps, (long long)st->skipped, skipped ? " (inf/NaN: step skipped, loss scale halved)" : "");
@@ -544,7 +547,7 @@ int main(int argc, char **argv) {
         fprintf(csv, ",%.6g,%.2f,%.0f,%.4g,%g,%lld\n", lr, dt * 1e3, tps, gnorm, st->loss_scale,
                 (long long)st->skipped);
         fflush(stdout);
-        bool last = step == o.opt.steps;
+        bool last = step == end;
         bool restart_now = o.restart_every && step % o.restart_every == 0 && !last;
         if (!o.bench && (last || step % o.ckpt_every == 0 || restart_now)) {
             fflush(csv);

@@ -36,11 +36,12 @@ static void add_param(ParamInfo *t, int *n, size_t *off, const char *name, const
 
 size_t model_params(const ModelConfig *c, ParamInfo **out, int *n) {
     int64_t V = c->vocab, D = c->dim, F = c->ffn;
-    ParamInfo *t = calloc((size_t)c->layers * LP_COUNT + 3, sizeof *t);
+    ParamInfo *t = calloc((size_t)c->layers * LP_COUNT + 4, sizeof *t);   /* + emb, pos, final_norm, wcls */
     size_t off = 0;
     *n = 0;
     if (!t) return 0;
     add_param(t, n, &off, "emb", "emb", 2, V, D, false, -1);
+    add_param(t, n, &off, "pos", "pos", 2, c->seq, D, false, -1);
     for (int l = 0; l < c->layers; l++) {
         int64_t dims[LP_COUNT][3] = {
             {1, D, 0}, {2, D, D}, {2, D, D}, {2, D, D}, {2, D, D}, {1, D, 0}, {2, F, D}, {2, F, D}, {2, D, F},
@@ -180,11 +181,14 @@ static void build_embed(Bld *b, const ModelConfig *c) {
     begin(b, "embed");
     MilValue *tok = input(b, MIL_DT_INT32, 2, bs, "tokens");
     MilValue *emb = input(b, b->dt, 2, vd, "emb");
+    int64_t sd[2] = {c->seq, c->dim};
+    MilValue *pos = input(b, b->dt, 2, sd, "pos");
     MilOp *op = mil_op_new(b->f, MIL_OP_GATHER, NULL);
     mil_op_add_arg(op, "axis", cst(b, mil_const_scalar_int(b->p, MIL_DT_INT32, 0), "axis"));
     mil_op_add_arg(op, "indices", tok);
     mil_op_add_arg(op, "x", emb);
-    mil_func_add_output(b->f, finish(b, op, "x", NULL));
+    /* token embedding + learned absolute position embedding */
+    mil_func_add_output(b->f, binary(b, MIL_OP_ADD, finish(b, op, "tok_emb", NULL), pos, "x"));
 }
 
 static void build_layer(Bld *b, const ModelConfig *c) {
@@ -304,7 +308,7 @@ MilProgram *model_build(const ModelConfig *c, ModelMode mode, MilDiag *d) {
 
 int model_grad(MilProgram *p, MilDiag *d) {
     static const struct { const char *func, *wrt, *loss; } g[] = {
-        {"embed", "emb", NULL},
+        {"embed", "emb,pos", NULL},
         {"layer", NULL, NULL},
         {"head", "x,final_norm,wcls", NULL},
     };

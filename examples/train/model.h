@@ -3,12 +3,12 @@
  *
  * The model (pre-norm decoder, no biases, no positional encoding beyond the
  * causal mask, as in the seed's static pipeline):
- *   x0      = emb[tokens]                                   embed
+ *   x0      = emb[tokens] + pos                             embed
  *   for each layer (one compiled function, weights are INPUTS):
  *     x    += wo . attn(rmsnorm(x) * attn_norm)             layer
  *     x    += w2 . (silu(w1 . h) * (w3 . h)),  h = rmsnorm(x) * ffn_norm
  *   loss    = mean(CE(wcls . (rmsnorm(x) * final_norm), targets))   head
- * A linear map W . x is matmul(x, W, transpose_y = true) with W [out, in],
+ * (pos: a learned absolute position embedding [S, D].)  A linear map W . x is matmul(x, W, transpose_y = true) with W [out, in],
  * PyTorch's nn.Linear layout.
  *
  * model_build() writes the forward functions with the IR builder API;
@@ -37,7 +37,8 @@ typedef struct ModelConfig {
     MilDType dtype; /* MIL_DT_FP32 or MIL_DT_FP16: storage of every kernel tensor */
 } ModelConfig;
 
-/* The parameters in checkpoint / optimiser order: the embedding, per layer
+/* The parameters in checkpoint / optimiser order: the token and position
+ * embeddings, per layer
  * the nine tensors below, the final norm and the classifier. */
 enum { LP_ATTN_NORM, LP_WQ, LP_WK, LP_WV, LP_WO, LP_FFN_NORM, LP_W1, LP_W3, LP_W2, LP_COUNT };
 extern const char *const layer_param_names[LP_COUNT];
@@ -58,7 +59,7 @@ typedef struct ParamInfo {
 size_t model_params(const ModelConfig *c, ParamInfo **out, int *n);
 
 /* The forward program for the configured sizes: functions "embed"
- * (tokens, emb -> x) and "layer" (x, attn_norm, wq, wk, wv, wo, ffn_norm,
+ * (tokens, emb, pos -> x) and "layer" (x, attn_norm, wq, wk, wv, wo, ffn_norm,
  * w1, w3, w2 -> y), then for MODEL_TRAIN "head" (x, final_norm, wcls,
  * targets -> loss), for MODEL_SAMPLE "logits" (x, final_norm, wcls ->
  * logits).  NULL with errors in d. */

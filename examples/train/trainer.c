@@ -325,12 +325,6 @@ static void *grad_ptr(Trainer *t, const ParamInfo *p) {
     return t->g16 ? (void *)(t->g16 + p->offset) : (void *)(t->g + p->offset);
 }
 
-static const ParamInfo *param(const Trainer *t, int layer, const char *input) {
-    for (int i = 0; i < t->npi; i++)
-        if (t->pi[i].layer == layer && !strcmp(t->pi[i].input, input)) return &t->pi[i];
-    return NULL;
-}
-
 /* name -> "d_" name, in a static table that lives as long as the process */
 static const char *dname(const char *name) {
     static char names[LP_COUNT + 8][40];
@@ -810,7 +804,7 @@ done:
 double trainer_memory_estimate(const ModelConfig *c) {
     double B = c->batch, S = c->seq, D = c->dim, F = c->ffn, V = c->vocab, L = c->layers, NH = c->heads;
     double es = c->dtype == MIL_DT_FP16 ? 2 : 4;
-    double params = V * D * 2 + L * (4 * D * D + 3 * D * F + 2 * D) + D;
+    double params = V * D * 2 + S * D + L * (4 * D * D + 3 * D * F + 2 * D) + D;
     double weights = params * 4 * 4 + (es == 2 ? params * 4 : 0);
     double layer_act = B * S * (12 * D + 4 * F) * es + B * NH * S * S * 3 * es;  /* taps + temps per layer */
     double head_act = B * S * V * 6 * es;

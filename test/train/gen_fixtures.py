@@ -3,13 +3,13 @@
 
 The model of examples/train/model.h, written in PyTorch (float64, so the
 reference is exact to well below the fp32 tolerances):
-  x = emb[tokens]; per layer, pre-norm:
+  x = emb[tokens] + pos; per layer, pre-norm:
     x = x + wo(attn(rms(x) * attn_norm))     causal MHA, additive mask -65504
     x = x + w2(silu(w1(h)) * w3(h)),  h = rms(x) * ffn_norm
   loss = cross_entropy(wcls(rms(x) * final_norm), targets)    mean over tokens
   rms(x) = x * rsqrt(mean(x^2, -1) + 1e-5)
 Weights are nn.Linear-shaped [out, in]; the flat parameter order is the
-trainer's (model_params): emb; per layer attn_norm wq wk wv wo ffn_norm w1 w3
+trainer's (model_params): emb, pos; per layer attn_norm wq wk wv wo ffn_norm w1 w3
 w2; final_norm; wcls.  Training: AdamW (decay on matrices except emb), linear
 warmup + cosine schedule, global-norm clipping (coef = clip / (norm + 1e-6)),
 as examples/train/trainer.c.
@@ -37,7 +37,7 @@ rng = np.random.default_rng(20261207)
 
 
 def shapes():
-    out = [("emb", (V, D), False)]
+    out = [("emb", (V, D), False), ("pos", (S, D), False)]
     for l in range(L):
         for name, shp in [("attn_norm", (D,)), ("wq", (D, D)), ("wk", (D, D)), ("wv", (D, D)), ("wo", (D, D)),
                           ("ffn_norm", (D,)), ("w1", (F, D)), ("w3", (F, D)), ("w2", (D, F))]:
@@ -52,7 +52,7 @@ def init():
         if len(shp) == 1:
             a = 1.0 + 0.1 * rng.standard_normal(shp)      # not all ones: norm gradients matter
         else:
-            a = 0.02 * rng.standard_normal(shp) * (4 if name == "emb" else 1)
+            a = 0.02 * rng.standard_normal(shp) * (4 if name in ("emb", "pos") else 1)
         ps.append(a.astype(np.float32))
     return ps
 
@@ -66,8 +66,8 @@ mask = torch.triu(torch.full((S, S), -65504.0), 1)
 
 def loss_fn(P, tok, tgt):
     it = iter(P)
-    emb = next(it)
-    x = emb[tok]
+    emb, pos = next(it), next(it)
+    x = emb[tok] + pos
     hd = D // NH
     for _ in range(L):
         an, wq, wk, wv, wo, fn, w1, w3, w2 = (next(it) for _ in range(9))

@@ -152,7 +152,7 @@ static int train(const char *run, const char *extra) {
 Test(train_cli, resume_is_bit_identical, .init = setup, .fini = teardown) {
     cr_assert_eq(train("straight", "--steps 8"), 0, "%s", err);
     cr_assert(strstr(out, "sample"), "%s", out);
-    cr_assert_eq(train("split", "--steps 4"), 0, "%s", err);
+    cr_assert_eq(train("split", "--steps 8 --stop-after 4"), 0, "%s", err);
     /* the second half: a new run of 8 steps resuming the 4-step checkpoint */
     cr_assert_eq(train("split", tu_fmt("--steps 8 --resume %s", tu_path(tmp, "split/ckpt.bin"))), 0, "%s", err);
     /* not a copy of the first half's checkpoint ... */
@@ -245,4 +245,24 @@ Test(train_cli, sample_from_checkpoint, .init = setup, .fini = teardown) {
                          ck), 0);
     cr_assert_str_eq(out, first);
     free(first);
+}
+
+/* --dump-mil: milc --grad on the dumped forward reproduces the dumped
+ * backward (one --grad per differentiated function, as model_grad does) */
+Test(train_cli, dumped_forward_regrads_to_dumped_backward, .init = setup, .fini = teardown) {
+    const char *dir = tu_path(tmp, "mil");
+    cr_assert_eq(train("d", tu_fmt("--steps 1 --dump-mil %s", dir)), 0, "%s", err);
+    const char *milc = tu_tool("milc");
+    cr_assert_eq(tu_runf(&out, &err, milc, "-O0 --grad=embed --wrt=emb,pos -o %s %s", tu_path(tmp, "a.mil"),
+                         tu_path(dir, "forward.mil")), 0, "%s", err);
+    cr_assert_eq(tu_runf(&out, &err, milc, "-O0 --grad=layer -o %s %s", tu_path(tmp, "b.mil"), tu_path(tmp, "a.mil")),
+                 0, "%s", err);
+    cr_assert_eq(tu_runf(&out, &err, milc, "-O0 --grad=head --wrt=x,final_norm,wcls -o %s %s", tu_path(tmp, "c.mil"),
+                         tu_path(tmp, "b.mil")), 0, "%s", err);
+    tu_assert_same_file(tu_path(tmp, "c.mil"), tu_path(dir, "grad.mil"));
+    /* and the optimised kernels are what the run used */
+    size_t n;
+    char *k = tu_read_file(tu_path(dir, "kernels.mil"), &n);
+    cr_assert(k && strstr(k, "func layer_bwd") && strstr(k, "func head_fwd"));
+    free(k);
 }
