@@ -32,16 +32,16 @@ static const char usage[] =
     "  --vocab N            vocabulary size of --tokens (default 256)\n"
     "  --val-frac F         fraction held out for validation, at the end (default 0.05)\n"
     "model:\n"
-    "  --dim D (128)  --layers L (4)  --heads H (4)  --ffn F (352)  --seq S (128)  --batch B (16)\n"
+    "  --dim D (128)  --layers L (2)  --heads H (4)  --ffn F (352)  --seq S (64)  --batch B (32)\n"
     "  --precision fp32|fp16   fp16: fp16 kernels, fp32 master weights, dynamic loss scaling\n"
     "  --device cpu|ane|ane-sim\n"
     "optimiser:\n"
-    "  --steps N (400)  --lr LR (3e-3)  --warmup N (40)  --min-lr-frac F (0.1, cosine floor)\n"
+    "  --steps N (1000)  --lr LR (5e-3)  --warmup N (50)  --min-lr-frac F (0.1, cosine floor)\n"
     "  --beta1 B (0.9)  --beta2 B (0.95)  --eps E (1e-8)  --wd W (0.1, not on norms/embedding)\n"
     "  --clip C (1.0, global gradient norm; 0 = off)  --seed S (1)\n"
     "run:\n"
     "  --run-dir DIR        log.csv, loss.png, ckpt.bin and the cached .milb kernels (default train-run)\n"
-    "  --val-every K (50)   validation loss every K steps   --val-batches N (4)\n"
+    "  --val-every K (100)  validation loss every K steps   --val-batches N (8)\n"
     "  --ckpt FILE          checkpoint (default DIR/ckpt.bin), written every --ckpt-every K (default\n"
     "                       --val-every) steps and at the end\n"
     "  --resume FILE        continue from a checkpoint (bit-identical to an uninterrupted run)\n"
@@ -102,14 +102,14 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 
 static void defaults(Options *o) {
     memset(o, 0, sizeof *o);
-    o->model = (ModelConfig){.vocab = 256, .dim = 128, .layers = 4, .heads = 4, .ffn = 352, .seq = 128,
-                             .batch = 16, .dtype = MIL_DT_FP32};
-    o->opt = (OptConfig){.lr = 3e-3, .warmup = 40, .min_lr_frac = 0.1, .steps = 400, .beta1 = 0.9,
+    o->model = (ModelConfig){.vocab = 256, .dim = 128, .layers = 2, .heads = 4, .ffn = 352, .seq = 64,
+                             .batch = 32, .dtype = MIL_DT_FP32};
+    o->opt = (OptConfig){.lr = 5e-3, .warmup = 50, .min_lr_frac = 0.1, .steps = 1000, .beta1 = 0.9,
                          .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .clip = 1.0};
     o->val_frac = 0.05;
     o->temperature = 0.8;
-    o->val_every = 50;
-    o->val_batches = 4;
+    o->val_every = 100;
+    o->val_batches = 8;
     o->ckpt_every = -1;
     o->gen_tokens = -1;
     o->seed = 1;
@@ -489,12 +489,15 @@ int main(int argc, char **argv) {
             goto done;
         }
     }
+    struct stat sb;
+    bool fresh_dir = stat(o.run_dir, &sb) != 0;
     if (mil_mkdirs(o.run_dir)) {
         fprintf(stderr, "mil-train: error: %s: cannot create the run directory: %s\n", o.run_dir, strerror(errno));
         goto done;
     }
     if (!(tr = trainer_new(&to, err, sizeof err))) {
         fprintf(stderr, "mil-train: error: %s\n", err);
+        if (fresh_dir) mil_rm_tree(o.run_dir);   /* e.g. an unavailable device: leave nothing */
         goto done;
     }
     TrainState *st = trainer_state(tr);
@@ -547,6 +550,7 @@ int main(int argc, char **argv) {
         fprintf(csv, ",%.6g,%.2f,%.0f,%.4g,%g,%lld\n", lr, dt * 1e3, tps, gnorm, st->loss_scale,
                 (long long)st->skipped);
         fflush(stdout);
+        fflush(csv);
         bool last = step == end;
         bool restart_now = o.restart_every && step % o.restart_every == 0 && !last;
         if (!o.bench && (last || step % o.ckpt_every == 0 || restart_now)) {

@@ -202,6 +202,9 @@ Test(train_cli, bad_inputs_are_refused_and_write_nothing, .init = setup, .fini =
     refused(tu_fmt("--data %s --precision fp8", shorty), 2, "--precision expects fp32 or fp16");
     refused(tu_fmt("--data %s --bogus 1", shorty), 2, "unknown option '--bogus'");
     refused(tu_fmt("--tokens %s --vocab 256", tu_path(tmp, "missing.bin")), 1, "missing.bin");
+#ifndef __APPLE__
+    refused(tu_fmt("--data %s " SMALL " --device ane", corpus()), 1, "ANE device: not available");
+#endif
 }
 
 Test(train_cli, bad_checkpoints_are_refused, .init = setup, .fini = teardown) {
