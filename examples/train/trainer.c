@@ -109,13 +109,14 @@ TrainState *trainer_state(Trainer *t) { return &t->st; }
 
 void trainer_init_weights(Trainer *t, uint64_t seed) {
     uint64_t s = seed;
-    double proj = 0.02 / sqrt(2.0 * t->c.layers);
+    double proj = 0.02 / sqrt(2.0 * t->c.layers), embed = 1.0 / sqrt((double)t->c.dim);
     for (int i = 0; i < t->npi; i++) {
         const ParamInfo *p = &t->pi[i];
         float *w = t->w + p->offset;
         bool scaled = !strcmp(p->input, "wo") || !strcmp(p->input, "w2");
+        bool emb = !strcmp(p->input, "emb") || !strcmp(p->input, "pos");
         for (size_t k = 0; k < p->numel; k++)
-            w[k] = p->rank == 1 ? 1.0f : (float)(rng_normal(&s) * (scaled ? proj : 0.02));
+            w[k] = p->rank == 1 ? 1.0f : (float)(rng_normal(&s) * (emb ? embed : scaled ? proj : 0.02));
     }
     memset(t->m, 0, t->np * sizeof(float));
     memset(t->v, 0, t->np * sizeof(float));

@@ -54,8 +54,10 @@ float *trainer_weights(Trainer *t);
 float *trainer_grads(Trainer *t);
 TrainState *trainer_state(Trainer *t);
 
-/* GPT-2 style init from seed: matrices N(0, 0.02) (wo, w2 scaled by
- * 1/sqrt(2L)), norms 1; Adam moments zero. */
+/* Init from seed: matrices N(0, 0.02) (wo, w2 scaled by 1/sqrt(2L), GPT-2
+ * style), the two embeddings N(0, 1/D) so that the residual stream starts
+ * near unit RMS (with 0.02 the RMSNorm backward's rrms^3 overflows fp16),
+ * norms 1; Adam moments zero. */
 void trainer_init_weights(Trainer *t, uint64_t seed);
 
 /* Forward + backward on one batch (tokens/targets: batch * seq int32).
