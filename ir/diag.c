@@ -8,11 +8,15 @@
  *
  * At most max_errors (default 20) errors are recorded; later errors are only
  * counted in nerrors.  Warnings and notes are always recorded.  The source
- * texts registered with mil_diag_add_source give the caret lines.
+ * texts registered with mil_diag_add_source give the caret lines; a line
+ * longer than 121 characters is shown as a window of 60 characters either
+ * side of the caret, with `…` where it was cut (print_caret), so one mistake
+ * on a 200 KB constant line prints two short lines, not 400 KB.
  */
 #include "ir/ir_int.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,8 +130,27 @@ static const MilDiagSource *find_source(const MilDiag *d, const char *file) {
     return NULL;
 }
 
-/* The source line `line` (1-based) and a caret under column `col`.  Tabs in
- * the line are kept in the caret's indentation so it stays aligned. */
+/* Characters of context shown on each side of the caret: a longer line is
+ * cut to a window of 2 * DIAG_CONTEXT + 1 characters around it. */
+#define DIAG_CONTEXT 60
+
+/* A UTF-8 continuation byte: not the start of a character. */
+static bool cont_byte(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
+/* Byte offset of the k-th character start at or after byte i of p[0, n). */
+static size_t skip_chars(const char *p, size_t n, size_t i, size_t k) {
+    for (; i < n && k > 0; k--)
+        for (i++; i < n && cont_byte(p[i]); i++) {}
+    return i;
+}
+
+/* The source line `line` (1-based) and a caret under byte column `col`.
+ * The caret's indentation copies the line's tabs and gives one space per
+ * other character (a multi-byte UTF-8 character is one), so it lines up
+ * under the character at `col`.  A line of more than 2 * DIAG_CONTEXT + 1
+ * characters is shown as a window of that many characters around the caret
+ * (DIAG_CONTEXT each side, moved inward at the ends of the line), cut at
+ * character boundaries, with `…` where text was cut. */
 static void print_caret(FILE *out, const MilDiagSource *s, int line, int col) {
     if (!s->text || line <= 0) return;
     const char *p = s->text, *end = s->text + s->len;
@@ -139,9 +162,32 @@ static void print_caret(FILE *out, const MilDiagSource *s, int line, int col) {
     while (q < end && *q != '\n') q++;
     size_t n = (size_t)(q - p);
     if (n && p[n - 1] == '\r') n--;
-    fprintf(out, "%.*s\n", (int)n, p);
+    /* caret and line length in characters; a caret past the end of the line
+     * stands that many columns after it */
+    size_t cb = col > 0 ? (size_t)col - 1 : 0, nchars = 0, kc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!cont_byte(p[i])) {
+            if (i < cb) kc++;
+            nchars++;
+        }
+    if (cb > n) kc += cb - n;
+    size_t from = 0, to = n, width = 2 * DIAG_CONTEXT + 1;
+    bool cut_left = false, cut_right = false;
+    if (nchars > width) {
+        size_t first = kc > DIAG_CONTEXT ? kc - DIAG_CONTEXT : 0; /* characters [first, first + width) */
+        if (first + width > nchars) first = nchars - width;
+        from = skip_chars(p, n, 0, first);
+        to = skip_chars(p, n, from, width);
+        cut_left = first > 0;
+        cut_right = to < n;
+    }
+    fprintf(out, "%s%.*s%s\n", cut_left ? "\xe2\x80\xa6" : "", (int)(to - from), p + from, cut_right ? "\xe2\x80\xa6" : "");
     if (col <= 0) return;
-    for (int c = 1; c < col; c++) fputc(((size_t)(c - 1) < n && p[c - 1] == '\t') ? '\t' : ' ', out);
+    if (cut_left) fputc(' ', out);
+    size_t i = from;
+    for (; i < cb && i < n; i++)
+        if (!cont_byte(p[i])) fputc(p[i] == '\t' ? '\t' : ' ', out);
+    for (; i < cb; i++) fputc(' ', out);
     fputs("^\n", out);
 }
 

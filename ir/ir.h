@@ -109,7 +109,9 @@ void mil_diag_report(MilDiag *d, MilSeverity sev, MilLoc loc, const char *fmt, .
 #define mil_error(d, loc, ...) mil_diag_report((d), MIL_SEV_ERROR, (loc), __VA_ARGS__)
 #define mil_warning(d, loc, ...) mil_diag_report((d), MIL_SEV_WARNING, (loc), __VA_ARGS__)
 /* Writes `file:line:col: error: msg`, then the source line and a caret when the
- * source is registered.  Called by tools, never by the libraries. */
+ * source is registered (a line of more than 121 characters: the 60 characters
+ * either side of the caret, `…` where cut).  Called by tools, never by the
+ * libraries. */
 void mil_diag_print(const MilDiag *d, FILE *out);
 /* Formats one entry into buf (without the source line); for tests. */
 void mil_diag_format(const MilDiag *d, int i, char *buf, size_t size);
