@@ -4,9 +4,10 @@
  *
  * MODEL is a `.mil` file (`@model_path` = its directory) or a `.mlmodelc`
  * directory (its model.mil; `@model_path` = the directory) or a Core ML
- * `.mlpackage` (its protobuf; `@model_path` = Data/com.apple.CoreML).  The tool parses,
- * verifies and lowers the program (frontend + backend), then runs it with the
- * runtime library.  Exit codes: 0 success, 1 input/model/run errors (a clear
+ * `.mlpackage` (its protobuf; `@model_path` = Data/com.apple.CoreML), which the
+ * tool parses, verifies and lowers (frontend + backend), or a `.milb` binary
+ * program, which the runtime loads as it is; then it runs the program with the
+ * runtime library.  usage() lists the forms one per line: keep it in step.  Exit codes: 0 success, 1 input/model/run errors (a clear
  * message on stderr), 2 usage errors.
  *
  * Inputs come from -i NAME=FILE.npy, or from --random-inputs SEED for every
@@ -64,8 +65,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mil-run [options] MODEL\n"
             "\n"
-            "Runs a MIL program.  MODEL is a .mil file, a .mlmodelc directory, a Core ML .mlpackage\n"
-            "(ML Program; its model.mlmodel protobuf and weights) or a .milb program.\n"
+            "Runs a MIL program.  MODEL is one of (one line per accepted form):\n"
+            "  FILE.mil                MIL text; @model_path is its directory\n"
+            "  DIR.mlmodelc            a compiled model: DIR/model.mil and DIR/weights/\n"
+            "  DIR.mlpackage           a Core ML ML Program package (model.mlmodel protobuf and weights)\n"
+            "  FILE.milb               a binary program from milc --emit=milb (weights next to it)\n"
             "\n"
             "options:\n"
             "  -i NAME=FILE.npy        value of input NAME (repeatable)\n"

@@ -49,6 +49,9 @@ Test(mil_run, help_and_version) {
     cr_assert_eq(run("--help"), 0);
     cr_assert(strstr(out, "usage: mil-run [options] MODEL"), "%s", out);
     cr_assert(strstr(out, "--random-inputs SEED"));
+    /* every accepted MODEL form is listed */
+    const char *forms[] = { "  FILE.mil ", "  DIR.mlmodelc ", "  DIR.mlpackage ", "  FILE.milb " };
+    for (int i = 0; i < 4; i++) cr_assert(strstr(out, forms[i]), "--help lacks %s:\n%s", forms[i], out);
     cr_assert_eq(run("--version"), 0);
     cr_assert(strncmp(out, "mil-run (milc) ", 15) == 0, "%s", out);
 }
