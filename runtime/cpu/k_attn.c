@@ -109,8 +109,10 @@ static void mask_softmax(float *P, const MaskV *mv, int64_t moff, const AttnP *p
         }
         float mx = -INFINITY;
         for (int64_t j = 0; j < p->S; j++) if (row[j] > mx) mx = row[j];
+        for (int64_t j = 0; j < p->S; j++) row[j] -= mx;
+        k_exp_n(row, p->S);
         double sum = 0;
-        for (int64_t j = 0; j < p->S; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+        for (int64_t j = 0; j < p->S; j++) sum += row[j];
         float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < p->S; j++) row[j] *= inv;
     }
@@ -239,8 +241,10 @@ static float row_softmax(const SdpaJob *j, float *row, int64_t n, int64_t moff, 
     }
     float mx = -INFINITY;
     for (int64_t c = 0; c < n; c++) if (row[c] > mx) mx = row[c];
+    for (int64_t c = 0; c < n; c++) row[c] -= mx;
+    k_exp_n(row, n);
     double sum = 0;
-    for (int64_t c = 0; c < n; c++) { row[c] = expf(row[c] - mx); sum += row[c]; }
+    for (int64_t c = 0; c < n; c++) sum += row[c];
     float inv = (float)(1.0 / sum);
     for (int64_t c = 0; c < n; c++) row[c] *= inv;
     return mx;
@@ -386,10 +390,20 @@ int k_sdpa_bwd_shape(MilKernelCtx *k) {
     return 0;
 }
 
+/* Heads run in parallel when no operand is broadcast over the batch (each
+ * head's dQ, dK, dV are then written by one thread only); per thread a P and
+ * a dS buffer of L x S. */
+static bool bwd_by_batch(const MilKernelCtx *k, const AttnP *p) {
+    const MilRtTensor *q = mil_k_in(k, SB(query)), *kk = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value));
+    return k_threads(k) > 1 && p->nbatch > 1 && k_numel(q) == p->nbatch * p->L * p->E &&
+           k_numel(kk) == p->nbatch * p->S * p->E && k_numel(v) == p->nbatch * p->S * p->EV;
+}
+
 static size_t bwd_scratch_p(const MilKernelCtx *k, const AttnP *p) {
     const MilRtTensor *q = mil_k_in(k, SB(query)), *kk = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value));
+    size_t nt = bwd_by_batch(k, p) ? (size_t)k_threads(k) : 1;
     return k_f32_need(q) + k_f32_need(kk) + k_f32_need(v) + k_f32_need(mil_k_in(k, SB(d_out))) +
-           2 * k_al64((size_t)(p->L * p->S) * sizeof(float)) + k_al64((size_t)k_numel(q) * sizeof(float)) +
+           nt * 2 * k_al64((size_t)(p->L * p->S) * sizeof(float)) + k_al64((size_t)k_numel(q) * sizeof(float)) +
            k_al64((size_t)k_numel(kk) * sizeof(float)) + k_al64((size_t)k_numel(v) * sizeof(float));
 }
 
@@ -400,60 +414,89 @@ size_t k_sdpa_bwd_scratch(const MilKernelCtx *k) {
     return bwd_scratch_p(k, &p);
 }
 
+typedef struct {
+    const AttnP *p;
+    const MaskV *mv;
+    const MilRtTensor *q, *kt, *v, *pr;
+    const float *Q, *K, *V, *dO;
+    float *dQ, *dK, *dV;
+    char *buf;
+    size_t per;
+} BwdJob;
+
+static void bwd_heads(void *arg, int64_t b0, int64_t b1, int tid) {
+    const BwdJob *j = arg;
+    const AttnP *p = j->p;
+    int64_t L = p->L, S = p->S, E = p->E, EV = p->EV;
+    float *P = (float *)(j->buf + (size_t)tid * j->per), *dS = P + k_al64((size_t)(L * S) * sizeof(float)) / sizeof(float);
+    float sc = (float)p->scale;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t qo = boff(j->q, p, b), ko = boff(j->kt, p, b), vo = boff(j->v, p, b), oo = b * L * EV;
+        if (j->pr) {
+            k_loadf(j->pr, boff(j->pr, p, b), 1, L * S, P);
+        } else {
+            if (E > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)E, sc, j->Q + qo, (int)E,
+                            j->K + ko, (int)E, 0.0f, P, (int)S);
+            else memset(P, 0, (size_t)(L * S) * sizeof(float));
+            mask_softmax(P, j->mv, j->mv->m ? mask_boff(j->mv, p, b) : 0, p);
+        }
+        /* dV += P^T dO */
+        if (EV > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)EV, (int)L, 1.0f, P, (int)S, j->dO + oo,
+                        (int)EV, 1.0f, j->dV + vo, (int)EV);
+        /* dP = dO V^T */
+        if (EV > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)EV, 1.0f, j->dO + oo, (int)EV,
+                        j->V + vo, (int)EV, 0.0f, dS, (int)S);
+        else memset(dS, 0, (size_t)(L * S) * sizeof(float));
+        /* dS = P * (dP - rowsum(dP * P)) */
+        for (int64_t i = 0; i < L; i++) {
+            double dot = 0;
+            for (int64_t c = 0; c < S; c++) dot += (double)dS[i * S + c] * P[i * S + c];
+            for (int64_t c = 0; c < S; c++) dS[i * S + c] = P[i * S + c] * (dS[i * S + c] - (float)dot);
+        }
+        if (E > 0) {
+            /* dQ += scale dS K ; dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L, (int)E, (int)S, sc, dS, (int)S, j->K + ko,
+                        (int)E, 1.0f, j->dQ + qo, (int)E);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)E, (int)L, sc, dS, (int)S, j->Q + qo,
+                        (int)E, 1.0f, j->dK + ko, (int)E);
+        }
+    }
+}
+
 int k_sdpa_bwd_run(MilKernelCtx *k) {
     AttnP p;
     MaskV mv;
     int rc = bwd_params(k, &p, &mv);
     if (rc) return rc;
     if (k->scratch_size < bwd_scratch_p(k, &p)) return mil_k_fail(k, "sdpa_backward: scratch too small");
-    const MilRtTensor *q = mil_k_in(k, SB(query)), *kt = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value)),
-                      *dOt = mil_k_in(k, SB(d_out)), *pr = mil_k_in(k, SB(probs));
+    const MilRtTensor *q = mil_k_in(k, SB(query)), *kt = mil_k_in(k, SB(key)), *v = mil_k_in(k, SB(value));
     char *sp = k->scratch;
-    const float *Q = k_as_f32(q, &sp), *K = k_as_f32(kt, &sp), *V = k_as_f32(v, &sp), *dO = k_as_f32(dOt, &sp);
-    int64_t L = p.L, S = p.S, E = p.E, EV = p.EV;
-    float *P = k_take(&sp, L * S), *dS = k_take(&sp, L * S);
-    float *dQ = k_take(&sp, k_numel(q)), *dK = k_take(&sp, k_numel(kt)), *dV = k_take(&sp, k_numel(v));
-    memset(dQ, 0, (size_t)k_numel(q) * sizeof(float));
-    memset(dK, 0, (size_t)k_numel(kt) * sizeof(float));
-    memset(dV, 0, (size_t)k_numel(v) * sizeof(float));
-    float sc = (float)p.scale;
-    for (int64_t b = 0; b < p.nbatch && L * S > 0; b++) {
-        int64_t qo = boff(q, &p, b), ko = boff(kt, &p, b), vo = boff(v, &p, b), oo = b * L * EV;
-        if (pr) {
-            k_loadf(pr, boff(pr, &p, b), 1, L * S, P);
-        } else {
-            if (E > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)E, sc, Q + qo, (int)E,
-                            K + ko, (int)E, 0.0f, P, (int)S);
-            else memset(P, 0, (size_t)(L * S) * sizeof(float));
-            mask_softmax(P, &mv, mv.m ? mask_boff(&mv, &p, b) : 0, &p);
-        }
-        /* dV += P^T dO */
-        if (EV > 0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)EV, (int)L, 1.0f, P, (int)S, dO + oo,
-                        (int)EV, 1.0f, dV + vo, (int)EV);
-        /* dP = dO V^T */
-        if (EV > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)S, (int)EV, 1.0f, dO + oo, (int)EV,
-                        V + vo, (int)EV, 0.0f, dS, (int)S);
-        else memset(dS, 0, (size_t)(L * S) * sizeof(float));
-        /* dS = P * (dP - rowsum(dP * P)) */
-        for (int64_t i = 0; i < L; i++) {
-            double dot = 0;
-            for (int64_t j = 0; j < S; j++) dot += (double)dS[i * S + j] * P[i * S + j];
-            for (int64_t j = 0; j < S; j++) dS[i * S + j] = P[i * S + j] * (dS[i * S + j] - (float)dot);
-        }
-        if (E > 0) {
-            /* dQ += scale dS K ; dK += scale dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L, (int)E, (int)S, sc, dS, (int)S, K + ko,
-                        (int)E, 1.0f, dQ + qo, (int)E);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)E, (int)L, sc, dS, (int)S, Q + qo,
-                        (int)E, 1.0f, dK + ko, (int)E);
-        }
+    BwdJob j = {&p, &mv, q, kt, v, mil_k_in(k, SB(probs)), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    j.Q = k_in_f32(k, SB(query), &sp);
+    j.K = k_in_f32(k, SB(key), &sp);
+    j.V = k_in_f32(k, SB(value), &sp);
+    j.dO = k_in_f32(k, SB(d_out), &sp);
+    int64_t L = p.L, S = p.S;
+    j.dQ = k_take(&sp, k_numel(q));
+    j.dK = k_take(&sp, k_numel(kt));
+    j.dV = k_take(&sp, k_numel(v));
+    memset(j.dQ, 0, (size_t)k_numel(q) * sizeof(float));
+    memset(j.dK, 0, (size_t)k_numel(kt) * sizeof(float));
+    memset(j.dV, 0, (size_t)k_numel(v) * sizeof(float));
+    j.per = 2 * k_al64((size_t)(L * S) * sizeof(float));
+    j.buf = sp;
+    if (L * S > 0) {
+        if (bwd_by_batch(k, &p))
+            k_parallel(k, p.nbatch, 1, (double)p.nbatch * (double)(L * S) * (double)(2 * p.E + 2 * p.EV + 8), bwd_heads, &j);
+        else
+            bwd_heads(&j, 0, p.nbatch, 0);
     }
-    k_fromf32(k->out[0], dQ);
-    k_fromf32(k->out[1], dK);
-    k_fromf32(k->out[2], dV);
+    k_fromf32(k->out[0], j.dQ);
+    k_fromf32(k->out[1], j.dK);
+    k_fromf32(k->out[2], j.dV);
     return 0;
 }
 #undef SB

@@ -315,6 +315,19 @@ static inline float f_softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-f
 
 static void unary_f(MilOpKind op, const UParams *p, float *v, int64_t n) {
     const float eps = p->eps, al = p->alpha, be = p->beta;
+    if (op == MIL_OP_EXP || op == MIL_OP_SIGMOID || op == MIL_OP_SILU) {  /* through k_exp_n */
+        float e[KCHUNK];
+        for (int64_t s = 0; s < n; s += KCHUNK) {
+            int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+            float *x = v + s;
+            if (op == MIL_OP_EXP) { k_exp_n(x, c); continue; }
+            for (int64_t i = 0; i < c; i++) e[i] = -x[i];
+            k_exp_n(e, c);
+            if (op == MIL_OP_SIGMOID) for (int64_t i = 0; i < c; i++) x[i] = 1.0f / (1.0f + e[i]);
+            else for (int64_t i = 0; i < c; i++) x[i] = x[i] * (1.0f / (1.0f + e[i]));
+        }
+        return;
+    }
 #define L(e) for (int64_t i = 0; i < n; i++) { float x = v[i]; v[i] = (e); } break
     switch (op) {
     case MIL_OP_ABS: L(fabsf(x));

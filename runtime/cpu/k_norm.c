@@ -49,13 +49,17 @@ static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
             k_loadf(x, base + s * inner, inner, c, buf);
-            for (int64_t i = 0; i < c; i++) sum += expf(buf[i] - mx);
+            for (int64_t i = 0; i < c; i++) buf[i] -= mx;
+            k_exp_n(buf, c);
+            for (int64_t i = 0; i < c; i++) sum += buf[i];
         }
         float inv = (float)(1.0 / sum);
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
             k_loadf(x, base + s * inner, inner, c, buf);
-            for (int64_t i = 0; i < c; i++) buf[i] = expf(buf[i] - mx) * inv;
+            for (int64_t i = 0; i < c; i++) buf[i] -= mx;
+            k_exp_n(buf, c);
+            for (int64_t i = 0; i < c; i++) buf[i] *= inv;
             if (inner == 1) {
                 k_storef(o, base + s, c, buf);
             } else {

@@ -209,6 +209,9 @@ const float *k_in_f32(const MilKernelCtx *k, int slot, char **sp);
 /* n fp16 <-> fp32 conversions, vectorised, bit-identical to mil_h2f/mil_f2h. */
 void k_h2f_n(const uint16_t *src, float *dst, int64_t n);
 void k_f2h_n(const float *src, uint16_t *dst, int64_t n);
+/* v[i] = e^v[i]: expf, or a vector polynomial within ~1 ulp of it (AVX-512
+ * level); NaN stays NaN, results below e^-104 are 0. */
+void k_exp_n(float *v, int64_t n);
 enum { K_SIMD_SCALAR = 0, K_SIMD_F16C = 1, K_SIMD_AVX512 = 2 };
 int k_simd_best(void);        /* the best level this CPU supports (CPUID flags) */
 int k_simd_level(void);       /* the level in use (default: the best) */

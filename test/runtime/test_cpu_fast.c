@@ -4,7 +4,8 @@
  * sweep of floats), and the threaded / vectorised kernels on sizes that are
  * not multiples of the vector width or the block sizes, run serially with
  * the scalar conversion and on pools of 2 and 3 threads with the vector one:
- * outputs must be bit-identical.  Attention is also checked against a naive
+ * outputs must be bit-identical (kernels using the vector exp and OpenBLAS:
+ * within rounding, see modes_tol).  Attention is also checked against a naive
  * double-precision reference (causal float mask, bool mask, none). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -86,57 +87,72 @@ static MilRtTensor *rnd(KT *t, MilDType dt, int rank, const int64_t *dims, uint6
 
 static void bind(KT *t, const char *arg, const MilRtTensor *x) { kt_bind(t, kt_slot(t, arg), x); }
 
-/* Runs the case serially with scalar conversion, then on pools of 2 and 3
- * threads with each vector level; every output must have the same bytes
- * (blas: within one fp16 / fp32 rounding step instead, where OpenBLAS's
- * result depends on how the pool split the rows).  Returns the reference run
- * (the caller frees it with done()). */
-static KT *modes_tol(MilOpKind kind, int nout, Setup setup, bool blas) {
+/* How a fast run must match the serial scalar-level run: */
+enum {
+    SAME,      /* bit-identical (milc's own kernels) */
+    EXPTOL,    /* the vector exp: within fp32 / fp16 rounding of the scalar level, but
+                  bit-identical to the serial run of the same level whatever the threads */
+    BLASTOL,   /* within rounding everywhere: OpenBLAS rounds by how the pool split the rows */
+};
+
+static void same_or_close(const KT *t, const KT *ref, int nout, bool exact, const char *what, int lv, int nt) {
+    for (int o = 0; o < nout; o++) {
+        cr_assert(mil_rt_same_shape(&t->outs[o], &ref->outs[o]) && t->outs[o].dtype == ref->outs[o].dtype);
+        if (exact) {
+            cr_assert(memcmp(t->outs[o].data, ref->outs[o].data, mil_rt_nbytes(&ref->outs[o])) == 0,
+                      "output %d differs from %s (level %d, %d threads)", o, what, lv, nt);
+            continue;
+        }
+        double tol = ref->outs[o].dtype == MIL_DT_FP16 ? 2e-3 : 2e-5;
+        for (int64_t i = 0; i < mil_rt_numel(&ref->outs[o]); i++) {
+            double a = mil_rt_get_f64(&t->outs[o], i), b = mil_rt_get_f64(&ref->outs[o], i);
+            cr_assert(fabs(a - b) <= tol * (1 + fabs(b)), "output %d[%lld]: %g vs %g of %s (level %d, %d threads)", o,
+                      (long long)i, a, b, what, lv, nt);
+        }
+    }
+}
+
+static KT *run_case(MilOpKind kind, int nout, Setup setup, MilPool *pool) {
+    KT *t = malloc(sizeof *t);
+    kt_init(t, kind, nout);
+    setup(t);
+    t->ctx.pool = pool;
+    cr_assert_eq(kt_run(t), 0, "%s", t->err);
+    return t;
+}
+
+static void done(KT *t) {
+    kt_free(t);
+    free(t);
+}
+
+/* Runs the case serially at the scalar level (the reference), then at every
+ * level this CPU has serially and on pools of 2 and 3 threads; compares as
+ * `how` says.  Returns the reference run (free it with done()). */
+static KT *modes_tol(MilOpKind kind, int nout, Setup setup, int how) {
     int best = k_simd_best();
     k_simd_set(K_SIMD_SCALAR);
-    KT *ref = malloc(sizeof *ref);
-    kt_init(ref, kind, nout);
-    setup(ref);
-    cr_assert_eq(kt_run(ref), 0, "reference run: %s", ref->err);
+    KT *ref = run_case(kind, nout, setup, NULL);
     MilPool *pools[2] = {mil_pool_new(2), mil_pool_new(3)};
-    for (int lv = K_SIMD_SCALAR; lv <= best; lv++)
+    for (int lv = K_SIMD_SCALAR; lv <= best; lv++) {
+        k_simd_set(lv);
+        KT *serial = run_case(kind, nout, setup, NULL);
+        same_or_close(serial, ref, nout, how == SAME || lv == K_SIMD_SCALAR, "the scalar level", lv, 1);
         for (int pi = 0; pi < 2; pi++) {
-            k_simd_set(lv);
-            KT t;
-            kt_init(&t, kind, nout);
-            setup(&t);
-            t.ctx.pool = pools[pi];
-            cr_assert_eq(kt_run(&t), 0, "%s", t.err);
-            for (int o = 0; o < nout; o++) {
-                size_t nb = mil_rt_nbytes(&ref->outs[o]);
-                cr_assert(mil_rt_same_shape(&t.outs[o], &ref->outs[o]) && t.outs[o].dtype == ref->outs[o].dtype);
-                if (blas) {
-                    double tol = ref->outs[o].dtype == MIL_DT_FP16 ? 1e-3 : 1e-5;
-                    for (int64_t i = 0; i < mil_rt_numel(&ref->outs[o]); i++) {
-                        double a = mil_rt_get_f64(&t.outs[o], i), b = mil_rt_get_f64(&ref->outs[o], i);
-                        cr_assert(fabs(a - b) <= tol * (1 + fabs(b)), "output %d[%lld]: %g vs %g (level %d, %d threads)",
-                                  o, (long long)i, a, b, lv, mil_pool_size(pools[pi]));
-                    }
-                    continue;
-                }
-                cr_assert(memcmp(t.outs[o].data, ref->outs[o].data, nb) == 0,
-                          "output %d differs from the serial scalar run (level %d, %d threads)", o, lv,
-                          mil_pool_size(pools[pi]));
-            }
-            kt_free(&t);
+            KT *t = run_case(kind, nout, setup, pools[pi]);
+            same_or_close(t, serial, nout, how != BLASTOL, "the serial run", lv, mil_pool_size(pools[pi]));
+            same_or_close(t, ref, nout, how == SAME, "the scalar level", lv, mil_pool_size(pools[pi]));
+            done(t);
         }
+        done(serial);
+    }
     k_simd_set(best);
     mil_pool_free(pools[0]);
     mil_pool_free(pools[1]);
     return ref;
 }
 
-static KT *modes(MilOpKind kind, int nout, Setup setup) { return modes_tol(kind, nout, setup, false); }
-
-static void done(KT *t) {
-    kt_free(t);
-    free(t);
-}
+static KT *modes(MilOpKind kind, int nout, Setup setup) { return modes_tol(kind, nout, setup, SAME); }
 
 static void s_add_bcast(KT *t) {
     bind(t, "x", rnd(t, MIL_DT_FP16, 3, (int64_t[]){3, 37, 1029}, 1));
@@ -179,7 +195,7 @@ static void s_transpose4(KT *t) {
 static void s_matmul(KT *t) {
     bind(t, "x", rnd(t, MIL_DT_FP16, 3, (int64_t[]){3, 170, 33}, 17));
     bind(t, "y", rnd(t, MIL_DT_FP16, 3, (int64_t[]){3, 145, 33}, 18));
-    kt_bool(t, "transpose_y", true);
+    kt_bool(t, "transpose_y", BLASTOL);
 }
 static void s_matmul_batches(KT *t) {
     bind(t, "x", rnd(t, MIL_DT_FP16, 4, (int64_t[]){2, 7, 45, 33}, 19));
@@ -199,12 +215,12 @@ static void s_conv1x1(KT *t) {
 Test(cpu_fast, eltwise_bit_identical_across_threads_and_levels) {
     done(modes(MIL_OP_ADD, 1, s_add_bcast));
     done(modes(MIL_OP_MUL, 1, s_mul_row));
-    done(modes(MIL_OP_SILU, 1, s_silu));
+    done(modes_tol(MIL_OP_SILU, 1, s_silu, EXPTOL));
 }
 
 Test(cpu_fast, norms_bit_identical_across_threads_and_levels) {
-    done(modes(MIL_OP_SOFTMAX, 1, s_softmax_last));
-    done(modes(MIL_OP_SOFTMAX, 1, s_softmax_mid));
+    done(modes_tol(MIL_OP_SOFTMAX, 1, s_softmax_last, EXPTOL));
+    done(modes_tol(MIL_OP_SOFTMAX, 1, s_softmax_mid, EXPTOL));
     done(modes(MIL_OP_RMS_NORM, 1, s_rms_last));
     done(modes(MIL_OP_LAYER_NORM, 1, s_ln_last));
 }
@@ -249,7 +265,7 @@ Test(cpu_fast, transpose_tiles) {
  * calls; for a given thread count the split is fixed (deterministic), across
  * thread counts OpenBLAS may round differently (its tail kernels) */
 Test(cpu_fast, gemm_kernels_across_threads_and_levels) {
-    KT *t = modes_tol(MIL_OP_MATMUL, 1, s_matmul, true);
+    KT *t = modes_tol(MIL_OP_MATMUL, 1, s_matmul, BLASTOL);
     const MilRtTensor *x = t->slotv[kt_slot(t, "x")][0], *y = t->slotv[kt_slot(t, "y")][0];
     for (int64_t b = 0; b < 3; b++)
         for (int64_t i = 0; i < 170; i += 13)
@@ -261,9 +277,9 @@ Test(cpu_fast, gemm_kernels_across_threads_and_levels) {
                 cr_assert(fabs(got - want) <= 2e-3 * (1 + fabs(want)), "%g vs %g", got, want);
             }
     done(t);
-    done(modes_tol(MIL_OP_MATMUL, 1, s_matmul_batches, true));
-    done(modes_tol(MIL_OP_LINEAR, 1, s_linear, true));
-    t = modes_tol(MIL_OP_CONV, 1, s_conv1x1, true);
+    done(modes_tol(MIL_OP_MATMUL, 1, s_matmul_batches, BLASTOL));
+    done(modes_tol(MIL_OP_LINEAR, 1, s_linear, BLASTOL));
+    t = modes_tol(MIL_OP_CONV, 1, s_conv1x1, BLASTOL);
     x = t->slotv[kt_slot(t, "x")][0];
     const MilRtTensor *w = t->slotv[kt_slot(t, "weight")][0], *bias = t->slotv[kt_slot(t, "bias")][0];
     for (int64_t n = 0; n < 2; n++)
@@ -327,7 +343,7 @@ static void check_sdpa(KT *t) {
 
 Test(cpu_fast, attention_blocks_and_masks) {
     for (mask_kind = 0; mask_kind < 4; mask_kind++) {
-        KT *t = modes(MIL_OP_SCALED_DOT_PRODUCT_ATTENTION, 1, s_sdpa);
+        KT *t = modes_tol(MIL_OP_SCALED_DOT_PRODUCT_ATTENTION, 1, s_sdpa, EXPTOL);
         check_sdpa(t);
         done(t);
     }
@@ -344,7 +360,7 @@ static void s_sdpa_hidden_row(KT *t) {
 }
 
 Test(cpu_fast, attention_fully_masked_row_matches_the_plain_computation) {
-    KT *t = modes(MIL_OP_SCALED_DOT_PRODUCT_ATTENTION, 1, s_sdpa_hidden_row);
+    KT *t = modes_tol(MIL_OP_SCALED_DOT_PRODUCT_ATTENTION, 1, s_sdpa_hidden_row, EXPTOL);
     const MilRtTensor *q = t->slotv[kt_slot(t, "query")][0], *k = t->slotv[kt_slot(t, "key")][0],
                       *v = t->slotv[kt_slot(t, "value")][0];
     /* row 3 of batch 0: every score shifted by the same -65504: softmax of the raw scores */
@@ -362,5 +378,39 @@ Test(cpu_fast, attention_fully_masked_row_matches_the_plain_computation) {
         double got = mil_rt_get_f64(&t->outs[0], 3 * AE + e);
         cr_assert(fabs(got - want) <= 2e-2 * (1 + fabs(want)), "[3,%d]: %g vs %g", e, got, want);
     }
+    done(t);
+}
+
+/* sdpa_backward: heads in parallel, bit-identical to the serial run; checked
+ * against a central difference of the forward kernel for a few dQ entries */
+static void s_sdpa_bwd(KT *t) {
+    mask_kind = 1;
+    s_sdpa(t);
+    int64_t od[4] = {AB, AH, AL, AE};
+    bind(t, "d_out", rnd(t, MIL_DT_FP32, 4, od, 33));
+}
+
+Test(cpu_fast, sdpa_backward_heads_in_parallel) {
+    KT *t = modes_tol(MIL_OP_SDPA_BACKWARD, 3, s_sdpa_bwd, EXPTOL);
+    cr_assert_eq(t->outs[0].dtype, MIL_DT_FP16);
+    /* dV = P^T dO: sum over i of P[i, j] dO[i, e]; for causal j = AS - 1 only i = AL - 1 sees it */
+    const MilRtTensor *dO = t->slotv[kt_slot(t, "d_out")][0];
+    for (int b = 0; b < AB * AH; b++)
+        for (int e = 0; e < AE; e++) {
+            double want = 0;  /* P[AL-1, AS-1] dO[AL-1, e]; P from the forward's softmax row */
+            const MilRtTensor *q = t->slotv[kt_slot(t, "query")][0], *k = t->slotv[kt_slot(t, "key")][0];
+            double s[AS], mx = -INFINITY, sum = 0, sc = 1.0 / sqrt((double)AE);
+            for (int j = 0; j < AS; j++) {
+                double d = 0;
+                for (int x = 0; x < AE; x++)
+                    d += mil_rt_get_f64(q, (b * AL + AL - 1) * AE + x) * mil_rt_get_f64(k, (b * AS + j) * AE + x);
+                s[j] = d * sc;
+                if (s[j] > mx) mx = s[j];
+            }
+            for (int j = 0; j < AS; j++) sum += exp(s[j] - mx);
+            want = exp(s[AS - 1] - mx) / sum * mil_rt_get_f64(dO, (b * AL + AL - 1) * AE + e);
+            double got = mil_rt_get_f64(&t->outs[2], (b * AS + AS - 1) * AE + e);
+            cr_assert(fabs(got - want) <= 2e-3 * (1 + fabs(want)), "dV[%d, last, %d]: %g vs %g", b, e, got, want);
+        }
     done(t);
 }
