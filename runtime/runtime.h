@@ -330,6 +330,7 @@ typedef struct MilRtPlanInfo {
     int nsteps;                  /* ops executed per run */
     int nfolded;                 /* ops evaluated once at prepare (constant inputs) */
     int ndynamic;                /* ops sized at run time (data-dependent shapes) */
+    int nfused;                  /* element-wise ops run inside their consumer (not in nsteps) */
 } MilRtPlanInfo;
 
 /* A plan: a function prepared for one set of input shapes.  Devices embed

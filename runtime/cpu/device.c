@@ -38,7 +38,7 @@
 #include <string.h>
 
 enum { W_NONE, W_INPUT, W_CONST, W_ARENA, W_FOLDED, W_DYN };
-enum { S_RUN, S_FOLDED, S_DYNAMIC };
+enum { S_RUN, S_FOLDED, S_DYNAMIC, S_FUSED };
 
 typedef struct Step {
     const MilRtOp *op;
@@ -46,6 +46,8 @@ typedef struct Step {
     MilKernelCtx ctx;
     int mode;
     size_t slot0;                /* the op's first slot in the plan's flat slot arrays */
+    int fuse_from;               /* a S_FUSED unary step computed inside this one, or -1 */
+    int fuse_pos;                /* ... as this binary op's operand 0 or 1 */
 } Step;
 
 /* The device: its thread pool, created at the first prepare. */
@@ -353,6 +355,37 @@ static int prep_f32_consts(CpuPlan *p, Step *st, MilRtErr *e) {
     return 0;
 }
 
+/* A unary op whose only reader is the next binary element-wise op of the
+ * same shape runs inside it (k_fused_unary_binary_run: one pass over memory,
+ * e.g. silu(a) * b of SwiGLU); its result is never stored.  uses[] is
+ * scratch of nvalues ints. */
+static void fuse_steps(CpuPlan *p, int *uses) {
+    const MilRtFunc *f = p->base.func;
+    for (int i = 0; i < f->nvalues; i++) uses[i] = 0;
+    for (int i = 0; i < f->noutputs; i++) uses[f->outputs[i]] += 2;  /* outputs are stored */
+    for (int i = 0; i < f->nops; i++) {
+        p->steps[i].fuse_from = -1;
+        if (p->steps[i].mode == S_FOLDED) continue;
+        for (int j = 0; j < f->ops[i].slot_start[f->ops[i].nslots]; j++) uses[f->ops[i].args[j]]++;
+    }
+    for (int i = 0; i + 1 < f->nops; i++) {
+        Step *u = &p->steps[i], *b = &p->steps[i + 1];
+        if (u->mode != S_RUN || b->mode != S_RUN || u->op->nout != 1 || b->fuse_from >= 0) continue;
+        int v = u->op->outs[0], pos = -1;
+        if (uses[v] != 1 || b->op->nslots < 2) continue;
+        for (int sl = 0; sl < 2; sl++) {
+            const int *ids;
+            if (mil_rt_op_slot(b->op, sl, &ids) == 1 && ids[0] == v) pos = sl;
+        }
+        if (pos < 0 || !k_fusable_unary_binary(&u->ctx, &b->ctx, pos)) continue;
+        u->mode = S_FUSED;
+        b->fuse_from = i;
+        b->fuse_pos = pos;
+        p->where[v] = W_NONE;  /* never stored: no arena block */
+        p->base.info.nfused++;
+    }
+}
+
 static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtTensor *inputs, MilRtErr *e) {
     if (mil_rt_check_inputs(f, inputs, false, e)) return NULL;
     CpuDev *cd = (CpuDev *)dev;
@@ -480,17 +513,24 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
         }
     }
 
+    /* 3b: element-wise fusion */
+    fuse_steps(p, last);
+
     /* 4: liveness and arena placement */
     for (int i = 0; i < nv; i++) last[i] = -1;
     for (int i = 0; i < f->nops; i++) {
         const MilRtOp *op = &f->ops[i];
-        if (p->steps[i].mode == S_FOLDED) continue;
+        if (p->steps[i].mode == S_FOLDED || p->steps[i].mode == S_FUSED) continue;
         for (int j = 0; j < op->slot_start[op->nslots]; j++) last[op->args[j]] = i;
+        if (p->steps[i].fuse_from >= 0) {  /* the fused op's arguments are read here */
+            const MilRtOp *u = p->steps[p->steps[i].fuse_from].op;
+            for (int j = 0; j < u->slot_start[u->nslots]; j++) last[u->args[j]] = i;
+        }
     }
     for (int i = 0; i < f->noutputs; i++) last[f->outputs[i]] = f->nops; /* never freed */
     for (int i = 0; i < f->nops; i++) {
         const MilRtOp *op = &f->ops[i];
-        if (p->steps[i].mode == S_FOLDED) continue;
+        if (p->steps[i].mode == S_FOLDED || p->steps[i].mode == S_FUSED) continue;
         p->base.info.nsteps++;
         if (p->steps[i].mode == S_RUN)
             for (int j = 0; j < op->nout; j++) {
@@ -580,7 +620,8 @@ static int run_steps(CpuPlan *p, const MilRtTensor *inputs, MilRtErr *e) {
     for (int i = 0; i < f->nops; i++) {
         Step *st = &p->steps[i];
         if (st->mode == S_RUN) {
-            int rc = st->k->run(&st->ctx);
+            int rc = st->fuse_from < 0 ? st->k->run(&st->ctx)
+                                       : k_fused_unary_binary_run(&p->steps[st->fuse_from].ctx, &st->ctx, st->fuse_pos);
             if (rc) return kernel_err(e, f, st->op, rc, p->kerr);
         } else if (st->mode == S_DYNAMIC) {
             if (run_dynamic(p, st, e)) return -1;

@@ -206,12 +206,22 @@ static void bin_part(void *arg, int64_t i0, int64_t i1, int tid) {
 int k_binary_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, 0), *y = mil_k_in(k, 1);
     MilRtTensor *o = k->out[0];
-    BinJob j = {.k = k, .x = x, .y = y, .o = o};
+    BinJob j;  /* not zero-initialised: on tiny tensors that memset was half the op's cost */
+    j.k = k;
+    j.x = x;
+    j.y = y;
+    j.o = o;
+    j.split_row = false;
     j.fl = (k_isfloat(x->dtype) || k_isfloat(y->dtype)) && !is_logic(k->kind);
     const MilRtTensor *ops[3] = {o, x, y};
     k_rows_init(&j.it, o->rank, o->dims, 3, ops);
     atomic_init(&j.divzero, 0);
     double work = 4.0 * (double)(j.it.rows * j.it.len);
+    if (work < 5e4 || k_threads(k) == 1) {  /* tiny tensors: no pool, no copies of the iterator */
+        while (k_rows_next(&j.it))
+            if (!bin_span(&j, &j.it, 0, j.it.len)) return mil_k_fail(k, "%s: integer division by zero", k_opname(k));
+        return 0;
+    }
     if (j.it.rows == 1) {
         j.split_row = true;
         k_parallel(k, j.it.len, KCHUNK, work, bin_part, &j);
@@ -630,5 +640,62 @@ int k_cast_run(MilKernelCtx *k) {
             else k_seti(o, i, v);
         }
     }
+    return 0;
+}
+
+/* ====================================================== unary -> binary fusion */
+
+static bool fusable_binary(MilOpKind op) {
+    return op == MIL_OP_ADD || op == MIL_OP_SUB || op == MIL_OP_MUL || op == MIL_OP_REAL_DIV ||
+           op == MIL_OP_MAXIMUM || op == MIL_OP_MINIMUM;
+}
+
+static bool is_fp(MilDType dt) { return dt == MIL_DT_FP16 || dt == MIL_DT_FP32; }
+
+bool k_fusable_unary_binary(const MilKernelCtx *u, const MilKernelCtx *b, int pos) {
+    if (!fusable_binary(b->kind) || (pos != 0 && pos != 1) || u->nout != 1 || b->nout != 1) return false;
+    if (mil_cpu_kernels[u->kind].run != k_unary_run || u->kind == MIL_OP_LOGICAL_NOT) return false;
+    UParams p;
+    if (unary_params((MilKernelCtx *)u, &p)) return false;
+    const MilRtTensor *ux = mil_k_in(u, p.xslot), *uo = u->out[0], *other = mil_k_in(b, 1 - pos),
+                      *bo = b->out[0], *mine = mil_k_in(b, pos);
+    if (!ux || !other || mine != uo) return false;
+    if (!is_fp(ux->dtype) || !is_fp(uo->dtype) || !is_fp(other->dtype) || !is_fp(bo->dtype)) return false;
+    return mil_rt_same_shape(ux, bo) && mil_rt_same_shape(uo, bo) && mil_rt_same_shape(other, bo);
+}
+
+typedef struct {
+    const MilKernelCtx *u, *b;
+    const UParams *p;
+    const MilRtTensor *ux, *other;
+    MilDType udt;
+    int pos;
+} FuseJob;
+
+/* o = b(u(x) rounded to u's dtype, other): exactly what the two ops give */
+static void fused_part(void *arg, int64_t i0, int64_t i1, int tid) {
+    const FuseJob *j = arg;
+    float a[KCHUNK], c[KCHUNK], r[KCHUNK];
+    (void)tid;
+    for (int64_t s = i0; s < i1; s += KCHUNK) {
+        int64_t n = i1 - s < KCHUNK ? i1 - s : KCHUNK;
+        k_loadf(j->ux, s, 1, n, a);
+        unary_f(j->u->kind, j->p, a, n);
+        if (j->udt == MIL_DT_FP16)
+            for (int64_t i = 0; i < n; i++) a[i] = mil_h2f(mil_f2h(a[i]));
+        k_loadf(j->other, s, 1, n, c);
+        if (j->pos == 0) bin_f(j->b->kind, a, c, r, n);
+        else bin_f(j->b->kind, c, a, r, n);
+        k_storef(j->b->out[0], s, n, r);
+    }
+}
+
+int k_fused_unary_binary_run(MilKernelCtx *u, MilKernelCtx *b, int pos) {
+    UParams p;
+    int rc = unary_params(u, &p);
+    if (rc) return rc;
+    FuseJob j = {u, b, &p, mil_k_in(u, p.xslot), mil_k_in(b, 1 - pos), u->out[0]->dtype, pos};
+    int64_t n = k_numel(b->out[0]);
+    k_parallel(b, n, KCHUNK, 20.0 * (double)n, fused_part, &j);
     return 0;
 }

@@ -219,6 +219,13 @@ int k_simd_level(void);       /* the level in use (default: the best) */
  * scalar one); -1 if unavailable.  Not thread-safe: call it before running. */
 int k_simd_set(int level);
 
+/* ---------------------------------------------------------- fusion */
+/* Can unary step u (one use: operand `pos` of binary step b) run inside b?
+ * Float element-wise ops of one shape (no broadcasting).  The fused kernel
+ * computes u, rounds to u's dtype, applies b: bit-identical to the two ops. */
+bool k_fusable_unary_binary(const MilKernelCtx *u, const MilKernelCtx *b, int pos);
+int k_fused_unary_binary_run(MilKernelCtx *u, MilKernelCtx *b, int pos);
+
 /* ------------------------------------------------------------- misc */
 static inline float k_h2f(uint16_t h) { return mil_h2f(h); }
 static inline uint16_t k_f2h(float f) { return mil_f2h(f); }

@@ -533,3 +533,45 @@ Test(rt_device, session_run_into_checks_dynamic_outputs_after_the_run) {
     cr_assert_str_eq(e.msg, "input 'x': expected fp32 [4], got fp16 [4]");
     free_all(ss, NULL, dev, p);
 }
+
+/* silu(a) * b (SwiGLU): the silu runs inside the mul, bit-identical to the
+ * two ops (the same program with the silu result also returned is not fused) */
+static MilRtFunc *build_swiglu(MilRtProgram **p, bool silu_out) {
+    static const int64_t d[2] = {3, 1001};
+    MilRtFunc *f = new_main(p, "t.mil");
+    int a = input(f, "a", MIL_DT_FP16, 2, d), b = input(f, "b", MIL_DT_FP16, 2, d);
+    int s = tmpv(f, "s", MIL_DT_FP16, 2, d), y = tmpv(f, "y", MIL_DT_FP16, 2, d);
+    op(f, MIL_OP_SILU, "silu", 1, 1, s, 1, MIL_A_SILU_x, a);
+    op(f, MIL_OP_MUL, "mul", 2, 1, y, 2, MIL_A_MUL_x, s, MIL_A_MUL_y, b);
+    mil_rt_func_add_output(f, y);
+    if (silu_out) mil_rt_func_add_output(f, s);
+    return f;
+}
+
+Test(rt_device, unary_fuses_into_its_binary_consumer) {
+    MilRtProgram *p1, *p2;
+    MilRtFunc *f1 = build_swiglu(&p1, false), *f2 = build_swiglu(&p2, true);
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_new("cpu", &e);
+    MilRtTensor in[2] = {{.dtype = MIL_DT_FP16, .rank = 2, .dims = {3, 1001}}, {.dtype = MIL_DT_FP16, .rank = 2, .dims = {3, 1001}}};
+    uint64_t seed = 7;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(mil_rt_tensor_alloc(&in[i], &e), 0);
+        mil_rt_tensor_fill_random(&in[i], &seed);
+        for (int64_t j = 0; j < 3003; j++) mil_rt_set_f64(&in[i], j, mil_rt_get_f64(&in[i], j) * 8);
+    }
+    MilRtPlan *a = prepare_ok(dev, f1, in, &e), *b = prepare_ok(dev, f2, in, &e);
+    cr_assert_eq(a->info.nfused, 1);
+    cr_assert_eq(a->info.nsteps, 1);
+    cr_assert_eq(b->info.nfused, 0);
+    cr_assert_eq(a->info.arena_bytes, 6016, "the silu result is never stored: %zu", a->info.arena_bytes);
+    MilRtTensor oa, ob[2];
+    cr_assert_eq(mil_rt_plan_run(a, in, &oa, &e), 0, "%s", e.msg);
+    cr_assert_eq(mil_rt_plan_run(b, in, ob, &e), 0, "%s", e.msg);
+    cr_assert(memcmp(oa.data, ob[0].data, 3003 * 2) == 0, "fused and unfused differ");
+    mil_rt_plan_free(b);
+    mil_rt_program_free(p2);
+    mil_rt_tensor_free(&in[0]);
+    mil_rt_tensor_free(&in[1]);
+    free_all(NULL, a, dev, p1);
+}
