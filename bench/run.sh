@@ -49,12 +49,12 @@ echo "== mil-train (issue 10: training step vs PyTorch)"
 
 echo "== bench_layer (issue 11: seed-size layer forward on the CPU device vs PyTorch, FMA peak)"
 # Peers (PyTorch forward of the same layer, the FMA peak loop) come from
-# MILC_PEERS_DIR (default ../shared/bench).  PyTorch: $MILC_VENV/bin/python when
+# MILC_BENCH_PEERS (default ../shared/bench).  PyTorch: $MILC_VENV/bin/python when
 # MILC_VENV is set, else a bench-only venv (torch + numpy from PyPI, made once
 # in MILC_BENCH_VENV, default BUILD/bench-venv) when the network allows, else
 # Debian's python3-torch.  All figures are best-of-N from ONE run,
 # interleaved (the machine is shared: compare ratios, not absolute times).
-PEERS=${MILC_PEERS_DIR:-$ROOT/../shared/bench}
+PEERS=${MILC_BENCH_PEERS:-$ROOT/../shared/bench}
 LAYER="--layers 1 --dim 768 --seq 512 --heads 12 --ffn 2048"
 for dt in fp16 fp32; do
   python3 "$ROOT/bench/gen_transformer.py" $LAYER --dtype $dt --out "$TMP/layer_$dt.mlmodelc" > /dev/null
