@@ -86,7 +86,10 @@ static void usage(FILE *f) {
             "                          macOS only, otherwise 'not available on this system'), ane-sim\n"
             "                          (the ANE device over a recording double of that API: checks the\n"
             "                          program against the route's documented contract and runs it on\n"
-            "                          the CPU in fp16; a contract simulation, not the hardware)\n"
+            "                          the CPU in fp16; a contract simulation, not the hardware).\n"
+            "                          For ane and ane-sim, milc's extension ops of a .mil are expanded\n"
+            "                          and masked attention is decomposed first (as milc --target=ane\n"
+            "                          does)\n"
             "  --repeat N              run N times (default 1); outputs are those of the last run\n"
             "  --time                  print the wall time of each run to stderr\n"
             "  --summary               print shape, dtype, min/max/mean (of the finite values) and the\n"
@@ -621,6 +624,14 @@ int main(int argc, char **argv) {
         po.passes = "shape";
         po.out = stderr;
         mil_pass_run(p, &po, &d);
+        /* the ANE devices take standard MIL only: expand milc's extension
+         * ops and decompose masked attention (the ANE ignores attn_mask) as
+         * milc --target=ane does (a .milb must be compiled so) */
+        if (d.nerrors == 0 && strncmp(o.device, "ane", 3) == 0 && mil_ane_expand_ext(p, &d) == 0) {
+            po.passes = "attention";
+            po.target = MIL_TARGET_ANE;
+            mil_pass_run(p, &po, &d);
+        }
     }
     if (!p || d.nerrors) {
         mil_diag_print(&d, stderr);

@@ -703,6 +703,10 @@ Test(ane, mil_run_device_ane_sim_and_ane) {
     free(cpu);
     cr_assert_eq(tu_runf(&out_, &err_, tu_tool("mil-run"), " --device ane --random-weights 3 --random-inputs 1 %s", ffn), 1);
     cr_assert(strstr(err_, "mil-run: error: ANE device: not available on this system ("), "%s", err_);
+    /* a .mil with an extension op: mil-run expands it for the ANE devices */
+    cr_assert_eq(tu_runf(&out_, &err_, tu_tool("mil-run"), " --device ane-sim --random-inputs 1 %s",
+                         tu_src("test/ane/data/ext.mil")), 0, "%s", err_);
+    cr_assert(strstr(out_, "y: fp16 [1, 64, 1, 384] min="), "%s", out_);
     cr_assert_eq(tu_runf(&out_, &err_, tu_tool("mil-run"), " --device tpu %s", ffn), 2);
     cr_assert(strstr(err_, "unknown device 'tpu' (available: cpu, ane, ane-sim)"), "%s", err_);
 }
