@@ -25,6 +25,8 @@ fi
 echo "== bench_compile (issue 4: -O2 compile time, ops before/after)"
 "$BUILD/bench/bench_compile" --per-pass ${LARGEST:+"$LARGEST"} "$TMP/t12.mlmodelc"
 "$BUILD/bench/bench_compile" --target=ane ${LARGEST:+"$LARGEST"} "$TMP/t12.mlmodelc"
+echo "== bench_grad (issue 9: --grad + -O2 on the 12-layer D=768 transformer, ops, tap bytes)"
+"$BUILD/bench/bench_grad" "$TMP/t12.mlmodelc" 12 256 768 2048
 echo "== .milb sizes (issue 5)"
 for n in 128 1024; do
   cat > "$TMP/mm$n.mil" <<MIL
