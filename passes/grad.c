@@ -1088,6 +1088,11 @@ static bool in_list(const char *list, const char *name) {
     return false;
 }
 
+static int by_id(const void *a, const void *b) {
+    int x = (*(MilValue *const *)a)->id, y = (*(MilValue *const *)b)->id;
+    return (x > y) - (x < y);
+}
+
 /* FUNC_bwd's inputs in a fixed order: cotangents, forward inputs (in FUNC's
  * order), taps (in FUNC's order). */
 static int rank_param(Grad *g, const MilValue *v) {
@@ -1418,6 +1423,9 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
         for (int i = 0; i < nextra; i++) mil_func_add_output(g->b, extra[i]);
         free(extra);
     }
+    /* taps and forward inputs in FUNC's order */
+    qsort(g->taps, (size_t)g->ntaps, sizeof *g->taps, by_id);
+    qsort(g->fins, (size_t)g->nfins, sizeof *g->fins, by_id);
     /* taps: extra outputs of FUNC_fwd (never twice) */
     for (int i = 0; i < g->ntaps; i++) {
         MilValue *v = fmap[g->taps[i]->id];

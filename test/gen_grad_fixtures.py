@@ -244,6 +244,22 @@ def mil_text(ins, body, outs):
              ", ".join(outs)))
 
 
+def two_layers_mil(dt):
+    """layer_sd twice with the same weights: y = layer(layer(x)).  Checks
+    that fwd+bwd of the stack equals chaining the one-layer fwd/bwd, and that
+    the weight gradients of two uses are summed."""
+    import re
+    ins, body, outs = layer_sd_mil(dt)
+    names = set(re.match(r".*? (\w+) = ", l).group(1) for l in body)
+    second = []
+    for l in body:
+        m = re.match(r"(.*? )(\w+)( = )(.*)$", l)
+        rest = re.sub(r"\b(\w+)\b(?! =)", lambda w: w.group(1) + "_b" if w.group(1) in names
+                      else "y" if w.group(1) == "x" else w.group(1), m.group(4))
+        second.append(m.group(1) + m.group(2) + "_b" + m.group(3) + rest)
+    return ins, body + second, ["y_b"]
+
+
 def gen(name, mil_fn, torch_fn, shapes, rng, fp16=True, extra=None):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
@@ -281,6 +297,8 @@ def gen(name, mil_fn, torch_fn, shapes, rng, fp16=True, extra=None):
 
 def main():
     rng = np.random.default_rng(9)
+    with open(os.path.join(OUT, "layer_sd_x2.mil"), "w") as f:
+        f.write(mil_text(*two_layers_mil("fp32")))
     gen("layer_sd", layer_sd_mil, layer_sd_torch, layer_sd_shapes(), rng)
     gen("layer_cf", layer_cf_mil, layer_cf_torch, layer_cf_shapes(), rng)
     toks = rng.integers(0, V, size=(1, S)).astype(np.int32)

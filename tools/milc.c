@@ -81,7 +81,8 @@ static void usage(FILE *f) {
             "    --recompute=none|cheap  cheap: recompute element-wise / normalisation results in\n"
             "                          the backward instead of tapping them (default none)\n"
             "    --split-weight-grads  weight gradients of matmul/linear/conv go to FUNC_dw\n"
-            "  --emit=grad-map         output the wiring of the --grad functions (JSON)\n"
+            "  --emit=grad-map         output the wiring of the --grad functions (JSON); without\n"
+            "                          --grad, of the grad functions INPUT holds\n"
             "  --help                  this text\n"
             "  --version               print the version\n");
 }
@@ -222,7 +223,6 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (o->check_only && o->output) return usage_error("%s", "--check writes no output; drop -o");
     if (!o->grad && (o->gopt.wrt || o->gopt.loss || o->gopt.recompute || o->gopt.split_weight_grads))
         return usage_error("%s", "--wrt, --loss, --recompute and --split-weight-grads need --grad");
-    if (o->emit == EMIT_GRAD_MAP && !o->grad) return usage_error("%s", "--emit=grad-map needs --grad");
     return -1;
 }
 
@@ -492,7 +492,9 @@ int main(int argc, char **argv) {
         if (o.emit == EMIT_TAPS)
             rc = emit_taps(&o);
         else if (o.emit == EMIT_GRAD_MAP) {
+            /* of --grad, or of grad functions the input already holds */
             char *js = mil_grad_map_json(p, o.gopt.func);
+            if (!js) fprintf(stderr, "milc: error: no grad functions of '%s' (use --grad)\n", o.gopt.func ? o.gopt.func : "main");
             rc = js ? write_output(o.output, js, strlen(js)) : 1;
             free(js);
         }

@@ -213,3 +213,36 @@ Test(grad_cli, no_path_gives_zero_gradient_with_a_warning) {
     free(out);
     free(err);
 }
+
+/* the grad map survives MIL text and .milb; --grad composes with -O2
+ * --target=ane, --emit=milb and .mlmodelc / .milb input */
+Test(grad_cli, grad_map_round_trips, .timeout = 60) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *h = tu_src("test/passes/data/grad/head.mil");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=loss -O2 --emit=grad-map -o %s %s", tu_path(tmp, "a.json"), h)), 0,
+                 "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=loss -O2 -o %s %s", tu_path(tmp, "g.mil"), h)), 0, "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--emit=grad-map -o %s %s", tu_path(tmp, "b.json"), tu_path(tmp, "g.mil"))), 0,
+                 "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=loss -O2 --target=ane --emit=milb -o %s %s",
+                                         tu_path(tmp, "g.milb"), h)), 0, "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--emit=grad-map -o %s %s", tu_path(tmp, "c.json"), tu_path(tmp, "g.milb"))), 0,
+                 "%s", err);
+    tu_assert_same_file(tu_path(tmp, "a.json"), tu_path(tmp, "b.json"));
+    tu_assert_same_file(tu_path(tmp, "a.json"), tu_path(tmp, "c.json"));
+    char *js = tu_read_file(tu_path(tmp, "a.json"), NULL);
+    cr_assert(strstr(js, "\"taps\": [{\"name\": \"x\", \"dtype\": \"fp32\", \"shape\": [1, 8, 16], \"bytes\": 512}"), "%s",
+              js);
+    cr_assert(strstr(js, "\"bwd_outputs\": [{\"name\": \"d_emb\""), "%s", js);
+    free(js);
+    /* a .milb input differentiates too (and an input without grad functions has no map) */
+    cr_assert_eq(milc(&out, &err, tu_fmt("-O2 --emit=milb -o %s %s", tu_path(tmp, "h.milb"), h)), 0, "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--emit=grad-map %s", tu_path(tmp, "h.milb"))), 1);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=loss -O2 --emit=grad-map %s", tu_path(tmp, "h.milb"))), 0, "%s",
+                 err);
+    cr_assert(strstr(out, "\"loss\": \"loss\""), "%s", out);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}

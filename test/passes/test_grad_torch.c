@@ -151,3 +151,77 @@ static void all_cases(const char *name) {
 Test(grad_torch, layer_sd, .timeout = 120) { all_cases("layer_sd"); }
 Test(grad_torch, layer_cf, .timeout = 120) { all_cases("layer_cf"); }
 Test(grad_torch, loss_head, .timeout = 120) { all_cases("head"); }
+
+/* --grad of path (fp32, -O2 cpu), then main_fwd / main_bwd on `in`; the
+ * forward outputs go to *fwd, the gradients to *bwd */
+static void grad_run(const char *path, const GuPool *in, GuPool *fwd, GuPool *bwd) {
+    MilDiag d;
+    mil_diag_init(&d);
+    MilParseOptions pa = {0};
+    MilProgram *p = mil_parse_file(path, &pa, &d);
+    cr_assert(p && !mil_verify(p, &d));
+    MilGradOptions go;
+    mil_grad_options_init(&go);
+    MilPassOptions po;
+    mil_pass_options_init(&po);
+    po.opt_level = 2;
+    cr_assert(!mil_grad(p, &go, &d) && !mil_pass_run(p, &po, &d));
+    MilRtDevice *dev = mil_rt_device_cpu_new();
+    MilLowerOptions lo = {.model_dir = ".", .device = dev};
+    MilRtProgram *rp = mil_lower(p, &lo, &d);
+    cr_assert_not_null(rp);
+    GuPool all = {0};
+    for (int i = 0; i < in->n; i++) gu_pool_add(&all, in->names[i], &in->t[i]);
+    gu_run(dev, rp, "main_fwd", in, fwd);
+    for (int i = 0; i < fwd->n; i++) gu_pool_add(&all, fwd->names[i], &fwd->t[i]);
+    gu_run(dev, rp, "main_bwd", &all, bwd);
+    gu_pool_free(&all);
+    mil_rt_program_free(rp);
+    mil_rt_device_free(dev);
+    mil_program_free(p);
+    mil_diag_free(&d);
+}
+
+/* fwd+bwd of a two-layer stack (shared weights) == chaining the one-layer
+ * fwd/bwd, weight gradients of both uses summed */
+Test(grad_torch, two_layer_stack_equals_chained_layers, .timeout = 60) {
+    const char *dir = tu_src("test/passes/data/grad/layer_sd");
+    static const char *const names[] = {"x", "g1", "wq", "wk", "wv", "wo", "g2", "w1", "w3", "w2"};
+    GuPool in = {0}, f1 = {0}, b1 = {0}, f2 = {0}, b2 = {0}, f3 = {0}, b3 = {0};
+    MilRtTensor t;
+    for (int i = 0; i < 10; i++) {
+        cr_assert(load_npy(dir, names[i], MIL_DT_NONE, &t));
+        gu_pool_add(&in, names[i], &t);
+        mil_rt_tensor_free(&t);
+    }
+    cr_assert(load_npy(dir, "d_y", MIL_DT_NONE, &t));
+    gu_pool_add(&in, "d_y_b", &t);   /* the stack's output is y_b */
+    gu_pool_add(&in, "d_y", &t);
+    mil_rt_tensor_free(&t);
+    grad_run(tu_src("test/passes/data/grad/layer_sd_x2.mil"), &in, &f1, &b1);
+    /* layer 2 at the output of layer 1 */
+    const char *one = tu_src("test/passes/data/grad/layer_sd.mil");
+    grad_run(one, &in, &f2, &b2);                    /* f2.y = layer(x) */
+    GuPool in2 = {0};
+    for (int i = 0; i < in.n; i++) gu_pool_add(&in2, strcmp(in.names[i], "x") ? in.names[i] : "x_unused", &in.t[i]);
+    gu_pool_add(&in2, "x", gu_pool_get(&f2, "y"));
+    gu_pool_free(&f2);
+    gu_pool_free(&b2);
+    grad_run(one, &in2, &f2, &b2);                   /* b2 = grads of layer 2 */
+    gu_pool_add(&in, "d_y", gu_pool_get(&b2, "d_x")); /* cotangent of layer 1 = d(layer-2 input) */
+    grad_run(one, &in, &f3, &b3);
+    for (int i = 0; i < 10; i++) {
+        const char *g = tu_fmt("d_%s", names[i]);
+        const MilRtTensor *a = gu_pool_get(&b1, g), *x1 = gu_pool_get(&b3, g), *x2 = gu_pool_get(&b2, g);
+        cr_assert(a && x1 && x2);
+        double m = 0, e = 0;
+        for (int64_t k = 0; k < mil_rt_numel(a); k++) {
+            double want = mil_rt_get_f64(x1, k) + (strcmp(names[i], "x") ? mil_rt_get_f64(x2, k) : 0);
+            if (fabs(want) > m) m = fabs(want);
+            if (!(fabs(want - mil_rt_get_f64(a, k)) <= e)) e = fabs(want - mil_rt_get_f64(a, k));
+        }
+        cr_expect(e <= 1e-5 * m, "%s: stack %g vs chained layers (max %g)", g, e, m);
+    }
+    GuPool *all[] = {&in, &in2, &f1, &b1, &f2, &b2, &f3, &b3};
+    for (int i = 0; i < 8; i++) gu_pool_free(all[i]);
+}
