@@ -32,11 +32,11 @@ static const char usage[] =
     "  --vocab N            vocabulary size of --tokens (default 256)\n"
     "  --val-frac F         fraction held out for validation, at the end (default 0.05)\n"
     "model:\n"
-    "  --dim D (128)  --layers L (2)  --heads H (4)  --ffn F (352)  --seq S (64)  --batch B (32)\n"
+    "  --dim D (128)  --layers L (2)  --heads H (4)  --ffn F (352)  --seq S (64)  --batch B (16)\n"
     "  --precision fp32|fp16   fp16: fp16 kernels, fp32 master weights, dynamic loss scaling\n"
     "  --device cpu|ane|ane-sim\n"
     "optimiser:\n"
-    "  --steps N (1000)  --lr LR (5e-3)  --warmup N (50)  --min-lr-frac F (0.1, cosine floor)\n"
+    "  --steps N (1200)  --lr LR (5e-3)  --warmup N (60)  --min-lr-frac F (0.1, cosine floor)\n"
     "  --beta1 B (0.9)  --beta2 B (0.95)  --eps E (1e-8)  --wd W (0.1, not on norms/embedding)\n"
     "  --clip C (1.0, global gradient norm; 0 = off)  --seed S (1)\n"
     "run:\n"
@@ -51,6 +51,7 @@ static const char usage[] =
     "  --prompt TEXT        prompt of the sample printed at the end (default \"The \")\n"
     "  --quiet              no per-step lines\n"
     "  --bench              measure only: no validation, checkpoint, loss curve or sample\n"
+    "  --profile            time per compiled function at the end\n"
     "  -h, --help\n"
     "\n"
     "Exit status: 0 success, 1 bad data / checkpoint / run errors, 2 usage errors.\n";
@@ -62,7 +63,7 @@ typedef struct Options {
     double val_frac, temperature;
     int val_every, val_batches, ckpt_every, restart_every, stop_after, gen_tokens;
     uint64_t seed;
-    bool quiet, bench;
+    bool quiet, bench, profile;
 } Options;
 
 /* ---------------------------------------------------------------- options */
@@ -103,8 +104,8 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 static void defaults(Options *o) {
     memset(o, 0, sizeof *o);
     o->model = (ModelConfig){.vocab = 256, .dim = 128, .layers = 2, .heads = 4, .ffn = 352, .seq = 64,
-                             .batch = 32, .dtype = MIL_DT_FP32};
-    o->opt = (OptConfig){.lr = 5e-3, .warmup = 50, .min_lr_frac = 0.1, .steps = 1000, .beta1 = 0.9,
+                             .batch = 16, .dtype = MIL_DT_FP32};
+    o->opt = (OptConfig){.lr = 5e-3, .warmup = 60, .min_lr_frac = 0.1, .steps = 1200, .beta1 = 0.9,
                          .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .clip = 1.0};
     o->val_frac = 0.05;
     o->temperature = 0.8;
@@ -129,6 +130,7 @@ static int parse_args(Options *o, int argc, char **argv) {
         }
         if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
         if (!strcmp(a, "--bench")) { o->bench = true; continue; }
+        if (!strcmp(a, "--profile")) { o->profile = true; continue; }
         if (strncmp(a, "--", 2) || i + 1 >= argc) {
             if (!strncmp(a, "--", 2)) return usage_error("option %s needs a value%s", a, "");
             return usage_error("unexpected argument '%s'%s", a, "");
@@ -574,10 +576,14 @@ int main(int argc, char **argv) {
     csv = NULL;
     printf("mil-train: done: %lld steps, %lld skipped; checkpoint %s, log %s\n", (long long)st->step,
            (long long)st->skipped, o.bench ? "(none: --bench)" : ckpt, log);
-    if (o.bench) { rc = 0; goto done; }
-    plot(o.run_dir);
+    if (o.profile) {
+        printf("time per compiled function:\n");
+        trainer_print_profile(tr, stdout);
+    }
+    if (!o.bench) plot(o.run_dir);
     trainer_free(tr);
     tr = NULL;
+    if (o.bench) { rc = 0; goto done; }
 
     /* the sample runs through the sampling program (batch 1, logits) */
     Options so = o;

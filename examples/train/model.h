@@ -77,6 +77,8 @@ typedef struct Kernel {
     MilRtPlan *plan;
     MilRtTensor *in;     /* f->ninputs; dtype/rank/dims set, data set by the caller */
     MilRtTensor *out;    /* f->noutputs; data = caller's buffer or NULL */
+    double ms;           /* time spent in kernel_run, and how often */
+    long calls;
 } Kernel;
 
 int kernel_input(const Kernel *k, const char *name);   /* index or -1 */

@@ -277,7 +277,10 @@ static int run(Kernel *k, const Env *env, char *err, size_t n) {
             return errf(err, n, "function '%s': no buffer for output '%s'", k->f->name, nm);
     }
     MilRtErr e = {{0}};
+    double t0 = now_ms();
     if (kernel_run(k, &e)) return errf(err, n, "function '%s': %s", k->f->name, e.msg);
+    k->ms += now_ms() - t0;
+    k->calls++;
     return 0;
 }
 
@@ -798,6 +801,17 @@ done:
     free(ctx);
     free(p);
     return rc;
+}
+
+void trainer_print_profile(const Trainer *t, FILE *out) {
+    const Kernel *ks[] = {&t->embed_fwd, &t->layer_fwd, &t->head_fwd, &t->head_bwd, &t->layer_bwd,
+                          &t->embed_bwd, &t->embed,     &t->layer,    &t->head,     &t->logits};
+    double total = 0;
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) total += ks[i]->ms;
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+        if (ks[i]->calls)
+            fprintf(out, "  %-10s %6ld calls %9.1f ms  %7.2f ms/call  %5.1f %%\n", ks[i]->f->name, ks[i]->calls,
+                    ks[i]->ms, ks[i]->ms / ks[i]->calls, 100 * ks[i]->ms / (total > 0 ? total : 1));
 }
 
 /* -------------------------------------------------------------- memory */

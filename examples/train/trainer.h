@@ -87,6 +87,10 @@ int trainer_peek_config(const char *path, ModelConfig *c, char *err, size_t errl
 int trainer_sample(Trainer *t, const int32_t *prompt, int np, int n, double temperature, uint64_t seed,
                    int32_t *out, char *err, size_t errlen);
 
+/* Time per compiled function so far (--profile). */
+#include <stdio.h>
+void trainer_print_profile(const Trainer *t, FILE *out);
+
 /* Bytes the training run needs (weights, optimiser, activations, taps). */
 double trainer_memory_estimate(const ModelConfig *c);
 
