@@ -1416,7 +1416,7 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
     {
         int nextra = g->b->body.nouts;
         MilValue **extra = calloc((size_t)nextra + 1, sizeof *extra);
-        memcpy(extra, g->b->body.outs, sizeof *extra * (size_t)nextra);
+        if (nextra) memcpy(extra, g->b->body.outs, sizeof *extra * (size_t)nextra);
         g->b->body.nouts = 0;
         for (int i = 0; i < ng; i++)
             if (grads[i]) mil_func_add_output(g->b, grads[i]);
@@ -1424,8 +1424,8 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
         free(extra);
     }
     /* taps and forward inputs in FUNC's order */
-    qsort(g->taps, (size_t)g->ntaps, sizeof *g->taps, by_id);
-    qsort(g->fins, (size_t)g->nfins, sizeof *g->fins, by_id);
+    if (g->ntaps) qsort(g->taps, (size_t)g->ntaps, sizeof *g->taps, by_id);
+    if (g->nfins) qsort(g->fins, (size_t)g->nfins, sizeof *g->fins, by_id);
     /* taps: extra outputs of FUNC_fwd (never twice) */
     for (int i = 0; i < g->ntaps; i++) {
         MilValue *v = fmap[g->taps[i]->id];
