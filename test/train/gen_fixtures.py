@@ -19,14 +19,29 @@ Writes test/train/data/: params.npy (flat fp32 initial weights), grads.npy
 [STEPS + 1, B, S]; target = (7 token + 3) mod V, a mapping the model learns), losses.npy (fp64 [STEPS + 1]: the loss of batch i after
 i AdamW steps).
 
-Run: MILC_VENV=/work/venv test/train/gen_fixtures.py   (needs torch, numpy)
+Run: test/train/gen_fixtures.py   (needs torch and numpy: without them the script
+re-runs itself under $MILC_VENV/bin/python, or creates a virtual environment in
+build/fixture-venv and installs them from PyPI)
 """
 import math
 import os
+import subprocess
 import sys
 
-import numpy as np
-import torch
+try:
+    import numpy as np
+    import torch
+except ImportError:
+    if os.environ.get("MILC_FIXTURE_REEXEC"):
+        sys.exit("gen_fixtures.py: torch and numpy are not available")
+    venv = os.environ.get("MILC_VENV") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                       "build", "fixture-venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.check_call([sys.executable, "-m", "venv", venv])
+        subprocess.check_call([py, "-m", "pip", "install", "-q", "torch", "numpy"])
+    os.environ["MILC_FIXTURE_REEXEC"] = "1"
+    os.execv(py, [py] + sys.argv)
 
 V, D, L, NH, F, S, B = 256, 32, 2, 4, 64, 16, 2
 STEPS = 20
