@@ -4,6 +4,7 @@
  * loop, logging, the loss curve, checkpoints on schedule, self-restarts and
  * sampling.  The machinery is in trainer.c, the model in model.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -214,32 +215,33 @@ typedef struct Data {
 
 #define DEFAULT_CORPUS "/usr/share/games/fortunes"
 
-/* Debian's fortune files (the text files without an extension), concatenated. */
+/* Debian's fortune files (the text files without an extension), concatenated
+ * in name order. */
+static int no_dot(const struct dirent *e) { return e->d_name[0] != '.' && !strchr(e->d_name, '.'); }
+
 static char *read_default_corpus(size_t *len, char *err, size_t errlen) {
-    FILE *ls = popen("ls " DEFAULT_CORPUS " 2>/dev/null", "r");
-    char line[512], *buf = NULL;
+    struct dirent **names;
+    char *buf = NULL;
     size_t cap = 0;
+    int n = scandir(DEFAULT_CORPUS, &names, no_dot, alphasort);
     *len = 0;
-    if (!ls) { snprintf(err, errlen, "cannot list %s", DEFAULT_CORPUS); return NULL; }
-    while (fgets(line, sizeof line, ls)) {
-        line[strcspn(line, "\n")] = 0;
-        if (strchr(line, '.')) continue;   /* .dat indexes, .u8 links */
+    for (int i = 0; i < n; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s", DEFAULT_CORPUS, line);
+        snprintf(path, sizeof path, "%s/%s", DEFAULT_CORPUS, names[i]->d_name);
+        free(names[i]);
         struct stat sb;
-        if (stat(path, &sb) || !S_ISREG(sb.st_mode)) continue;
-        FILE *f = fopen(path, "rb");
+        FILE *f = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(path, "rb") : NULL;
         if (!f) continue;
         if (*len + (size_t)sb.st_size > cap) {
             cap = (*len + (size_t)sb.st_size) * 2;
             char *nb = realloc(buf, cap);
-            if (!nb) { fclose(f); free(buf); pclose(ls); snprintf(err, errlen, "out of memory"); return NULL; }
-            buf = nb;
+            if (!nb) cap = 0;
+            else buf = nb;
         }
-        *len += fread(buf + *len, 1, (size_t)sb.st_size, f);
+        if (cap) *len += fread(buf + *len, 1, (size_t)sb.st_size, f);
         fclose(f);
     }
-    pclose(ls);
+    if (n >= 0) free(names);
     if (!*len) {
         free(buf);
         snprintf(err, errlen, "no --data given and the default corpus %s is missing (install Debian's 'fortunes' "
