@@ -16,6 +16,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define K_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -122,7 +123,11 @@ static void simd_detect(void) {
     int best = K_SIMD_SCALAR;
 #ifdef K_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c")) best = K_SIMD_F16C;
+    /* F16C is CPUID.1:ECX bit 29, read directly (clang 14 has no "f16c" for
+     * __builtin_cpu_supports); "avx" also checks that the OS saves YMM state */
+    unsigned a, b, c = 0, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    if (__builtin_cpu_supports("avx") && f16c) best = K_SIMD_F16C;
     if (__builtin_cpu_supports("avx512f")) best = K_SIMD_AVX512;
 #endif
     simd_best = best;
