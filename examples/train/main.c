@@ -35,7 +35,9 @@ static const char usage[] =
     "model:\n"
     "  --dim D (128)  --layers L (2)  --heads H (4)  --ffn F (352)  --seq S (64)  --batch B (16)\n"
     "  --precision fp32|fp16   fp16: fp16 kernels, fp32 master weights, dynamic loss scaling\n"
-    "  --device cpu|ane|ane-sim\n"
+    "  --device cpu|ane|ane-sim   ane, ane-sim: the layer kernels on the ANE device ([1, C, 1, S] fp16,\n"
+    "                       compiled once, weights as inputs), embedding and loss on the cpu; fp16\n"
+    "                       (--precision fp32 is refused); ane-sim is the contract-testing double\n"
     "optimiser:\n"
     "  --steps N (1200)  --lr LR (5e-3)  --warmup N (60)  --min-lr-frac F (0.1, cosine floor)\n"
     "  --beta1 B (0.9)  --beta2 B (0.95)  --eps E (1e-8)  --wd W (0.1, not on norms/embedding)\n"
@@ -64,7 +66,7 @@ typedef struct Options {
     double val_frac, temperature;
     int val_every, val_batches, ckpt_every, restart_every, stop_after, gen_tokens;
     uint64_t seed;
-    bool quiet, bench, profile;
+    bool quiet, bench, profile, precision_given;
 } Options;
 
 /* ---------------------------------------------------------------- options */
@@ -181,11 +183,20 @@ static int parse_args(Options *o, int argc, char **argv) {
                 return usage_error("--device expects cpu, ane or ane-sim, got '%s'%s", v, "");
             o->device = v;
         } else if (!strcmp(a, "--precision")) {
+            o->precision_given = true;
             if (!strcmp(v, "fp32")) m->dtype = MIL_DT_FP32;
             else if (!strcmp(v, "fp16")) m->dtype = MIL_DT_FP16;
             else return usage_error("--precision expects fp32 or fp16, got '%s'%s", v, "");
         } else return usage_error("unknown option '%s'%s", a, "");
         if (rc) return rc;
+    }
+    /* the ANE computes in fp16: --device ane* means fp16 kernels (fp32 master
+     * weights and Adam state in C, as with --precision fp16 on the cpu) */
+    if (strcmp(o->device, "cpu")) {
+        if (o->precision_given && o->model.dtype != MIL_DT_FP16)
+            return usage_error("--device %s runs fp16 kernels (the ANE's numerics); --precision fp32 is for "
+                               "--device cpu%s", o->device, "");
+        o->model.dtype = MIL_DT_FP16;
     }
     if (o->sample) {
         /* in sampling mode --tokens is the number of tokens to generate */
@@ -420,6 +431,18 @@ static void restart(int argc, char **argv, const char *ckpt) {
     free(av);
 }
 
+/* Per-function device placement, once at startup (--device ane|ane-sim). */
+static void print_placement(const TrainerOptions *to) {
+    for (const char *p = to->placement; *p;) {
+        size_t l = strcspn(p, "\n");
+        printf("mil-train: %.*s\n", (int)l, p);
+        p += l + (p[l] == '\n');
+    }
+    if (to->ane_warnings)
+        printf("mil-train: note: %d ANE legality finding(s) on the layer kernels (run on the double; check them "
+               "before the hardware), e.g. %s\n", to->ane_warnings, to->ane_first_warning);
+}
+
 /* --------------------------------------------------------------- sampling */
 
 static int sample_main(const Options *o) {
@@ -516,8 +539,9 @@ int main(int argc, char **argv) {
                trainer_nparams(tr), c->dim, c->layers, c->heads, c->ffn, c->seq, c->batch,
                c->dtype == MIL_DT_FP16 ? "fp16" : "fp32", o.device, (long long)d.n, (long long)d.ntrain,
                (long long)(d.n - d.ntrain));
-    printf("mil-train: kernels %s %s (%.0f ms)%s\n", to.cache_hit ? "loaded from" : "compiled to", to.cache_path,
-           to.compile_ms, o.resume ? "; resumed" : "");
+    printf("mil-train: kernels %s %s%s%s (%.0f ms)%s\n", to.cache_hit ? "loaded from" : "compiled to", to.cache_path,
+           to.cache_path_ane[0] ? " + " : "", to.cache_path_ane, to.compile_ms, o.resume ? "; resumed" : "");
+    if (strcmp(o.device, "cpu") && (st->step == 0 || !o.resume)) print_placement(&to);
     if (o.resume) printf("mil-train: resuming at step %lld from %s\n", (long long)st->step, o.resume);
     csv = fopen(log, o.resume ? "a" : "w");
     if (!csv) { fprintf(stderr, "mil-train: error: %s: %s\n", log, strerror(errno)); goto done; }
@@ -582,6 +606,10 @@ int main(int argc, char **argv) {
         printf("time per compiled function:\n");
         trainer_print_profile(tr, stdout);
     }
+    MilRtAneStats as;
+    if (trainer_ane_stats(tr, &as) == 0)
+        printf("mil-train: %s: %d compiles (%d in this process, budget %d), %d cache hits, %ld evaluations\n", o.device,
+               as.compiles, as.process_compiles, as.budget, as.cache_hits, as.evaluations);
     if (!o.bench) plot(o.run_dir);
     trainer_free(tr);
     tr = NULL;

@@ -65,6 +65,7 @@ typedef struct Bld {
     MilProgram *p;
     MilFunc *f;
     MilDType dt;      /* floating-point storage */
+    bool cf;          /* MODEL_LAYOUT_ANE: layer I/O channel-first [1, C, 1, N] */
     MilDiag *d;
     int errors;
 } Bld;
@@ -174,6 +175,52 @@ static MilValue *rmsnorm(Bld *b, MilValue *x, MilValue *gamma, const char *base)
     return binary(b, MIL_OP_MUL, xh, gamma, base);
 }
 
+/* The same in the ANE layout: x [1, D, 1, N], gamma [1, D, 1, 1]; the mean
+ * over the channel axis spelled reduce_sum * 1/D (ane-notes §13.2). */
+static MilValue *rmsnorm_cf(Bld *b, MilValue *x, MilValue *gamma, int64_t D, const char *base) {
+    char nm[64];
+    int64_t ch = 1;
+    MilValue *sq = binary(b, MIL_OP_MUL, x, x, "sq");
+    MilValue *ss = reduce(b, MIL_OP_REDUCE_SUM, sq, 1, &ch, true, "ss");
+    MilValue *ms = binary(b, MIL_OP_MUL, ss, scalar(b, 1.0 / (double)D, "inv_d"), "ms");
+    MilValue *r = unary(b, MIL_OP_RSQRT, binary(b, MIL_OP_ADD, ms, scalar(b, 1e-5, "eps"), "ms_eps"), "rrms");
+    snprintf(nm, sizeof nm, "%s_hat", base);
+    MilValue *xh = binary(b, MIL_OP_MUL, x, r, nm);
+    return binary(b, MIL_OP_MUL, xh, gamma, base);
+}
+
+/* W . x in the ANE layout: x [1, IN, 1, N], W [1, OUT, 1, IN] (the bytes of
+ * nn.Linear's [OUT, IN]) -> [1, OUT, 1, N], as matmul(W [OUT, IN], x [IN, N]):
+ * both operands are runtime inputs (weights are surfaces), so it stays a
+ * matmul of two inputs (mm2conv turns only constant weights into convs). */
+static MilValue *linear_cf(Bld *b, MilValue *x, MilValue *w, const char *base) {
+    char nm[64];
+    int64_t out = w->type->dims[1], in = w->type->dims[3], N = x->type->dims[3];
+    int64_t wd[2] = {out, in}, xd[2] = {in, N}, yd[4] = {1, out, 1, N};
+    snprintf(nm, sizeof nm, "%s_w", base);
+    MilValue *wm = reshape(b, w, 2, wd, nm);
+    snprintf(nm, sizeof nm, "%s_x", base);
+    MilValue *xm = reshape(b, x, 2, xd, nm);
+    snprintf(nm, sizeof nm, "%s_mm", base);
+    return reshape(b, matmul(b, wm, xm, false, nm), 4, yd, base);
+}
+
+/* [B, S, D] <-> [1, D, 1, B*S]: the boundary between the CPU functions'
+ * layout and the ANE layer's, as MIL (reshape + transpose). */
+static MilValue *to_cf(Bld *b, MilValue *x, const ModelConfig *c, const char *base) {
+    int64_t N = (int64_t)c->batch * c->seq, D = c->dim;
+    int64_t nd[2] = {N, D}, perm[2] = {1, 0}, cf[4] = {1, D, 1, N};
+    MilValue *t = transpose(b, reshape(b, x, 2, nd, "tok_major"), 2, perm, "ch_major");
+    return reshape(b, t, 4, cf, base);
+}
+
+static MilValue *from_cf(Bld *b, MilValue *x, const ModelConfig *c, const char *base) {
+    int64_t N = (int64_t)c->batch * c->seq, D = c->dim;
+    int64_t dn[2] = {D, N}, perm[2] = {1, 0}, bsd[3] = {c->batch, c->seq, D};
+    MilValue *t = transpose(b, reshape(b, x, 2, dn, "ch_major"), 2, perm, "tok_major");
+    return reshape(b, t, 3, bsd, base);
+}
+
 /* ------------------------------------------------------------- functions */
 
 static void build_embed(Bld *b, const ModelConfig *c) {
@@ -188,7 +235,67 @@ static void build_embed(Bld *b, const ModelConfig *c) {
     mil_op_add_arg(op, "indices", tok);
     mil_op_add_arg(op, "x", emb);
     /* token embedding + learned absolute position embedding */
-    mil_func_add_output(b->f, binary(b, MIL_OP_ADD, finish(b, op, "tok_emb", NULL), pos, "x"));
+    MilValue *x = binary(b, MIL_OP_ADD, finish(b, op, "tok_emb", NULL), pos, b->cf ? "x_bsd" : "x");
+    mil_func_add_output(b->f, b->cf ? to_cf(b, x, c, "x") : x);
+}
+
+/* The layer in the ANE layout: every activation [1, C, 1, N] (N = B*S
+ * tokens, channel-first, fp16 on the ANE), weights [1, OUT, 1, IN], norms
+ * [1, D, 1, 1]; attention splits heads per sequence with reshape +
+ * transpose (ane-notes §13.3).  The same math as build_layer. */
+static void build_layer_cf(Bld *b, const ModelConfig *c) {
+    int64_t B = c->batch, S = c->seq, D = c->dim, NH = c->heads, HD = D / NH, F = c->ffn, N = B * S;
+    int64_t xs[4] = {1, D, 1, N}, dd[4] = {1, D, 1, D}, fd[4] = {1, F, 1, D}, df[4] = {1, D, 1, F},
+            nd[4] = {1, D, 1, 1};
+    begin(b, "layer");
+    MilValue *x = input(b, b->dt, 4, xs, "x");
+    MilValue *w[LP_COUNT];
+    for (int k = 0; k < LP_COUNT; k++) {
+        const int64_t *dims = k == LP_W1 || k == LP_W3 ? fd : k == LP_W2 ? df : dd;
+        bool norm = k == LP_ATTN_NORM || k == LP_FFN_NORM;
+        w[k] = input(b, b->dt, 4, norm ? nd : dims, layer_param_names[k]);
+    }
+    MilValue *h = rmsnorm_cf(b, x, w[LP_ATTN_NORM], D, "xn1");
+    /* [1, D, 1, B*S] -> [NH, HD, B, S] -> [B, NH, S, HD] */
+    int64_t split[4] = {NH, HD, B, S}, perm[4] = {2, 0, 3, 1}, back[4] = {1, 3, 0, 2};
+    MilValue *qkv[3];
+    static const char *qn[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "%s_lin", qn[i]);
+        MilValue *t = linear_cf(b, h, w[LP_WQ + i], nm);
+        snprintf(nm, sizeof nm, "%s_split", qn[i]);
+        qkv[i] = transpose(b, reshape(b, t, 4, split, nm), 4, perm, qn[i]);
+    }
+    float *m = malloc(sizeof(float) * (size_t)(S * S));
+    uint16_t *mh = malloc(sizeof(uint16_t) * (size_t)(S * S));
+    for (int64_t i = 0; i < S; i++)
+        for (int64_t j = 0; j < S; j++) {
+            m[i * S + j] = j > i ? -65504.0f : 0.0f;
+            mh[i * S + j] = mil_f32_to_fp16(m[i * S + j]);
+        }
+    int64_t ss[2] = {S, S};
+    MilValue *mask = cst(b, mil_const_tensor(b->p, mil_type_tensor(b->p, b->dt, 2, ss),
+                                             b->dt == MIL_DT_FP16 ? (void *)mh : (void *)m, S * S), "mask");
+    free(m);
+    free(mh);
+    MilValue *sc = matmul(b, qkv[0], qkv[1], true, "scores");
+    sc = binary(b, MIL_OP_MUL, sc, scalar(b, 1.0 / sqrt((double)HD), "scale"), "scores_scaled");
+    sc = binary(b, MIL_OP_ADD, sc, mask, "scores_masked");
+    MilOp *sm = mil_op_new(b->f, MIL_OP_SOFTMAX, NULL);
+    mil_op_add_arg(sm, "axis", cst(b, mil_const_scalar_int(b->p, MIL_DT_INT32, -1), "axis"));
+    mil_op_add_arg(sm, "x", sc);
+    MilValue *probs = finish(b, sm, "probs", NULL);
+    MilValue *att = matmul(b, probs, qkv[2], false, "att");
+    att = reshape(b, transpose(b, att, 4, back, "att_t"), 4, xs, "att_merged");
+    MilValue *x2 = binary(b, MIL_OP_ADD, x, linear_cf(b, att, w[LP_WO], "att_out"), "x2");
+
+    MilValue *h2 = rmsnorm_cf(b, x2, w[LP_FFN_NORM], D, "xn2");
+    MilValue *h1 = linear_cf(b, h2, w[LP_W1], "h1");
+    MilValue *h3 = linear_cf(b, h2, w[LP_W3], "h3");
+    MilValue *gate = binary(b, MIL_OP_MUL, unary(b, MIL_OP_SILU, h1, "h1_silu"), h3, "gate");
+    MilValue *y = binary(b, MIL_OP_ADD, x2, linear_cf(b, gate, w[LP_W2], "ffn_out"), "y");
+    mil_func_add_output(b->f, y);
 }
 
 static void build_layer(Bld *b, const ModelConfig *c) {
@@ -251,10 +358,12 @@ static void build_layer(Bld *b, const ModelConfig *c) {
 /* final norm + classifier; returns the logits [B,S,V] */
 static MilValue *classifier(Bld *b, const ModelConfig *c, MilValue **x_out) {
     int64_t xs[3] = {c->batch, c->seq, c->dim}, vd[2] = {c->vocab, c->dim}, D = c->dim;
-    MilValue *x = input(b, b->dt, 3, xs, "x");
+    int64_t cf[4] = {1, D, 1, (int64_t)c->batch * c->seq};
+    MilValue *x = b->cf ? input(b, b->dt, 4, cf, "x") : input(b, b->dt, 3, xs, "x");
     MilValue *fn = input(b, b->dt, 1, &D, "final_norm");
     MilValue *wcls = input(b, b->dt, 2, vd, "wcls");
     *x_out = x;
+    if (b->cf) x = from_cf(b, x, c, "x_bsd");
     return linear(b, rmsnorm(b, x, fn, "xnf"), wcls, "logits");
 }
 
@@ -288,15 +397,20 @@ static void build_logits(Bld *b, const ModelConfig *c) {
     mil_func_add_output(b->f, classifier(b, c, &x));
 }
 
-MilProgram *model_build(const ModelConfig *c, ModelMode mode, MilDiag *d) {
+MilProgram *model_build(const ModelConfig *c, ModelMode mode, ModelLayout layout, unsigned parts, MilDiag *d) {
     MilProgram *p = mil_program_new("1.3");
     if (!p) return NULL;
     p->trailing_newline = true;
-    Bld b = {.p = p, .dt = c->dtype, .d = d};
-    build_embed(&b, c);
-    build_layer(&b, c);
-    if (mode == MODEL_TRAIN) build_head(&b, c);
-    else build_logits(&b, c);
+    Bld b = {.p = p, .dt = c->dtype, .cf = layout == MODEL_LAYOUT_ANE, .d = d};
+    if (parts & MODEL_PART_OUTER) build_embed(&b, c);
+    if (parts & MODEL_PART_LAYER) {
+        if (b.cf) build_layer_cf(&b, c);
+        else build_layer(&b, c);
+    }
+    if (parts & MODEL_PART_OUTER) {
+        if (mode == MODEL_TRAIN) build_head(&b, c);
+        else build_logits(&b, c);
+    }
     if (b.errors || mil_verify(p, d)) {
         mil_program_free(p);
         return NULL;
@@ -306,18 +420,20 @@ MilProgram *model_build(const ModelConfig *c, ModelMode mode, MilDiag *d) {
 
 /* ------------------------------------------------------------- gradients */
 
-int model_grad(MilProgram *p, MilDiag *d) {
+int model_grad(MilProgram *p, MilRecompute recompute, MilDiag *d) {
     static const struct { const char *func, *wrt, *loss; } g[] = {
         {"embed", "emb,pos", NULL},
         {"layer", NULL, NULL},
         {"head", "x,final_norm,wcls", NULL},
     };
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        if (!mil_program_find_func(p, g[i].func)) continue;   /* another part of the model */
         MilGradOptions o;
         mil_grad_options_init(&o);
         o.func = g[i].func;
         o.wrt = g[i].wrt;
         o.loss = g[i].loss;
+        o.recompute = recompute;
         if (mil_grad(p, &o, d)) return d->nerrors ? d->nerrors : 1;
     }
     return 0;

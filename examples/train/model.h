@@ -62,14 +62,27 @@ size_t model_params(const ModelConfig *c, ParamInfo **out, int *n);
  * (tokens, emb, pos -> x) and "layer" (x, attn_norm, wq, wk, wv, wo, ffn_norm,
  * w1, w3, w2 -> y), then for MODEL_TRAIN "head" (x, final_norm, wcls,
  * targets -> loss), for MODEL_SAMPLE "logits" (x, final_norm, wcls ->
- * logits).  NULL with errors in d. */
+ * logits).  parts selects the functions: MODEL_PART_OUTER = embed + head (or
+ * logits), MODEL_PART_LAYER = layer.
+ *
+ * Layouts: MODEL_LAYOUT_BSD keeps activations [B, S, D] and weights in
+ * nn.Linear's [OUT, IN] (the CPU device).  MODEL_LAYOUT_ANE gives the layer
+ * the ANE's layout (docs/ane-notes.md §4, §13): x and y [1, D, 1, B*S]
+ * channel-first, weights [1, OUT, 1, IN], norms [1, D, 1, 1] -- the same
+ * bytes as the BSD weights, so the parameter arrays bind unchanged -- and
+ * embed / head convert between [B, S, D] and [1, D, 1, B*S] with MIL
+ * reshape + transpose ops at their boundary.  NULL with errors in d. */
 typedef enum { MODEL_TRAIN, MODEL_SAMPLE } ModelMode;
-MilProgram *model_build(const ModelConfig *c, ModelMode mode, MilDiag *d);
+typedef enum { MODEL_LAYOUT_BSD, MODEL_LAYOUT_ANE } ModelLayout;
+enum { MODEL_PART_OUTER = 1, MODEL_PART_LAYER = 2, MODEL_PART_ALL = 3 };
+MilProgram *model_build(const ModelConfig *c, ModelMode mode, ModelLayout layout, unsigned parts, MilDiag *d);
 
 /* Adds embed_fwd/embed_bwd, layer_fwd/layer_bwd and head_fwd/head_bwd by
  * mil_grad (taps automatic; every output gets a cotangent input, so the
- * loss's d_loss carries the fp16 loss scale).  Returns the number of errors. */
-int model_grad(MilProgram *p, MilDiag *d);
+ * loss's d_loss carries the fp16 loss scale) for the functions p has;
+ * recompute as in MilGradOptions.
+ * Returns the number of errors. */
+int model_grad(MilProgram *p, MilRecompute recompute, MilDiag *d);
 
 /* A compiled function with its plan and its argument arrays. */
 typedef struct Kernel {

@@ -41,8 +41,9 @@
 struct Trainer {
     ModelConfig c;
     bool sample_only;
-    MilRtDevice *dev;
-    MilRtProgram *rp;
+    MilRtDevice *cpu;              /* embed, head, logits (and everything on --device cpu) */
+    MilRtDevice *ane;              /* the layer kernels on --device ane|ane-sim; NULL on cpu */
+    MilRtProgram *rp, *rp_ane;     /* the CPU part and the ANE part */
     ParamInfo *pi;
     int npi;
     size_t np;
@@ -157,18 +158,33 @@ static int write_text(const char *dir, const char *name, const MilProgram *p, ch
     return rc;
 }
 
+/* One compiled part of the model (trainer_new compiles one for the CPU
+ * device, or two -- the layer for the ANE, the rest for the CPU -- for an
+ * ANE device). */
+typedef struct Part {
+    unsigned parts;          /* MODEL_PART_* */
+    ModelLayout layout;
+    MilTarget target;
+    const char *prefix;      /* of the --dump-mil files: "" or "ane-" */
+    MilRecompute recompute;  /* mil_grad's choice between taps and recomputation */
+    bool cache_hit;          /* OUT */
+    char *cache_path;        /* OUT: the .milb used (size 1024) */
+    int warnings;            /* OUT: diagnostics of -O2 (ANE legality findings) */
+    char first_warning[512];
+} Part;
+
 /* Builds the program, differentiates and optimises it, and returns it
  * lowered -- from the .milb cache when a previous run compiled the same
  * MIL for the same target. */
-static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, TrainerOptions *out, char *err, size_t n) {
+static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, Part *pt, char *err, size_t n) {
     MilDiag d;
     mil_diag_init(&d);
     MilRtProgram *rp = NULL;
-    MilTarget target = strcmp(o->device, "cpu") ? MIL_TARGET_ANE : MIL_TARGET_CPU;
+    MilTarget target = pt->target;
     ModelConfig c = o->model;
+    char name[64];
     if (o->sample_only) c.batch = 1;
-    double t0 = now_ms();
-    MilProgram *p = model_build(&c, o->sample_only ? MODEL_SAMPLE : MODEL_TRAIN, &d);
+    MilProgram *p = model_build(&c, o->sample_only ? MODEL_SAMPLE : MODEL_TRAIN, pt->layout, pt->parts, &d);
     if (!p) { diag_err(&d, "building the model", err, n); goto done; }
 
     /* the cache key: the forward MIL, the target and the pipeline */
@@ -176,7 +192,8 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, TrainerO
     char *text = mil_print(p, MIL_SPELLING_SAME, &len);
     if (!text) { errf(err, n, "out of memory"); goto done; }
     char salt[128];
-    snprintf(salt, sizeof salt, "mil-train kernels v1 target=%d O2 milc %s", (int)target, MIL_VERSION_STRING);
+    snprintf(salt, sizeof salt, "mil-train kernels v2 target=%d recompute=%d O2 milc %s", (int)target,
+             (int)pt->recompute, MIL_VERSION_STRING);
     XXH3_state_t *hs = XXH3_createState();
     XXH3_64bits_reset(hs);
     XXH3_64bits_update(hs, text, len);
@@ -185,30 +202,37 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, TrainerO
     XXH3_freeState(hs);
     free(text);
     if (o->cache_dir)
-        snprintf(out->cache_path, sizeof out->cache_path, "%s/kernels-%016llx.milb", o->cache_dir,
-                 (unsigned long long)hash);
+        snprintf(pt->cache_path, 1024, "%s/kernels-%016llx.milb", o->cache_dir, (unsigned long long)hash);
     struct stat sb;
     MilRtErr e = {{0}};
-    if (o->cache_dir && !o->dump_dir && stat(out->cache_path, &sb) == 0) {
-        rp = mil_rt_milb_load(out->cache_path, NULL, &e);
-        if (rp) { out->cache_hit = true; goto done; }
+    if (o->cache_dir && !o->dump_dir && stat(pt->cache_path, &sb) == 0) {
+        rp = mil_rt_milb_load(pt->cache_path, NULL, &e);
+        if (rp) { pt->cache_hit = true; goto done; }
         /* a stale or damaged cache entry is rebuilt */
     }
     if (o->dump_dir) {
         if (mil_mkdirs(o->dump_dir)) { errf(err, n, "%s: cannot create directory: %s", o->dump_dir, strerror(errno)); goto done; }
-        if (write_text(o->dump_dir, "forward.mil", p, err, n)) goto done;
+        snprintf(name, sizeof name, "%sforward.mil", pt->prefix);
+        if (write_text(o->dump_dir, name, p, err, n)) goto done;
     }
-    if (!o->sample_only && model_grad(p, &d)) { diag_err(&d, "mil_grad", err, n); goto done; }
-    if (o->dump_dir && !o->sample_only && write_text(o->dump_dir, "grad.mil", p, err, n)) goto done;
+    if (!o->sample_only && model_grad(p, pt->recompute, &d)) { diag_err(&d, "mil_grad", err, n); goto done; }
+    snprintf(name, sizeof name, "%sgrad.mil", pt->prefix);
+    if (o->dump_dir && !o->sample_only && write_text(o->dump_dir, name, p, err, n)) goto done;
     MilPassOptions po;
     mil_pass_options_init(&po);
     po.opt_level = 2;
     po.target = target;
     if (mil_pass_run(p, &po, &d)) { diag_err(&d, "-O2", err, n); goto done; }
-    if (o->dump_dir && write_text(o->dump_dir, "kernels.mil", p, err, n)) goto done;
+    /* the ANE device takes standard MIL only: milc's extension ops (rms_norm,
+     * sdpa_backward) expanded, as milc --target=ane does for ane-mil */
+    if (target != MIL_TARGET_CPU && mil_ane_expand_ext(p, &d)) { diag_err(&d, "expanding extension ops", err, n); goto done; }
+    pt->warnings = d.n;
+    if (d.n) mil_diag_format(&d, 0, pt->first_warning, sizeof pt->first_warning);
+    snprintf(name, sizeof name, "%skernels.mil", pt->prefix);
+    if (o->dump_dir && write_text(o->dump_dir, name, p, err, n)) goto done;
     if (o->cache_dir) {
-        if (mil_milb_write_files(p, out->cache_path, NULL, NULL, &d)) { diag_err(&d, out->cache_path, err, n); goto done; }
-        rp = mil_rt_milb_load(out->cache_path, NULL, &e);
+        if (mil_milb_write_files(p, pt->cache_path, NULL, NULL, &d)) { diag_err(&d, pt->cache_path, err, n); goto done; }
+        rp = mil_rt_milb_load(pt->cache_path, NULL, &e);
         if (!rp) errf(err, n, "%s", e.msg);
     } else {
         MilLowerOptions lo = {.device = dev};
@@ -216,7 +240,6 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, TrainerO
         if (!rp) diag_err(&d, "lowering", err, n);
     }
 done:
-    out->compile_ms = now_ms() - t0;
     mil_program_free(p);
     mil_diag_free(&d);
     return rp;
@@ -228,7 +251,10 @@ static size_t tensor_bytes(const MilRtTensor *t) { return mil_rt_nbytes(t); }
 
 static int kernel_open(Trainer *t, Kernel *k, const char *name, char *err, size_t n) {
     MilRtErr e = {{0}};
-    k->f = mil_rt_program_find_func(t->rp, name);
+    /* per-function placement: the ANE part's functions on the ANE device */
+    k->f = t->rp_ane ? mil_rt_program_find_func(t->rp_ane, name) : NULL;
+    MilRtDevice *dev = k->f ? t->ane : t->cpu;
+    if (!k->f) k->f = mil_rt_program_find_func(t->rp, name);
     if (!k->f) return errf(err, n, "the compiled program has no function '%s'", name);
     k->in = calloc((size_t)k->f->ninputs + 1, sizeof *k->in);
     k->out = calloc((size_t)k->f->noutputs + 1, sizeof *k->out);
@@ -242,7 +268,7 @@ static int kernel_open(Trainer *t, Kernel *k, const char *name, char *err, size_
                 return errf(err, n, "function '%s': output '%s' has an unknown shape", name,
                             k->f->values[k->f->outputs[i]].name);
     }
-    k->plan = mil_rt_prepare(t->dev, k->f, k->in, &e);
+    k->plan = mil_rt_prepare(dev, k->f, k->in, &e);
     if (!k->plan) return errf(err, n, "function '%s': %s", name, e.msg);
     return 0;
 }
@@ -357,6 +383,8 @@ static const char *const no_taps_embed[] = {"x", NULL};
 Trainer *trainer_new(TrainerOptions *o, char *err, size_t n) {
     Trainer *t = calloc(1, sizeof *t);
     if (!t) { errf(err, n, "out of memory"); return NULL; }
+    /* sampling an fp32 checkpoint on the ANE: fp16 kernels over the fp32 weights */
+    if (o->sample_only && strcmp(o->device, "cpu")) o->model.dtype = MIL_DT_FP16;
     t->c = o->model;
     t->sample_only = o->sample_only;
     if (t->sample_only) t->c.batch = 1;
@@ -368,8 +396,38 @@ Trainer *trainer_new(TrainerOptions *o, char *err, size_t n) {
         !(t->v = calloc(1, nb)))
         goto oom;
     if (c->dtype == MIL_DT_FP16 && (!(t->w16 = calloc(t->np, 2)) || !(t->g16 = calloc(t->np, 2)))) goto oom;
-    if (!(t->dev = open_device(o->device, err, n))) goto fail;
-    if (!(t->rp = compile(o, t->dev, o, err, n))) goto fail;
+    bool ane = strcmp(o->device, "cpu") != 0;
+    if (ane && c->dtype != MIL_DT_FP16) {
+        errf(err, n, "device '%s' runs fp16 kernels (the ANE's numerics): use --precision fp16", o->device);
+        goto fail;
+    }
+    if (!(t->cpu = open_device("cpu", err, n))) goto fail;
+    if (ane && !(t->ane = open_device(o->device, err, n))) goto fail;
+    double t0 = now_ms();
+    /* --device cpu: one program, the model's own [B, S, D] layout.  ANE: the
+     * layer (forward, backward: the bulk of the work) compiled for the ANE
+     * in its [1, C, 1, S] layout, and the int32 embedding gather and the
+     * loss (int32 targets, one_hot: no ANE path) for the CPU device. */
+    Part cpu_part = {.parts = ane ? MODEL_PART_OUTER : MODEL_PART_ALL, .layout = ane ? MODEL_LAYOUT_ANE : MODEL_LAYOUT_BSD,
+                     .target = MIL_TARGET_CPU, .prefix = "", .cache_path = o->cache_path};
+    Part ane_part = {.parts = MODEL_PART_LAYER, .layout = MODEL_LAYOUT_ANE, .target = MIL_TARGET_ANE,
+                     .prefix = "ane-", .recompute = MIL_RECOMPUTE_CHEAP, .cache_path = o->cache_path_ane};
+    if (!(t->rp = compile(o, t->cpu, &cpu_part, err, n))) goto fail;
+    if (ane && !(t->rp_ane = compile(o, t->ane, &ane_part, err, n))) goto fail;
+    o->cache_hit = cpu_part.cache_hit && (!ane || ane_part.cache_hit);
+    o->compile_ms = now_ms() - t0;
+    o->ane_warnings = ane_part.warnings;
+    snprintf(o->ane_first_warning, sizeof o->ane_first_warning, "%s", ane_part.first_warning);
+    if (ane) {
+        const char *fl = t->sample_only ? "layer" : "layer, layer_fwd, layer_bwd";
+        const char *fc = t->sample_only ? "embed, logits" : "embed, embed_fwd, embed_bwd, head, head_fwd, head_bwd";
+        snprintf(o->placement, sizeof o->placement,
+                 "%s: on %s ([1, C, 1, S] fp16 surfaces, weights as inputs)\n"
+                 "%s: on cpu (int32 token/target inputs and gather/one_hot are not ANE surfaces or ops)",
+                 fl, o->device, fc);
+    } else {
+        snprintf(o->placement, sizeof o->placement, "all functions: on cpu");
+    }
 
     size_t act = (size_t)c->batch * c->seq * c->dim * t->es;
     if (!(t->x = calloc((size_t)c->layers + 1, sizeof *t->x))) goto oom;
@@ -420,7 +478,9 @@ void trainer_free(Trainer *t) {
     free(t->dlossbuf);
     free(t->logitsbuf);
     mil_rt_program_free(t->rp);
-    mil_rt_device_free(t->dev);
+    mil_rt_program_free(t->rp_ane);
+    mil_rt_device_free(t->ane);
+    mil_rt_device_free(t->cpu);
     free(t->w); free(t->g); free(t->m); free(t->v);
     free(t->w16); free(t->g16);
     free(t->pi);
@@ -801,6 +861,10 @@ done:
     free(ctx);
     free(p);
     return rc;
+}
+
+int trainer_ane_stats(const Trainer *t, MilRtAneStats *st) {
+    return t->ane ? mil_rt_ane_stats(t->ane, st) : -1;
 }
 
 void trainer_print_profile(const Trainer *t, FILE *out) {

@@ -40,8 +40,12 @@ typedef struct TrainerOptions {
     const char *dump_dir;   /* --dump-mil: forward.mil, grad.mil, kernels.mil; NULL = none */
     bool sample_only;       /* build the sampling program (batch 1, logits) only */
     bool cache_hit;         /* OUT: kernels came from the cache */
-    char cache_path[1024];  /* OUT: the .milb used */
+    char cache_path[1024];  /* OUT: the .milb used (the CPU part on an ANE device) */
+    char cache_path_ane[1024];  /* OUT: the ANE part's .milb ("" on cpu) */
     double compile_ms;      /* OUT */
+    char placement[512];    /* OUT: which function runs on which device, and why */
+    int ane_warnings;       /* OUT: ANE legality findings on the ANE part (-O2, not --strict) */
+    char ane_first_warning[512];
 } TrainerOptions;
 
 Trainer *trainer_new(TrainerOptions *o, char *err, size_t errlen);
@@ -86,6 +90,9 @@ int trainer_peek_config(const char *path, ModelConfig *c, char *err, size_t errl
  * (sample_only trainer); temperature 0 = greedy.  out gets n tokens. */
 int trainer_sample(Trainer *t, const int32_t *prompt, int np, int n, double temperature, uint64_t seed,
                    int32_t *out, char *err, size_t errlen);
+
+/* The ANE device's counters (compiles, cache hits, evaluations); -1 on cpu. */
+int trainer_ane_stats(const Trainer *t, MilRtAneStats *st);
 
 /* Time per compiled function so far (--profile). */
 #include <stdio.h>

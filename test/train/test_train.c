@@ -36,9 +36,9 @@ static void load_npy(const char *name, MilDType dt, MilRtTensor *t) {
     mil_rt_tensor_free(&raw);
 }
 
-static Trainer *fixture_trainer(MilDType dt) {
+static Trainer *fixture_trainer_on(MilDType dt, const char *device) {
     char err[1024];
-    TrainerOptions o = {.model = FIX, .device = "cpu"};
+    TrainerOptions o = {.model = FIX, .device = device};
     o.model.dtype = dt;
     Trainer *t = trainer_new(&o, err, sizeof err);
     cr_assert(t, "trainer_new: %s", err);
@@ -50,6 +50,8 @@ static Trainer *fixture_trainer(MilDType dt) {
     mil_rt_tensor_free(&p);
     return t;
 }
+
+static Trainer *fixture_trainer(MilDType dt) { return fixture_trainer_on(dt, "cpu"); }
 
 static const int32_t *batch(const MilRtTensor *t, int i) {
     return (const int32_t *)t->data + (size_t)i * FIX.batch * FIX.seq;
@@ -123,6 +125,72 @@ Test(train_parity, fp32_loss_after_20_adamw_steps) {
     trainer_free(t);
 }
 
+/* ------------------------------------------------------------ ANE device */
+
+/* --device ane-sim: the layer kernels (layer, layer_fwd, layer_bwd) run on the
+ * ANE device over the recording double in the [1, C, 1, S] fp16 layout, the
+ * embedding and the loss on the CPU device.  10 AdamW steps from the fixture's
+ * weights and batches give the same losses as the CPU device in fp16 within
+ * 5e-3 relative (the fp16 parity tolerance above: ~1 fp16 ulp of a loss near
+ * 5.5 is 4e-3 absolute), and the double compiles each distinct kernel once. */
+#define ANE_STEPS 10
+Test(train_ane, ten_steps_on_the_double_match_the_cpu_device) {
+    Trainer *cpu = fixture_trainer_on(MIL_DT_FP16, "cpu"), *ane = fixture_trainer_on(MIL_DT_FP16, "ane-sim");
+    MilRtTensor tok, tgt;
+    load_npy("tokens.npy", MIL_DT_INT32, &tok);
+    load_npy("targets.npy", MIL_DT_INT32, &tgt);
+    char err[1024];
+    double worst = 0;
+    for (int i = 0; i < ANE_STEPS; i++) {
+        float lc, la;
+        double lr, gn;
+        bool sc, sa;
+        cr_assert_eq(trainer_step(cpu, &FIX_OPT, batch(&tok, i), batch(&tgt, i), &lc, &lr, &gn, &sc, err, sizeof err),
+                     0, "cpu: %s", err);
+        cr_assert_eq(trainer_step(ane, &FIX_OPT, batch(&tok, i), batch(&tgt, i), &la, &lr, &gn, &sa, err, sizeof err),
+                     0, "ane-sim: %s", err);
+        cr_assert(!sc && !sa, "step %d skipped (cpu %d, ane-sim %d)", i, sc, sa);
+        cr_assert(fabs(la - lc) <= 5e-3 * fabs(lc), "step %d: ane-sim loss %.6f, cpu %.6f", i, la, lc);
+        worst = fmax(worst, fabs(la - lc) / fabs(lc));
+    }
+    /* and the weights after 10 updates: the loss of the next batch */
+    float lc, la;
+    cr_assert_eq(trainer_eval(cpu, batch(&tok, ANE_STEPS), batch(&tgt, ANE_STEPS), &lc, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(trainer_eval(ane, batch(&tok, ANE_STEPS), batch(&tgt, ANE_STEPS), &la, err, sizeof err), 0, "%s", err);
+    cr_assert(fabs(la - lc) <= 5e-3 * fabs(lc), "after %d steps: ane-sim loss %.6f, cpu %.6f", ANE_STEPS, la, lc);
+    double dw = 0, w2 = 0;
+    const float *wc = trainer_weights(cpu), *wa = trainer_weights(ane);
+    for (size_t k = 0; k < trainer_nparams(cpu); k++) {
+        dw += (double)(wa[k] - wc[k]) * (wa[k] - wc[k]);
+        w2 += (double)wc[k] * wc[k];
+    }
+    cr_log_info("weights after %d steps: |w_ane - w_cpu| / |w_cpu| = %.3g", ANE_STEPS, sqrt(dw / w2));
+    /* each kernel compiled once for the whole run (weights are inputs):
+     * layer and layer_bwd; layer_fwd renders to the same program as layer
+     * (recomputation leaves it no taps) and hits the compile cache.  One
+     * evaluation per layer per forward and per backward. */
+    MilRtAneStats st;
+    cr_assert_eq(trainer_ane_stats(ane, &st), 0);
+    cr_assert_eq(st.compiles, 2, "compiles %d", st.compiles);
+    cr_assert_eq(st.process_compiles, 2);
+    cr_assert_eq(st.cache_hits, 1, "cache hits %d", st.cache_hits);
+    cr_assert_eq(st.loads, 2);
+    cr_assert_eq(st.evaluations, (long)ANE_STEPS * 2 * FIX.layers + FIX.layers, "evaluations %ld", st.evaluations);
+    cr_assert_eq(trainer_ane_stats(cpu, &st), -1, "the cpu trainer has no ANE device");
+    cr_log_info("ane-sim vs cpu (fp16, %d steps): worst relative loss difference %.2g", ANE_STEPS, worst);
+    mil_rt_tensor_free(&tok);
+    mil_rt_tensor_free(&tgt);
+    trainer_free(cpu);
+    trainer_free(ane);
+}
+
+Test(train_ane, fp32_kernels_are_refused_on_the_ane) {
+    char err[1024];
+    TrainerOptions o = {.model = FIX, .device = "ane-sim"};
+    cr_assert_null(trainer_new(&o, err, sizeof err));
+    cr_assert(strstr(err, "device 'ane-sim' runs fp16 kernels"), "%s", err);
+}
+
 /* ------------------------------------------------------------------- CLI */
 
 static char *tmp, *out, *err;
@@ -182,6 +250,29 @@ Test(train_cli, fp16_trains_and_reports_skips, .init = setup, .fini = teardown) 
     free(csv);
 }
 
+/* --device ane-sim from the command line: the placement is printed, the
+ * double's counters stay at two compiles per process, and --restart-every
+ * (the compile-budget workaround) is bit-identical on the ANE path too. */
+Test(train_cli, ane_sim_restart_every_is_bit_identical, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("straight", "--steps 6 --device ane-sim"), 0, "%s", err);
+    cr_assert(strstr(out, "layer, layer_fwd, layer_bwd: on ane-sim"), "%s", out);
+    cr_assert(strstr(out, "embed, embed_fwd, embed_bwd, head, head_fwd, head_bwd: on cpu (int32"), "%s", out);
+    cr_assert(strstr(out, "fp16 on ane-sim"), "--device ane-sim implies fp16:\n%s", out);
+    cr_assert(strstr(out, "ane-sim: 2 compiles (2 in this process, budget 100), 1 cache hits, 30 evaluations"),
+              "6 steps x 2 layers x (forward + backward) + 3 validations x 2 layers:\n%s", out);
+    cr_assert_eq(train("restarted", "--steps 6 --device ane-sim --restart-every 2"), 0, "%s", err);
+    cr_assert(strstr(out, "restarting after step 2") && strstr(out, "restarting after step 4"), "%s", out);
+    /* the last process compiled its own two kernels and ran the last 2 steps */
+    cr_assert(strstr(out, "ane-sim: 2 compiles (2 in this process, budget 100), 1 cache hits, 10 evaluations"),
+              "2 steps x 2 layers x 2 + a validation x 2 layers:\n%s",
+              out);
+    tu_assert_same_file(tu_path(tmp, "straight/ckpt.bin"), tu_path(tmp, "restarted/ckpt.bin"));
+    /* sampling a checkpoint through the ANE double */
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-train"), "--sample %s --device ane-sim --prompt 'the ' --tokens 20 "
+                         "--temperature 0", tu_path(tmp, "straight/ckpt.bin")), 0, "%s", err);
+    cr_assert_eq(strlen(out), 4 + 20 + 1, "'%s'", out);
+}
+
 /* every refused input: exit status, message, and no run directory */
 static void refused(const char *args, int status, const char *msg) {
     const char *run = tu_path(tmp, "refused");
@@ -204,6 +295,8 @@ Test(train_cli, bad_inputs_are_refused_and_write_nothing, .init = setup, .fini =
     refused(tu_fmt("--data %s --steps ten", shorty), 2, "--steps expects an integer");
     refused(tu_fmt("--data %s --lr fast", shorty), 2, "--lr expects a number");
     refused(tu_fmt("--data %s --precision fp8", shorty), 2, "--precision expects fp32 or fp16");
+    refused(tu_fmt("--data %s --device ane-sim --precision fp32", shorty), 2,
+            "--device ane-sim runs fp16 kernels (the ANE's numerics); --precision fp32 is for --device cpu");
     refused(tu_fmt("--data %s --bogus 1", shorty), 2, "unknown option '--bogus'");
     refused(tu_fmt("--tokens %s --vocab 256", tu_path(tmp, "missing.bin")), 1, "missing.bin");
 #ifndef __APPLE__
