@@ -330,6 +330,29 @@ static bool rule_neutral(MilFunc *f, MilOp *op, void *ctx) {
     return false;
 }
 
+/* A sum / mean / max / min / prod over axes that all have size 1 reads one
+ * element per output: x itself (keep_dims) or a reshape of it.  The gradient
+ * of a matmul against a broadcast [1, ...] batch makes these (reduce_sum over
+ * axis 0 of a [1, M, N] weight gradient), each a full copy at run time. */
+static bool rule_reduce_noop(MilFunc *f, MilOp *op, void *ctx) {
+    MilValue *x = arg_value(op, "x");
+    if (op->nresults != 1 || !x || !ty_known(x->type) || !ty_known(op->results[0]->type)) return false;
+    const MilType *xt = x->type, *rt = op->results[0]->type;
+    if (xt->dtype != rt->dtype || mil_type_numel(xt) != mil_type_numel(rt)) return false;
+    int64_t axes[MIL_MAX_RANK];
+    int n = mil_op_arg(op, "axes") ? arg_ints(op, "axes", axes, MIL_MAX_RANK) : xt->rank;
+    if (!mil_op_arg(op, "axes"))
+        for (int i = 0; i < n; i++) axes[i] = i;
+    if (n <= 0) return false;
+    for (int i = 0; i < n; i++) {
+        int64_t a = axes[i] < 0 ? axes[i] + xt->rank : axes[i];
+        if (a < 0 || a >= xt->rank || xt->dims[a] != 1) return false;
+    }
+    if (same_type(x, op->results[0])) return forward_x(f, op, x);
+    MilValue *r = pb_reshape(f, op, x, rt->rank, rt->dims, op->results[0]->name);
+    return replace_value(f, op->results[0], r);
+}
+
 /* reshape(reshape(x)) -> reshape(x); also through expand_dims / squeeze */
 static bool rule_reshape_merge(MilFunc *f, MilOp *op, void *ctx) {
     MilValue *x = arg_value(op, "x");
@@ -376,6 +399,11 @@ static const MilRule cleanup_rules[] = {
     {MIL_OP_SUB, rule_neutral, "sub-zero"},               /* x - 0 -> x */
     {MIL_OP_MUL, rule_neutral, "mul-one"},                /* x * 1 -> x, 1 * x -> x */
     {MIL_OP_REAL_DIV, rule_neutral, "div-one"},           /* x / 1 -> x */
+    {MIL_OP_REDUCE_SUM, rule_reduce_noop, "reduce-noop"},  /* reduce over size-1 axes -> x (or a reshape) */
+    {MIL_OP_REDUCE_MEAN, rule_reduce_noop, "reduce-noop"},
+    {MIL_OP_REDUCE_MAX, rule_reduce_noop, "reduce-noop"},
+    {MIL_OP_REDUCE_MIN, rule_reduce_noop, "reduce-noop"},
+    {MIL_OP_REDUCE_PROD, rule_reduce_noop, "reduce-noop"},
     {MIL_OP_RESHAPE, rule_reshape_merge, "reshape-merge"},         /* reshape(reshape(x)) -> reshape(x) */
     {MIL_OP_EXPAND_DIMS, rule_reshape_merge, "reshape-merge"},     /* expand_dims(reshape(x)) -> reshape(x) */
     {MIL_OP_SQUEEZE, rule_reshape_merge, "reshape-merge"},         /* squeeze(reshape(x)) -> reshape(x) */
