@@ -241,12 +241,12 @@ static void build_embed(Bld *b, const ModelConfig *c) {
 
 /* The layer in the ANE layout: every activation [1, C, 1, N] (N = B*S
  * tokens, channel-first, fp16 on the ANE), weights [1, OUT, 1, IN], norms
- * [1, D, 1, 1]; attention splits heads per sequence with reshape +
+ * [1, 1, 1, D]; attention splits heads per sequence with reshape +
  * transpose (ane-notes §13.3).  The same math as build_layer. */
 static void build_layer_cf(Bld *b, const ModelConfig *c) {
     int64_t B = c->batch, S = c->seq, D = c->dim, NH = c->heads, HD = D / NH, F = c->ffn, N = B * S;
     int64_t xs[4] = {1, D, 1, N}, dd[4] = {1, D, 1, D}, fd[4] = {1, F, 1, D}, df[4] = {1, D, 1, F},
-            nd[4] = {1, D, 1, 1};
+            nd[4] = {1, 1, 1, D}, nc[4] = {1, D, 1, 1};
     begin(b, "layer");
     MilValue *x = input(b, b->dt, 4, xs, "x");
     MilValue *w[LP_COUNT];
@@ -254,6 +254,9 @@ static void build_layer_cf(Bld *b, const ModelConfig *c) {
         const int64_t *dims = k == LP_W1 || k == LP_W3 ? fd : k == LP_W2 ? df : dd;
         bool norm = k == LP_ATTN_NORM || k == LP_FFN_NORM;
         w[k] = input(b, b->dt, 4, norm ? nd : dims, layer_param_names[k]);
+        /* a norm weight arrives as [1, 1, 1, D] (its last axis 64-byte aligned
+         * like every surface's) and broadcasts over the tokens as [1, D, 1, 1] */
+        if (norm) w[k] = reshape(b, w[k], 4, nc, k == LP_ATTN_NORM ? "attn_gamma" : "ffn_gamma");
     }
     MilValue *h = rmsnorm_cf(b, x, w[LP_ATTN_NORM], D, "xn1");
     /* [1, D, 1, B*S] -> [NH, HD, B, S] -> [B, NH, S, HD] */

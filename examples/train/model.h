@@ -68,7 +68,7 @@ size_t model_params(const ModelConfig *c, ParamInfo **out, int *n);
  * Layouts: MODEL_LAYOUT_BSD keeps activations [B, S, D] and weights in
  * nn.Linear's [OUT, IN] (the CPU device).  MODEL_LAYOUT_ANE gives the layer
  * the ANE's layout (docs/ane-notes.md §4, §13): x and y [1, D, 1, B*S]
- * channel-first, weights [1, OUT, 1, IN], norms [1, D, 1, 1] -- the same
+ * channel-first, weights [1, OUT, 1, IN], norms [1, 1, 1, D] -- the same
  * bytes as the BSD weights, so the parameter arrays bind unchanged -- and
  * embed / head convert between [B, S, D] and [1, D, 1, B*S] with MIL
  * reshape + transpose ops at their boundary.  NULL with errors in d. */

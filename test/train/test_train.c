@@ -273,6 +273,32 @@ Test(train_cli, ane_sim_restart_every_is_bit_identical, .init = setup, .fini = t
     cr_assert_eq(strlen(out), 4 + 20 + 1, "'%s'", out);
 }
 
+/* The layer kernels are in the ANE's layout: at a size where surfaces can
+ * reach the route's minimum (D = 256, B*S = 256 tokens), milc's ANE legality
+ * check on the dumped kernels finds nothing but the norm weights' small
+ * surfaces (which the device pads): every input and output is fp16
+ * [1, C, 1, S] with S a multiple of 32, no op without an ANE path. */
+Test(train_cli, ane_layer_kernels_pass_ane_legality, .init = setup, .fini = teardown) {
+    const char *dir = tu_path(tmp, "mil");
+    int rc = tu_runf(&out, &err, tu_tool("mil-train"), "--data %s --run-dir %s --dim 256 --layers 1 --heads 4 --ffn 512 "
+                     "--seq 128 --batch 2 --steps 1 --bench --quiet --device ane-sim --dump-mil %s", corpus(),
+                     tu_path(tmp, "big"), dir);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "note: 8 ANE legality finding(s)"), "%s", out);
+    rc = tu_runf(&out, &err, tu_tool("milc"), "-O2 --target=ane -o %s %s", tu_path(tmp, "k.mil"),
+                 tu_path(dir, "ane-kernels.mil"));
+    cr_assert_eq(rc, 0, "%s", err);
+    int found = 0;
+    for (const char *l = err; (l = strstr(l, "warning: ")); l++, found++) {
+        size_t n = strcspn(l, "\n");
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l);
+        cr_assert(strstr(line, "_norm'") && strstr(line, "is below the ~49152-byte minimum"), "%s", line);
+    }
+    /* attn_norm, ffn_norm: inputs of layer, layer_fwd and layer_bwd; outputs d_* of layer_bwd */
+    cr_assert_eq(found, 8, "%s", err);
+}
+
 /* every refused input: exit status, message, and no run directory */
 static void refused(const char *args, int status, const char *msg) {
     const char *run = tu_path(tmp, "refused");
