@@ -321,6 +321,33 @@ static void recompute(Grad *g, MilOp *op) {
     mark_dw(g, c);
 }
 
+static bool is_view(const MilOp *op) {
+    return op->kind == MIL_OP_RESHAPE || op->kind == MIL_OP_TRANSPOSE || op->kind == MIL_OP_EXPAND_DIMS ||
+           op->kind == MIL_OP_SQUEEZE;
+}
+
+/* [1, C, 1, S]: the ANE's I/O form */
+static bool ane_shaped(const MilType *t) {
+    return ty_known(t) && t->rank == 4 && t->dims[0] == 1 && t->dims[2] == 1;
+}
+
+/* A reshape of v in FUNC whose result is [1, C, 1, S] (v is not): tapping it
+ * instead of v costs the same bytes and gives the ANE a legal output. */
+static MilValue *ane_view_of(Grad *g, const MilValue *v) {
+    if (ane_shaped(v->type) || !ty_known(v->type)) return NULL;
+    for (MilOp *op = g->f->body.first; op; op = op->next)
+        if (op->kind == MIL_OP_RESHAPE && arg_value(op, "x") == v && ane_shaped(op->results[0]->type)) return op->results[0];
+    return NULL;
+}
+
+static MilValue *tap(Grad *g, MilValue *v) {
+    if (g->prim[v->id]) return g->prim[v->id];
+    MilValue *r = add_bwd_param(g, v->type, v->name);
+    GROW(g->taps, g->ntaps, g->captaps);
+    g->taps[g->ntaps++] = v;
+    return g->prim[v->id] = r;
+}
+
 static MilValue *prim(Grad *g, MilValue *v) {
     if (!v) return NULL;
     if (g->prim[v->id]) return g->prim[v->id];
@@ -332,17 +359,20 @@ static MilValue *prim(Grad *g, MilValue *v) {
     } else if (v->def->kind == MIL_OP_CONST) {
         r = pb_const(g->b, NULL, (MilConst *)mil_value_const(v), v->name);
         mark_dw(g, r->def);
-    } else if (is_cheap_kind(v->def) &&
-               (g->o->recompute == MIL_RECOMPUTE_CHEAP || (mil_op_info(v->def->kind)->flags & OPF_CONSTEXPR) ||
-                !g->vary[v->id])) {
+    } else if (is_view(v->def) ||
+               (is_cheap_kind(v->def) &&
+                (g->o->recompute == MIL_RECOMPUTE_CHEAP || (mil_op_info(v->def->kind)->flags & OPF_CONSTEXPR) ||
+                 !g->vary[v->id]))) {
         /* values that do not depend on --wrt inputs (masks, positions) are
-           recomputed from constants and inputs rather than tapped */
+           recomputed from constants and inputs rather than tapped; so are
+           views (reshape, transpose, ...): the tap is their source, so one
+           tensor is never tapped twice under two shapes */
         recompute(g, v->def);
         return g->prim[v->id];
     } else {
-        r = add_bwd_param(g, v->type, v->name);
-        GROW(g->taps, g->ntaps, g->captaps);
-        g->taps[g->ntaps++] = v;
+        MilValue *w = ane_view_of(g, v);
+        if (!w) return tap(g, v);
+        r = reshape_to(g, tap(g, w), v->type);
     }
     g->prim[v->id] = r;
     return r;
@@ -671,12 +701,16 @@ static void r_softmax(Grad *g, MilOp *op, MilValue *dy) {
 
 /* gamma (shaped like x over the normalised axes) reshaped to broadcast
  * against x: x's rank, 1 outside the axes */
-static MilValue *norm_bcast(Grad *g, MilValue *gm, const MilValue *x, int n, const int64_t *ax) {
+static const MilType *norm_type(Grad *g, MilDType dt, const MilValue *x, int n, const int64_t *ax) {
     int r = rank_of(x);
     int64_t dims[MIL_MAX_RANK];
     for (int a = 0; a < r; a++) dims[a] = 1;
     for (int i = 0; i < n; i++) dims[ax[i]] = x->type->dims[ax[i]];
-    return reshape_to(g, gm, mil_type_tensor(g->p, dt_of(gm), r, dims));
+    return mil_type_tensor(g->p, dt, r, dims);
+}
+
+static MilValue *norm_bcast(Grad *g, MilValue *gm, const MilValue *x, int n, const int64_t *ax) {
+    return reshape_to(g, gm, norm_type(g, dt_of(gm), x, n, ax));
 }
 
 /* rms_norm and layer_norm: y = xhat * gamma (+ beta), xhat = (x - mu) r */
@@ -707,8 +741,9 @@ static void r_norm(Grad *g, MilOp *op, MilValue *dy) {
         if (ln) t = bin(g, MIL_OP_SUB, t, reduce(g, MIL_OP_REDUCE_MEAN, u, n, ax, true));
         acc(g, x, bin(g, MIL_OP_MUL, r, t));
     }
-    if (varies(g, gm)) acc(g, gm, reshape_to(g, unbroadcast(g, bin(g, MIL_OP_MUL, dy, xhat), gb->type), gm->type));
-    if (varies(g, bt) && has_g) acc(g, bt, reshape_to(g, unbroadcast(g, dy, gb->type), bt->type));
+    const MilType *nt = norm_type(g, dt_of(dy), x, n, ax);
+    if (varies(g, gm)) acc(g, gm, reshape_to(g, unbroadcast(g, bin(g, MIL_OP_MUL, dy, xhat), nt), gm->type));
+    if (varies(g, bt)) acc(g, bt, reshape_to(g, unbroadcast(g, dy, nt), bt->type));
 }
 
 static void r_matmul(Grad *g, MilOp *op, MilValue *dy) {

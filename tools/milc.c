@@ -368,21 +368,29 @@ static int emit_binary(MilProgram *p, const Options *o, const char *model_dir) {
     return rc ? 1 : 0;
 }
 
-/* --grad: an unknown function, --wrt or --loss name and a non-scalar
- * --loss are usage errors (2); -1 = fine. */
+/* --grad: an unknown function, --wrt or --loss name, a non-scalar
+ * --loss and a --wrt input that is not floating-point are usage errors (2);
+ * -1 = fine. */
 static int check_grad_names(const MilProgram *p, const MilGradOptions *g) {
     const char *fn = g->func ? g->func : "main";
     const MilFunc *f = mil_program_find_func(p, fn);
     if (!f) return usage_error("--grad: the program has no function '%s'", fn);
     for (const char *q = g->wrt; q && *q;) {
         size_t l = strcspn(q, ",");
-        bool found = false;
+        const MilValue *x = NULL;
         for (int i = 0; i < f->nparams; i++)
-            found |= strlen(f->params[i]->name) == l && !strncmp(f->params[i]->name, q, l);
-        if (l && !found) {
-            char nm[512];
-            snprintf(nm, sizeof nm, "%.*s", (int)(l < 500 ? l : 500), q);
+            if (strlen(f->params[i]->name) == l && !strncmp(f->params[i]->name, q, l)) x = f->params[i];
+        char nm[512];
+        snprintf(nm, sizeof nm, "%.*s", (int)(l < 500 ? l : 500), q);
+        if (l && !x) {
             fprintf(stderr, "milc: error: --wrt: function '%s' has no input '%s'\nTry 'milc --help'.\n", fn, nm);
+            return 2;
+        }
+        if (x && (!x->type || x->type->kind != MIL_TY_TENSOR || !mil_dtype_is_float(x->type->dtype))) {
+            char t[128];
+            mil_type_format(x->type, MIL_SPELLING_1_3, t, sizeof t);
+            fprintf(stderr, "milc: error: --wrt: input '%s' is %s, not a floating-point tensor\nTry 'milc --help'.\n",
+                    nm, t);
             return 2;
         }
         q += l;

@@ -51,6 +51,53 @@ void gu_run(MilRtDevice *dev, const MilRtProgram *rp, const char *func, const Gu
     free(outs);
 }
 
+static const char *func_attr(const MilFunc *f, const char *name) {
+    for (int i = 0; i < f->nattrs; i++)
+        if (!strcmp(f->attrs[i].name, name)) return mil_const_get_str(f->attrs[i].val);
+    return NULL;
+}
+
+static const MilValue *param_named(const MilFunc *f, const char *name) {
+    for (int i = 0; i < f->nparams; i++)
+        if (!strcmp(f->params[i]->name, name)) return f->params[i];
+    return NULL;
+}
+
+void gu_check_taps(const char *label, MilProgram *p, const char *func) {
+    char fw_name[256], bw_name[256];
+    snprintf(fw_name, sizeof fw_name, "%s_fwd", func);
+    snprintf(bw_name, sizeof bw_name, "%s_bwd", func);
+    const MilFunc *f = mil_program_find_func(p, func), *fw = mil_program_find_func(p, fw_name),
+                  *bw = mil_program_find_func(p, bw_name);
+    cr_assert(f && fw && bw, "%s: no %s / %s", label, fw_name, bw_name);
+    const char *list = func_attr(bw, "grad_taps");
+    cr_assert_not_null(list, "%s: %s has no grad_taps", label, bw_name);
+    char *taps = strdup(list), *save = NULL;
+    const char *names[256];
+    int n = 0, extra = 0;
+    for (char *t = strtok_r(taps, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        cr_assert_lt(n, 256);
+        for (int i = 0; i < n; i++) cr_assert(strcmp(names[i], t), "%s: tap %s appears twice", label, t);
+        cr_assert_null(param_named(f, t), "%s: the input %s is tapped", label, t);
+        const MilValue *in = param_named(bw, t);
+        cr_assert(in, "%s: tap %s is not an input of %s", label, t, bw_name);
+        /* a tap that is an output of FUNC already is not added again */
+        int k = -1;
+        for (int i = 0; i < f->body.nouts; i++)
+            if (!strcmp(f->body.outs[i]->name, t)) k = i;
+        if (k < 0) k = f->body.nouts + extra++;
+        cr_assert(k < fw->body.nouts && !strcmp(fw->body.outs[k]->name, t), "%s: output %d of %s is not the tap %s",
+                  label, k, fw_name, t);
+        cr_assert(fw->body.outs[k]->type == in->type, "%s: tap %s has two types", label, t);
+        names[n++] = t;
+    }
+    cr_assert_eq(fw->body.nouts, f->body.nouts + extra, "%s: %s has %d outputs, not %d + %d taps", label, fw_name,
+                 fw->body.nouts, f->body.nouts, extra);
+    for (int i = 0; i < f->body.nouts; i++)
+        cr_assert_str_eq(fw->body.outs[i]->name, f->body.outs[i]->name, "%s: output %d", label, i);
+    free(taps);
+}
+
 static void dump(MilDiag *d) {
     char buf[1024];
     for (int i = 0; i < d->n; i++) {
@@ -102,6 +149,7 @@ void gu_fd_check(const char *label, const char *text, const MilPassOptions *po, 
         dump(&d);
         cr_assert_fail("%s: mil_grad failed", label);
     }
+    gu_check_taps(label, p, "main");
     MilPassOptions o0;
     mil_pass_options_init(&o0);
     o0.opt_level = 0;

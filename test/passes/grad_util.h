@@ -25,5 +25,11 @@ void gu_run(MilRtDevice *dev, const MilRtProgram *rp, const char *func, const Gu
  * against central finite differences of main (fp32, h = 1e-2): max |fd - g|
  * <= tol * max(1, max |g|) per input.  Also checks that main_fwd's outputs
  * equal main's bit for bit. */
+/* After mil_grad (before other passes): the taps (grad_taps of FUNC_bwd) are
+ * unique, none is a FUNC input, each is a FUNC_fwd output and a FUNC_bwd
+ * input of the same name and type, and FUNC_fwd's outputs are FUNC's
+ * followed by the taps (each once). */
+void gu_check_taps(const char *label, MilProgram *p, const char *func);
+
 void gu_fd_check(const char *label, const char *text, const MilPassOptions *po, MilRecompute rc, double tol);
 #endif

@@ -80,6 +80,8 @@ static const Row rows[] = {
     {"softmax", T23 " x", T23 " z = softmax(axis = int32(0), x = x);", "z"},
     {"layer_norm", "tensor<fp32, [2, 4]> x",
      "tensor<fp32, [2, 4]> z = layer_norm(axes = " AX(1) "([-1]), epsilon = fp32(0x1p-10), gamma = tensor<fp32, [4]>([0x1p+0, 0x1p-1, 0x1.8p+0, -0x1p+0]), x = x);", "z"},
+    {"layer_norm", "tensor<fp32, [3, 2, 2]> x",
+     "tensor<fp32, [3, 2, 2]> z = layer_norm(axes = " AX(2) "([1, 2]), beta = tensor<fp32, [2, 2]>([[0x1p+0, -0x1p+0], [0x1p-1, 0x0p+0]]), epsilon = fp32(0x1p-10), x = x);", "z"},
     {"rms_norm", "tensor<fp32, [2, 4]> x, tensor<fp32, [4]> w",
      "tensor<fp32, [2, 4]> z = rms_norm(axes = " AX(1) "([1]), epsilon = fp32(0x1p-10), gamma = w, x = x);", "z"},
     {"rms_norm", "tensor<fp32, [1, 3, 1, 2]> x, tensor<fp32, [3]> w",
@@ -241,6 +243,174 @@ Test(grad_cli, grad_map_round_trips, .timeout = 60) {
     cr_assert_eq(milc(&out, &err, tu_fmt("--grad --loss=loss -O2 --emit=grad-map %s", tu_path(tmp, "h.milb"))), 0, "%s",
                  err);
     cr_assert(strstr(out, "\"loss\": \"loss\""), "%s", out);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
+
+Test(grad_cli, wrt_input_that_is_not_floating_point_is_a_usage_error) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *in = tu_path(tmp, "i.mil");
+    tu_write_text(in, "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [2]> x, tensor<int32, [2]> n) {\n"
+                      "            tensor<fp32, [2]> c = cast(dtype = string(\"fp32\"), x = n);\n"
+                      "            tensor<fp32, [2]> y = mul(x = x, y = c);\n        } -> (y);\n}\n");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --wrt=x,n %s -o %s", in, tu_path(tmp, "o.mil"))), 2);
+    cr_assert(strstr(err, "--wrt: input 'n' is tensor<int32, [2]>, not a floating-point tensor"), "%s", err);
+    struct stat st;
+    cr_assert_neq(stat(tu_path(tmp, "o.mil"), &st), 0);
+    /* the default --wrt skips it: integer inputs get no gradient */
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad %s", in)), 0, "%s", err);
+    cr_assert(strstr(out, "-> (d_x);"), "%s", out);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
+
+/* --grad=FUNC differentiates another function: FUNC_fwd / FUNC_bwd, the map
+ * of FUNC; main is left alone */
+Test(grad_cli, grad_of_a_named_function) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *in = tu_path(tmp, "i.mil");
+    tu_write_text(in, "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [2]> x) {\n"
+                      "            tensor<fp32, [2]> y = exp(x = x);\n        } -> (y);\n"
+                      "    func layer<ios18>(tensor<fp32, [2]> a, tensor<fp32, [2]> b) {\n"
+                      "            tensor<fp32, [2]> p = mul(x = a, y = b);\n"
+                      "            tensor<fp32, [2]> q = tanh(x = p);\n        } -> (q);\n}\n");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad=layer --wrt=b %s", in)), 0, "%s", err);
+    cr_assert(strstr(out, "func layer_fwd<ios18>(tensor<fp32, [2]> a, tensor<fp32, [2]> b)"), "%s", out);
+    cr_assert(strstr(out, "func layer_bwd<ios18>("), "%s", out);
+    cr_assert(strstr(out, "-> (d_b);"), "%s", out);
+    cr_assert(!strstr(out, "main_fwd") && !strstr(out, "d_a"), "%s", out);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad=layer --emit=grad-map %s", in)), 0, "%s", err);
+    cr_assert(strstr(out, "{\"function\": \"layer\", \"fwd\": \"layer_fwd\", \"bwd\": \"layer_bwd\""), "%s", out);
+    cr_assert(strstr(out, "\"cotangents\": [{\"name\": \"d_q\", \"dtype\": \"fp32\", \"shape\": [2], \"bytes\": 8}]"), "%s",
+              out);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
+
+/* occurrences of `what` in the body of function `fn` of MIL text */
+static int count_in_func(const char *text, const char *fn, const char *what) {
+    const char *b = strstr(text, tu_fmt("func %s<", fn));
+    cr_assert_not_null(b, "no function %s", fn);
+    const char *e = strstr(b + 5, "    func ");
+    int n = 0;
+    for (const char *q = strstr(b, what); q && (!e || q < e); q = strstr(q + 1, what)) n++;
+    return n;
+}
+
+/* The transformer layer in the ANE's [1, C, 1, S] form (a .mlmodelc made by
+ * bench/gen_transformer.py --form ane --dtype fp16 --zeros; attention written
+ * out as matmul / softmax): --grad --recompute=cheap -O2 --target=ane passes
+ * ANE legality with --strict (every tap is an fp16 [1, C, 1, S] tensor), the
+ * attention backward fuses into one sdpa_backward and the seven weight
+ * transposes (Wo^T included) become convs. */
+Test(grad_cli, ane_layer_is_strictly_legal_and_fuses, .timeout = 60) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *in = tu_src("test/passes/data/grad/ane_layer.mlmodelc"), *o = tu_path(tmp, "g.mlmodelc");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=cheap -O2 --target=ane --strict %s -o %s", in, o)), 0, "%s",
+                 err);
+    char *text = tu_read_file(tu_path(o, "model.mil"), NULL);
+    cr_assert_eq(count_in_func(text, "main_bwd", "= sdpa_backward("), 1, "%s", text);
+    cr_assert_eq(count_in_func(text, "main_bwd", "= conv("), 7, "%s", text);
+    cr_assert_eq(count_in_func(text, "main_fwd", "= sdpa_backward("), 0);
+    free(text);
+    /* the map: every tap [1, C, 1, S] fp16 */
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=cheap -O2 --target=ane --emit=grad-map %s", in)), 0, "%s",
+                 err);
+    const char *t = strstr(out, "\"taps\": [");
+    cr_assert_not_null(t, "%s", out);
+    int ntaps = 0;
+    for (const char *q = strstr(t, "\"dtype\""); q && q < strstr(t, "\"cotangents\""); q = strstr(q + 1, "\"dtype\"")) {
+        cr_assert(!strncmp(q, "\"dtype\": \"fp16\", \"shape\": [1, ", 30), "%.80s", q);
+        ntaps++;
+    }
+    cr_assert_geq(ntaps, 4, "%s", out);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
+
+/* tap bytes of the transformer layer [1, D, 1, S] (D = 16, FFN 32, S = 8,
+ * fp32) against the seed's hand-chosen taps (docs/ane-notes.md §13.4:
+ * Q, K, V, attention output, normalised x; h1, h3, gate, normalised x =
+ * 6 D + 3 H values per token): --recompute=cheap taps no more */
+Test(grad_cli, cheap_taps_no_more_than_the_seeds) {
+    char *out = NULL, *err = NULL;
+    const char *in = tu_src("test/passes/data/grad/layer_cf.mil");
+    long long bytes[2];
+    for (int rc = 0; rc < 2; rc++) {
+        cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=%s --emit=grad-map %s", rc ? "cheap" : "none", in)), 0,
+                     "%s", err);
+        const char *t = strstr(out, "\"tap_bytes\": ");
+        cr_assert_not_null(t, "%s", out);
+        bytes[rc] = atoll(t + 13);
+    }
+    const long long seed = (6 * 16 + 3 * 32) * 4 * 8;
+    cr_expect_leq(bytes[1], seed, "cheap: %lld tap bytes, the seed's %lld", bytes[1], seed);
+    cr_expect_lt(bytes[1], bytes[0], "cheap %lld, none %lld", bytes[1], bytes[0]);
+    free(out);
+    free(err);
+}
+
+/* mil-run chains FUNC_fwd and FUNC_bwd by name, through files (the README's
+ * commands): `-o fwd` writes fwd/NAME.npy per output, every FUNC_bwd input
+ * is a tap of that name, a forward input or a cotangent; the gradients match
+ * the PyTorch fixtures of the layer. */
+Test(grad_cli, mil_run_chains_fwd_and_bwd_by_name, .timeout = 60) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *fix = tu_src("test/passes/data/grad/layer_sd");
+    const char *g = tu_path(tmp, "g.mil");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad -O2 -o %s %s", g, tu_src("test/passes/data/grad/layer_sd.mil"))), 0,
+                 "%s", err);
+    static const char *const ins[] = {"x", "g1", "wq", "wk", "wv", "wo", "g2", "w1", "w3", "w2"};
+    char args[8192] = "";
+    for (int i = 0; i < 10; i++)
+        snprintf(args + strlen(args), sizeof args - strlen(args), " -i %s=%s/%s.npy", ins[i], fix, ins[i]);
+    const char *fwd = tu_path(tmp, "fwd"), *bwd = tu_path(tmp, "bwd");
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), " %s --function main_fwd%s -o %s", g, args, fwd), 0, "%s", err);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilParseOptions pa = {0};
+    MilProgram *p = mil_parse_file(g, &pa, &d);
+    cr_assert_not_null(p);
+    const MilFunc *b = mil_program_find_func(p, "main_bwd");
+    cr_assert_not_null(b);
+    args[0] = 0;
+    int ntaps = 0;
+    for (int i = 0; i < b->nparams; i++) {
+        const char *nm = b->params[i]->name, *f = tu_path(fwd, tu_fmt("%s.npy", nm));
+        struct stat st;
+        bool is_tap = stat(f, &st) == 0;
+        ntaps += is_tap;
+        snprintf(args + strlen(args), sizeof args - strlen(args), " -i %s=%s", nm,
+                 is_tap ? f : tu_path(fix, tu_fmt("%s.npy", nm)));
+    }
+    cr_assert_geq(ntaps, 4);
+    cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), " %s --function main_bwd%s -o %s", g, args, bwd), 0, "%s", err);
+    for (int i = 0; i < 10; i++) {
+        MilRtTensor got, want;
+        MilRtErr e;
+        cr_assert_eq(mil_rt_npy_read(tu_path(bwd, tu_fmt("d_%s.npy", ins[i])), &got, &e), 0, "%s", e.msg);
+        cr_assert_eq(mil_rt_npy_read(tu_path(fix, tu_fmt("grad_%s.npy", ins[i])), &want, &e), 0, "%s", e.msg);
+        cr_assert_eq(mil_rt_numel(&got), mil_rt_numel(&want));
+        double m = 0, er = 0;
+        for (int64_t k = 0; k < mil_rt_numel(&want); k++) {
+            double w = mil_rt_get_f64(&want, k);
+            if (fabs(w) > m) m = fabs(w);
+            if (!(fabs(w - mil_rt_get_f64(&got, k)) <= er)) er = fabs(w - mil_rt_get_f64(&got, k));
+        }
+        cr_expect(er <= 1e-4 * m, "d_%s: error %g, max %g", ins[i], er, m);
+        mil_rt_tensor_free(&got);
+        mil_rt_tensor_free(&want);
+    }
+    mil_program_free(p);
+    mil_diag_free(&d);
     free(out);
     free(err);
     tu_rmrf(tmp);

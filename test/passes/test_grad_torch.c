@@ -63,6 +63,7 @@ static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bo
         dump(&d);
         cr_assert_fail("%s: mil_grad failed", label);
     }
+    gu_check_taps(label, p, "main");
     MilPassOptions po;
     mil_pass_options_init(&po);
     po.opt_level = opt ? 2 : 0;
