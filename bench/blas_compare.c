@@ -1,11 +1,14 @@
 /* bench/blas_compare.c -- OpenBLAS vs BLIS vs oneDNN sgemm on the seed
- * layer's GEMM shapes, in one run (the libraries are dlopen'ed, so one binary
- * measures all three; any that is not installed is skipped).  How the CPU
- * device's BLAS was chosen (README "CPU device"):
- *   cc -O2 bench/blas_compare.c -o blas_compare -ldl -lpthread && ./blas_compare [REPEATS]
+ * layer's GEMM shapes (forward and the backward's transposed ones), in one
+ * run (the libraries are dlopen'ed, so one binary measures all three; any
+ * that is not installed is skipped).  How the CPU device's BLAS was chosen
+ * (README "CPU device"); part of `make bench`, or alone:
+ *   build/bench/blas_compare [REPEATS]
  * Modes per library: "1t" one thread; "lib2" the library's own 2 threads;
  * "split2" two of our threads each calling the single-threaded library on one
- * half of the columns (what the CPU device's pool does).  Best of REPEATS. */
+ * half of the rows of C (at a multiple of 32, what the CPU device's pool
+ * does).  Best of REPEATS; the libraries take turns per shape so that a
+ * noisy neighbour hurts all of them alike. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -30,20 +33,22 @@ typedef struct Lib {
 
 typedef struct Job {
     const Lib *lib;
-    int tb, M, N, K;
+    int ta, tb, M, N, K;
     const float *A, *B;
     float *C;
-    int n0, n1;
+    int m0, m1;
 } Job;
 
-/* C[:, n0:n1] = A[M,K] * op(B) with op(B) = B^T ([N,K]) or B ([K,N]) */
+/* C[m0:m1, :] = op(A) * op(B), op(A) = A ([M,K]) or A^T (A is [K,M]),
+ * op(B) = B ([K,N]) or B^T (B is [N,K]); row-major throughout */
 static void gemm(const Job *j) {
-    int n = j->n1 - j->n0, ldb = j->tb ? j->K : j->N;
-    const float *B = j->tb ? j->B + (size_t)j->n0 * j->K : j->B + j->n0;
+    int m = j->m1 - j->m0, lda = j->ta ? j->M : j->K, ldb = j->tb ? j->K : j->N;
+    const float *A = j->ta ? j->A + j->m0 : j->A + (size_t)j->m0 * j->K;
+    float *C = j->C + (size_t)j->m0 * j->N;
     if (j->lib->cb)
-        j->lib->cb(ROW, NT, j->tb ? T : NT, j->M, n, j->K, 1.0f, j->A, j->K, B, ldb, 0.0f, j->C + j->n0, j->N);
+        j->lib->cb(ROW, j->ta ? T : NT, j->tb ? T : NT, m, j->N, j->K, 1.0f, A, lda, j->B, ldb, 0.0f, C, j->N);
     else
-        j->lib->dn('N', j->tb ? 'T' : 'N', j->M, n, j->K, 1.0f, j->A, j->K, B, ldb, 0.0f, j->C + j->n0, j->N);
+        j->lib->dn(j->ta ? 'T' : 'N', j->tb ? 'T' : 'N', m, j->N, j->K, 1.0f, A, lda, j->B, ldb, 0.0f, C, j->N);
 }
 
 static void *worker(void *arg) {
@@ -68,47 +73,66 @@ int main(int argc, char **argv) {
     h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     void *g = dlopen("libgomp.so.1", RTLD_NOW | RTLD_LOCAL);
     if (h && g) { libs[2].dn = (dnnl_sgemm_fn)dlsym(h, "dnnl_sgemm"); libs[2].setn = (setn_fn)dlsym(g, "omp_set_num_threads"); }
-    /* linear: [S, K] x [N, K]^T; 1x1 conv: [Cout, Cin] x [Cin, S] */
-    static const int shapes[][4] = {{1, 512, 768, 768}, {1, 512, 2048, 768}, {1, 512, 768, 2048},
-                                    {0, 768, 512, 768}, {0, 2048, 512, 768}, {0, 768, 512, 2048}};
+    /* {ta, tb, M, N, K}.  Forward: linear [S,K] x [N,K]^T; 1x1 conv [Cout,Cin] x [Cin,S].
+     * Backward of the conv layout: dX = W^T dY (A^T B), dW = dY X^T (A B^T, K = S). */
+    static const int shapes[][5] = {{0, 1, 512, 768, 768},  {0, 1, 512, 2048, 768}, {0, 1, 512, 768, 2048},
+                                    {0, 0, 768, 512, 768},  {0, 0, 2048, 512, 768}, {0, 0, 768, 512, 2048},
+                                    {1, 0, 768, 512, 768},  {1, 0, 768, 512, 2048}, {1, 0, 2048, 512, 768},
+                                    {0, 1, 768, 768, 512},  {0, 1, 2048, 768, 512}, {0, 1, 768, 2048, 512}};
+    enum { NS = sizeof shapes / sizeof shapes[0] };
     size_t big = 2048 * 768;
     float *A = malloc(big * 4), *B = malloc(big * 4), *C = malloc(big * 4);
+    if (!A || !B || !C) return 1;
     for (size_t i = 0; i < big; i++) { A[i] = (float)(i % 17) / 17 - 0.5f; B[i] = (float)(i % 13) / 13 - 0.5f; }
-    printf("%-16s %-22s %9s %9s %9s   (GFLOP/s, best of %d)\n", "library", "shape", "1t", "lib2", "split2", reps);
-    for (int l = 0; l < 3; l++) {
-        Lib *L = &libs[l];
-        if (!L->cb && !L->dn) { printf("%-16s not installed\n", L->name); continue; }
-        double tot[3] = {0, 0, 0}, flop_tot = 0;
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            int tb = shapes[s][0], M = shapes[s][1], N = shapes[s][2], K = shapes[s][3];
-            double fl = 2.0 * M * N * K, best[3];
-            flop_tot += fl;
+    static double best[3][NS][3];
+    for (size_t s = 0; s < NS; s++) {
+        int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
+        for (int l = 0; l < 3; l++) {
+            Lib *L = &libs[l];
+            if (!L->cb && !L->dn) continue;
             for (int mode = 0; mode < 3; mode++) {
                 if (L->setn) L->setn(mode == 1 ? 2 : 1);
-                best[mode] = 1e9;
+                best[l][s][mode] = 1e9;
                 for (int r = 0; r < reps + 1; r++) {
-                    Job j[2] = {{L, tb, M, N, K, A, B, C, 0, N}, {L, tb, M, N, K, A, B, C, N / 2, N}};
+                    int half = M / 2 / 32 * 32;
+                    Job j[2] = {{L, ta, tb, M, N, K, A, B, C, 0, M}, {L, ta, tb, M, N, K, A, B, C, half, M}};
                     double t0 = now();
                     if (mode < 2) gemm(&j[0]);
                     else {
                         pthread_t th;
-                        j[0].n1 = N / 2;
-                        pthread_create(&th, NULL, worker, &j[1]);
+                        j[0].m1 = half;
+                        if (pthread_create(&th, NULL, worker, &j[1])) return 1;
                         gemm(&j[0]);
                         pthread_join(th, NULL);
                     }
                     double dt = now() - t0;
-                    if (r > 0 && dt < best[mode]) best[mode] = dt;
+                    if (r > 0 && dt < best[l][s][mode]) best[l][s][mode] = dt;
                 }
-                tot[mode] += best[mode];
             }
-            char sh[64];
-            snprintf(sh, sizeof sh, "%s %dx%dx%d", tb ? "AB^T" : "AB", M, N, K);
-            printf("%-16s %-22s %9.1f %9.1f %9.1f\n", L->name, sh, fl / best[0] * 1e-9, fl / best[1] * 1e-9,
-                   fl / best[2] * 1e-9);
         }
-        printf("%-16s %-22s %9.1f %9.1f %9.1f   (all six: ms %.2f / %.2f / %.2f)\n", L->name, "total", flop_tot / tot[0] * 1e-9,
-               flop_tot / tot[1] * 1e-9, flop_tot / tot[2] * 1e-9, tot[0] * 1e3, tot[1] * 1e3, tot[2] * 1e3);
     }
+    printf("%-16s %-24s %8s %8s %8s   (GFLOP/s, best of %d)\n", "library", "shape (op(A) op(B) MxNxK)", "1t", "lib2",
+           "split2", reps);
+    for (int l = 0; l < 3; l++) {
+        Lib *L = &libs[l];
+        if (!L->cb && !L->dn) { printf("%-16s not installed\n", L->name); continue; }
+        double tot[3] = {0, 0, 0}, flop_tot = 0;
+        for (size_t s = 0; s < NS; s++) {
+            int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
+            double fl = 2.0 * M * N * K;
+            flop_tot += fl;
+            for (int mode = 0; mode < 3; mode++) tot[mode] += best[l][s][mode];
+            char sh[64];
+            snprintf(sh, sizeof sh, "%s%s %dx%dx%d", ta ? "A^T" : "A", tb ? "B^T" : "B", M, N, K);
+            printf("%-16s %-24s %8.1f %8.1f %8.1f\n", L->name, sh, fl / best[l][s][0] * 1e-9,
+                   fl / best[l][s][1] * 1e-9, fl / best[l][s][2] * 1e-9);
+        }
+        printf("%-16s %-24s %8.1f %8.1f %8.1f   (all %d: ms %.2f / %.2f / %.2f)\n", L->name, "total",
+               flop_tot / tot[0] * 1e-9, flop_tot / tot[1] * 1e-9, flop_tot / tot[2] * 1e-9, (int)NS, tot[0] * 1e3,
+               tot[1] * 1e3, tot[2] * 1e3);
+    }
+    free(A);
+    free(B);
+    free(C);
     return 0;
 }

@@ -49,6 +49,9 @@ done
 echo "== mil-train (issue 10: training step vs PyTorch)"
 "$ROOT/bench/bench_train.sh" "$BUILD"
 
+echo "== blas_compare (issue 11: how the CPU device's BLAS was chosen: sgemm on the seed's shapes, one run)"
+"$BUILD/bench/blas_compare" 5
+
 echo "== bench_layer (issue 11: seed-size layer forward on the CPU device vs PyTorch, FMA peak)"
 # Peers (PyTorch forward of the same layer, the FMA peak loop) come from
 # MILC_BENCH_PEERS (default ../shared/bench).  PyTorch: $MILC_VENV/bin/python when

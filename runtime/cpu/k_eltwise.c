@@ -94,7 +94,7 @@ static inline float f_mod(float a, float b) {
 static inline float f_max(float a, float b) { return (a != a || b != b) ? a + b : (a > b ? a : b); }
 static inline float f_min(float a, float b) { return (a != a || b != b) ? a + b : (a < b ? a : b); }
 
-static void bin_f(MilOpKind op, const float *a, const float *b, float *r, int64_t n) {
+K_VEC static void bin_f(MilOpKind op, const float *a, const float *b, float *r, int64_t n) {
 #define L(e) for (int64_t i = 0; i < n; i++) { float x = a[i], y = b[i]; (void)x; (void)y; r[i] = (e); } break
     switch (op) {
     case MIL_OP_ADD: L(x + y);
@@ -323,7 +323,7 @@ int k_unary_shape(MilKernelCtx *k) {
 static inline float f_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float f_softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
 
-static void unary_f(MilOpKind op, const UParams *p, float *v, int64_t n) {
+K_VEC static void unary_f(MilOpKind op, const UParams *p, float *v, int64_t n) {
     const float eps = p->eps, al = p->alpha, be = p->beta;
     if (op == MIL_OP_EXP || op == MIL_OP_SIGMOID || op == MIL_OP_SILU) {  /* through k_exp_n */
         float e[KCHUNK];
@@ -676,13 +676,16 @@ typedef struct {
 static void fused_part(void *arg, int64_t i0, int64_t i1, int tid) {
     const FuseJob *j = arg;
     float a[KCHUNK], c[KCHUNK], r[KCHUNK];
+    uint16_t h[KCHUNK];
     (void)tid;
     for (int64_t s = i0; s < i1; s += KCHUNK) {
         int64_t n = i1 - s < KCHUNK ? i1 - s : KCHUNK;
         k_loadf(j->ux, s, 1, n, a);
         unary_f(j->u->kind, j->p, a, n);
-        if (j->udt == MIL_DT_FP16)
-            for (int64_t i = 0; i < n; i++) a[i] = mil_h2f(mil_f2h(a[i]));
+        if (j->udt == MIL_DT_FP16) {  /* the unary op's fp16 result, as if stored and reloaded */
+            k_f2h_n(a, h, n);
+            k_h2f_n(h, a, n);
+        }
         k_loadf(j->other, s, 1, n, c);
         if (j->pos == 0) bin_f(j->b->kind, a, c, r, n);
         else bin_f(j->b->kind, c, a, r, n);

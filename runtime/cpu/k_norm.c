@@ -102,7 +102,7 @@ typedef struct {
     int64_t R, inner, nchunk;
 } NormJob;
 
-static void norm_block(const NormJob *j, int64_t ob, int64_t i0, int64_t cn) {
+K_VEC static void norm_block(const NormJob *j, int64_t ob, int64_t i0, int64_t cn) {
     const NormP *p = j->p;
     int64_t R = j->R, inner = j->inner;
     double s1[KCHUNK], s2[KCHUNK];
@@ -137,25 +137,40 @@ static void norm_block(const NormJob *j, int64_t ob, int64_t i0, int64_t cn) {
     }
 }
 
+/* A row's sum in double, in a fixed order: element i goes to partial sum
+ * i % NPART (position in the row, not in the chunk: KCHUNK is a multiple),
+ * the partials are added in index order at the end.  Independent partial
+ * sums vectorise; the result never depends on threads or the vector level. */
+enum { NPART = 8 };
+
 /* inner == 1: rows of R contiguous elements (one row per outer index) */
-static void norm_row(const NormJob *j, int64_t r) {
+K_VEC static void norm_row(const NormJob *j, int64_t r) {
     const NormP *p = j->p;
     int64_t nred = j->R, base = r * nred;
     float buf[KCHUNK], g[KCHUNK];
-    double s1 = 0, s2 = 0;
+    double s1 = 0, s2 = 0, part[NPART];
     bool centred = p->mode == NM_LN;
-    if (centred)
+    if (centred) {
+        for (int q = 0; q < NPART; q++) part[q] = 0;
         for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
-            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
+            int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK, i = 0;
             k_loadf(j->x, base + c0, 1, cn, buf);
-            for (int64_t i = 0; i < cn; i++) s1 += buf[i];
+            for (; i + NPART <= cn; i += NPART)
+                for (int q = 0; q < NPART; q++) part[q] += buf[i + q];
+            for (; i < cn; i++) part[i % NPART] += buf[i];
         }
-    double mean = (centred && nred) ? s1 / (double)nred : 0;
-    for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
-        int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK;
-        k_loadf(j->x, base + c0, 1, cn, buf);
-        for (int64_t i = 0; i < cn; i++) { double v = buf[i] - mean; s2 += v * v; }
+        for (int q = 0; q < NPART; q++) s1 += part[q];
     }
+    double mean = (centred && nred) ? s1 / (double)nred : 0;
+    for (int q = 0; q < NPART; q++) part[q] = 0;
+    for (int64_t c0 = 0; c0 < nred; c0 += KCHUNK) {
+        int64_t cn = nred - c0 < KCHUNK ? nred - c0 : KCHUNK, i = 0;
+        k_loadf(j->x, base + c0, 1, cn, buf);
+        for (; i + NPART <= cn; i += NPART)
+            for (int q = 0; q < NPART; q++) { double v = buf[i + q] - mean; part[q] += v * v; }
+        for (; i < cn; i++) { double v = buf[i] - mean; part[i % NPART] += v * v; }
+    }
+    for (int q = 0; q < NPART; q++) s2 += part[q];
     float scale = p->mode == NM_L2 ? (float)(1.0 / sqrt(s2 + p->eps))
                                    : (float)(1.0 / sqrt((nred ? s2 / (double)nred : 0) + p->eps));
     float fmean = (float)mean;

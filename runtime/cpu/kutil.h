@@ -23,6 +23,20 @@
 
 #define KCHUNK 256
 
+/* The hot element-wise loops (binary/unary ops, norms): compiled twice by
+ * GCC, for AVX-512F and for the baseline, and chosen once at load time from
+ * the CPUID feature flags (target_clones).  Only loops whose vector form is
+ * bit-identical to the scalar one are marked: IEEE +,-,*,/ per element, no
+ * reassociated reductions, and no contraction into FMA (-std=c11 implies
+ * -ffp-contract=off).  Plain functions elsewhere (other compilers, the
+ * sanitizer build). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define K_VEC __attribute__((target_clones("avx512f", "default")))
+#else
+#define K_VEC
+#endif
+
 /* ------------------------------------------------------------ tensors */
 int64_t k_numel(const MilRtTensor *t);
 size_t k_esize(MilDType dt);          /* bytes per stored element, 0 if unsupported */
