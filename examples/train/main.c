@@ -56,6 +56,8 @@ static const char usage[] =
     "  --quiet              no per-step lines\n"
     "  --bench              measure only: no validation, checkpoint, loss curve or sample\n"
     "  --profile            time per compiled function at the end\n"
+    "  --split-weight-grads the layer's weight gradients in a separate layer_dw kernel (mil_grad's\n"
+    "                       split_weight_grads; --device cpu only)\n"
     "  -h, --help\n"
     "\n"
     "Exit status: 0 success, 1 bad data / checkpoint / run errors, 2 usage errors.\n";
@@ -67,7 +69,7 @@ typedef struct Options {
     double val_frac, temperature;
     int val_every, val_batches, ckpt_every, restart_every, stop_after, gen_tokens;
     uint64_t seed;
-    bool quiet, bench, profile, precision_given;
+    bool quiet, bench, profile, precision_given, split_weight_grads;
 } Options;
 
 /* ---------------------------------------------------------------- options */
@@ -135,6 +137,7 @@ static int parse_args(Options *o, int argc, char **argv) {
         if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
         if (!strcmp(a, "--bench")) { o->bench = true; continue; }
         if (!strcmp(a, "--profile")) { o->profile = true; continue; }
+        if (!strcmp(a, "--split-weight-grads")) { o->split_weight_grads = true; continue; }
         if (strncmp(a, "--", 2) || i + 1 >= argc) {
             if (!strncmp(a, "--", 2)) return usage_error("option %s needs a value%s", a, "");
             return usage_error("unexpected argument '%s'%s", a, "");
@@ -502,7 +505,8 @@ int main(int argc, char **argv) {
     snprintf(ckpt, sizeof ckpt, "%s", o.ckpt ? o.ckpt : "");
     if (!o.ckpt) snprintf(ckpt, sizeof ckpt, "%s/ckpt.bin", o.run_dir);
     snprintf(log, sizeof log, "%s/log.csv", o.run_dir);
-    TrainerOptions to = {.model = o.model, .device = o.device, .cache_dir = o.run_dir, .dump_dir = o.dump_mil};
+    TrainerOptions to = {.model = o.model, .device = o.device, .cache_dir = o.run_dir, .dump_dir = o.dump_mil,
+                         .split_weight_grads = o.split_weight_grads};
     Trainer *tr = NULL;
     FILE *csv = NULL;
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)c->batch * c->seq);

@@ -423,7 +423,7 @@ MilProgram *model_build(const ModelConfig *c, ModelMode mode, ModelLayout layout
 
 /* ------------------------------------------------------------- gradients */
 
-int model_grad(MilProgram *p, MilRecompute recompute, MilDiag *d) {
+int model_grad(MilProgram *p, MilRecompute recompute, bool split_weight_grads, MilDiag *d) {
     static const struct { const char *func, *wrt, *loss; } g[] = {
         {"embed", "emb,pos", NULL},
         {"layer", NULL, NULL},
@@ -437,6 +437,7 @@ int model_grad(MilProgram *p, MilRecompute recompute, MilDiag *d) {
         o.wrt = g[i].wrt;
         o.loss = g[i].loss;
         o.recompute = recompute;
+        o.split_weight_grads = split_weight_grads && !strcmp(g[i].func, "layer");
         if (mil_grad(p, &o, d)) return d->nerrors ? d->nerrors : 1;
     }
     return 0;

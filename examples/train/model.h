@@ -80,9 +80,11 @@ MilProgram *model_build(const ModelConfig *c, ModelMode mode, ModelLayout layout
 /* Adds embed_fwd/embed_bwd, layer_fwd/layer_bwd and head_fwd/head_bwd by
  * mil_grad (taps automatic; every output gets a cotangent input, so the
  * loss's d_loss carries the fp16 loss scale) for the functions p has;
- * recompute as in MilGradOptions.
+ * recompute as in MilGradOptions; split_weight_grads moves the layer's
+ * weight gradients into layer_dw (fed by layer_bwd's intermediate
+ * cotangents, wired by name).
  * Returns the number of errors. */
-int model_grad(MilProgram *p, MilRecompute recompute, MilDiag *d);
+int model_grad(MilProgram *p, MilRecompute recompute, bool split_weight_grads, MilDiag *d);
 
 /* A compiled function with its plan and its argument arrays. */
 typedef struct Kernel {

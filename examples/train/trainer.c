@@ -50,11 +50,12 @@ struct Trainer {
     float *w, *g, *m, *v;          /* np floats each */
     uint16_t *w16, *g16;           /* fp16 runs: kernel copies of w and g */
     size_t es;                     /* bytes per activation element */
-    Kernel embed_fwd, embed_bwd, layer_fwd, layer_bwd, head_fwd, head_bwd;
+    Kernel embed_fwd, embed_bwd, layer_fwd, layer_bwd, layer_dw, head_fwd, head_bwd;
     Kernel embed, layer, head, logits;
     void **x;                      /* L + 1 activations [B,S,D] */
     void *dx[2];                   /* cotangent ping-pong [B,S,D] */
     void ***ltaps;                 /* [L][layer_fwd output] tap buffers */
+    void **bextra;                 /* --split-weight-grads: layer_bwd's cotangents for layer_dw */
     void **htaps, **etaps;         /* head_fwd / embed_fwd outputs */
     void *lossbuf, *dlossbuf;      /* scalars */
     void *logitsbuf;               /* sampling: [1,S,V] */
@@ -192,8 +193,8 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, Part *pt
     char *text = mil_print(p, MIL_SPELLING_SAME, &len);
     if (!text) { errf(err, n, "out of memory"); goto done; }
     char salt[128];
-    snprintf(salt, sizeof salt, "mil-train kernels v2 target=%d recompute=%d O2 milc %s", (int)target,
-             (int)pt->recompute, MIL_VERSION_STRING);
+    snprintf(salt, sizeof salt, "mil-train kernels v2 target=%d recompute=%d split=%d O2 milc %s", (int)target,
+             (int)pt->recompute, (int)o->split_weight_grads, MIL_VERSION_STRING);
     XXH3_state_t *hs = XXH3_createState();
     XXH3_64bits_reset(hs);
     XXH3_64bits_update(hs, text, len);
@@ -215,7 +216,7 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, Part *pt
         snprintf(name, sizeof name, "%sforward.mil", pt->prefix);
         if (write_text(o->dump_dir, name, p, err, n)) goto done;
     }
-    if (!o->sample_only && model_grad(p, pt->recompute, &d)) { diag_err(&d, "mil_grad", err, n); goto done; }
+    if (!o->sample_only && model_grad(p, pt->recompute, o->split_weight_grads, &d)) { diag_err(&d, "mil_grad", err, n); goto done; }
     snprintf(name, sizeof name, "%sgrad.mil", pt->prefix);
     if (o->dump_dir && !o->sample_only && write_text(o->dump_dir, name, p, err, n)) goto done;
     MilPassOptions po;
@@ -397,6 +398,11 @@ Trainer *trainer_new(TrainerOptions *o, char *err, size_t n) {
         goto oom;
     if (c->dtype == MIL_DT_FP16 && (!(t->w16 = calloc(t->np, 2)) || !(t->g16 = calloc(t->np, 2)))) goto oom;
     bool ane = strcmp(o->device, "cpu") != 0;
+    if (ane && o->split_weight_grads) {
+        errf(err, n, "--split-weight-grads is wired for --device cpu only (on the ANE the layer backward recomputes "
+                     "the forward)");
+        goto fail;
+    }
     if (ane && c->dtype != MIL_DT_FP16) {
         errf(err, n, "device '%s' runs fp16 kernels (the ANE's numerics): use --precision fp16", o->device);
         goto fail;
@@ -446,6 +452,14 @@ Trainer *trainer_new(TrainerOptions *o, char *err, size_t n) {
         kernel_open(t, &t->head_bwd, "head_bwd", err, n))
         goto fail;
     if (!(t->dx[0] = calloc(1, act)) || !(t->dx[1] = calloc(1, act))) goto oom;
+    if (o->split_weight_grads) {
+        /* layer_bwd's outputs other than d_x and the d_<weight>s are the
+         * cotangents layer_dw reads (by name) */
+        const char *skip[LP_COUNT + 2] = {"d_x"};
+        for (int k = 0; k < LP_COUNT; k++) skip[k + 1] = dname(layer_param_names[k]);
+        if (kernel_open(t, &t->layer_dw, "layer_dw", err, n)) goto fail;
+        if (!taps_ok(&t->layer_bwd, t->bextra = alloc_taps(&t->layer_bwd, skip), skip)) goto oom;
+    }
     if (!(t->ltaps = calloc((size_t)c->layers, sizeof *t->ltaps))) goto oom;
     for (int l = 0; l < c->layers; l++)
         if (!taps_ok(&t->layer_fwd, t->ltaps[l] = alloc_taps(&t->layer_fwd, no_taps_layer), no_taps_layer)) goto oom;
@@ -466,7 +480,8 @@ void trainer_free(Trainer *t) {
     free(t->ltaps);
     free_taps(&t->head_fwd, t->htaps);
     free_taps(&t->embed_fwd, t->etaps);
-    Kernel *ks[] = {&t->embed_fwd, &t->embed_bwd, &t->layer_fwd, &t->layer_bwd, &t->head_fwd,
+    free_taps(&t->layer_bwd, t->bextra);
+    Kernel *ks[] = {&t->embed_fwd, &t->embed_bwd, &t->layer_fwd, &t->layer_bwd, &t->layer_dw, &t->head_fwd,
                     &t->head_bwd,  &t->embed,     &t->layer,     &t->head,      &t->logits};
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) kernel_close(ks[i]);
     if (t->x)
@@ -564,7 +579,9 @@ int trainer_grad(Trainer *t, const int32_t *tokens, const int32_t *targets, floa
         env_add(&lv, "d_y", t->dx[cur]);
         env_add(&lv, "d_x", t->dx[cur ^ 1]);
         env_taps(&lv, &t->layer_fwd, t->ltaps[l]);
+        if (t->bextra) env_taps(&lv, &t->layer_bwd, t->bextra);
         if (run(&t->layer_bwd, &lv, err, n)) return -1;
+        if (t->bextra && run(&t->layer_dw, &lv, err, n)) return -1;
     }
     Env ev = {0};
     env_add(&ev, "tokens", (void *)tokens);
@@ -868,7 +885,7 @@ int trainer_ane_stats(const Trainer *t, MilRtAneStats *st) {
 }
 
 void trainer_print_profile(const Trainer *t, FILE *out) {
-    const Kernel *ks[] = {&t->embed_fwd, &t->layer_fwd, &t->head_fwd, &t->head_bwd, &t->layer_bwd,
+    const Kernel *ks[] = {&t->embed_fwd, &t->layer_fwd, &t->head_fwd, &t->head_bwd, &t->layer_bwd, &t->layer_dw,
                           &t->embed_bwd, &t->embed,     &t->layer,    &t->head,     &t->logits};
     double total = 0;
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) total += ks[i]->ms;

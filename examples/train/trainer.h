@@ -39,6 +39,7 @@ typedef struct TrainerOptions {
     const char *cache_dir;  /* where the .milb kernels are cached; NULL = no cache */
     const char *dump_dir;   /* --dump-mil: forward.mil, grad.mil, kernels.mil; NULL = none */
     bool sample_only;       /* build the sampling program (batch 1, logits) only */
+    bool split_weight_grads;  /* --split-weight-grads: the layer's dW in layer_dw (cpu device only) */
     bool cache_hit;         /* OUT: kernels came from the cache */
     char cache_path[1024];  /* OUT: the .milb used (the CPU part on an ANE device) */
     char cache_path_ane[1024];  /* OUT: the ANE part's .milb ("" on cpu) */

@@ -36,9 +36,9 @@ static void load_npy(const char *name, MilDType dt, MilRtTensor *t) {
     mil_rt_tensor_free(&raw);
 }
 
-static Trainer *fixture_trainer_on(MilDType dt, const char *device) {
+static Trainer *fixture_trainer_split(MilDType dt, const char *device, bool split) {
     char err[1024];
-    TrainerOptions o = {.model = FIX, .device = device};
+    TrainerOptions o = {.model = FIX, .device = device, .split_weight_grads = split};
     o.model.dtype = dt;
     Trainer *t = trainer_new(&o, err, sizeof err);
     cr_assert(t, "trainer_new: %s", err);
@@ -51,14 +51,15 @@ static Trainer *fixture_trainer_on(MilDType dt, const char *device) {
     return t;
 }
 
+static Trainer *fixture_trainer_on(MilDType dt, const char *device) { return fixture_trainer_split(dt, device, false); }
 static Trainer *fixture_trainer(MilDType dt) { return fixture_trainer_on(dt, "cpu"); }
 
 static const int32_t *batch(const MilRtTensor *t, int i) {
     return (const int32_t *)t->data + (size_t)i * FIX.batch * FIX.seq;
 }
 
-static void check_first_step(MilDType dt, double loss_tol, double grad_tol) {
-    Trainer *t = fixture_trainer(dt);
+static void check_first_step_split(MilDType dt, bool split, double loss_tol, double grad_tol) {
+    Trainer *t = fixture_trainer_split(dt, "cpu", split);
     MilRtTensor tok, tgt, g, losses;
     load_npy("tokens.npy", MIL_DT_INT32, &tok);
     load_npy("targets.npy", MIL_DT_INT32, &tgt);
@@ -91,6 +92,16 @@ static void check_first_step(MilDType dt, double loss_tol, double grad_tol) {
     mil_rt_tensor_free(&g);
     mil_rt_tensor_free(&losses);
     trainer_free(t);
+}
+
+static void check_first_step(MilDType dt, double loss_tol, double grad_tol) {
+    check_first_step_split(dt, false, loss_tol, grad_tol);
+}
+
+/* --split-weight-grads: the layer's dW computed by layer_dw from layer_bwd's
+ * cotangents, the same gradients */
+Test(train_parity, split_weight_grads_first_step_loss_and_every_gradient) {
+    check_first_step_split(MIL_DT_FP32, true, 1e-4, 1e-4);
 }
 
 Test(train_parity, fp32_first_step_loss_and_every_gradient) { check_first_step(MIL_DT_FP32, 1e-4, 1e-4); }
@@ -189,6 +200,10 @@ Test(train_ane, fp32_kernels_are_refused_on_the_ane) {
     TrainerOptions o = {.model = FIX, .device = "ane-sim"};
     cr_assert_null(trainer_new(&o, err, sizeof err));
     cr_assert(strstr(err, "device 'ane-sim' runs fp16 kernels"), "%s", err);
+    o.model.dtype = MIL_DT_FP16;
+    o.split_weight_grads = true;
+    cr_assert_null(trainer_new(&o, err, sizeof err));
+    cr_assert(strstr(err, "--split-weight-grads is wired for --device cpu only"), "%s", err);
 }
 
 /* ------------------------------------------------------------------- CLI */
