@@ -776,27 +776,105 @@ static void r_linear(Grad *g, MilOp *op, MilValue *dy) {
     if (varies(g, xv(op))) acc(g, xv(op), matmul(g, dy, parg(g, op, "weight"), false, false));
 }
 
-/* conv: the 1x1 case (stride 1, no padding, groups 1) -- the ANE's hot case */
+static MilValue *conv_op(Grad *g, MilValue *x, MilValue *w, int ns, const int64_t *st, const int64_t *dil,
+                         const int64_t *pad, int64_t groups) {
+    if (!x || !w) return NULL;
+    MilOp *op = nop(g, MIL_OP_CONV);
+    mil_op_add_arg(op, "dilations", cst_ints(g, ns, dil, "dilations"));
+    mil_op_add_arg(op, "groups", cst_scalar(g, MIL_DT_INT32, (double)groups));
+    mil_op_add_arg(op, "pad", cst_ints(g, 2 * ns, pad, "pad"));
+    mil_op_add_arg(op, "pad_type", cst_str(g, "custom"));
+    mil_op_add_arg(op, "strides", cst_ints(g, ns, st, "strides"));
+    mil_op_add_arg(op, "weight", w);
+    mil_op_add_arg(op, "x", x);
+    return fin(g, op, "g");
+}
+
+static MilValue *slice_size(Grad *g, MilValue *x, int r, const int64_t *begin, const int64_t *size) {
+    if (!x) return NULL;
+    MilOp *op = nop(g, MIL_OP_SLICE_BY_SIZE);
+    mil_op_add_arg(op, "begin", cst_ints(g, r, begin, "begin"));
+    mil_op_add_arg(op, "size", cst_ints(g, r, size, "size"));
+    mil_op_add_arg(op, "x", x);
+    return fin(g, op, "g");
+}
+
+/* dy [N, O, *out] with s - 1 zeros between neighbours along each spatial
+ * axis: per axis, a new axis after it padded to s, merged, the tail cut. */
+static MilValue *dilate(Grad *g, MilValue *dy, int ns, const int64_t *st) {
+    for (int i = 0; i < ns && dy; i++) {
+        if (st[i] <= 1) continue;
+        const MilType *t = dy->type;
+        int r = t->rank, a = 2 + i;
+        int64_t dims[MIL_MAX_RANK], pad[2 * MIL_MAX_RANK] = {0}, begin[MIL_MAX_RANK] = {0}, size[MIL_MAX_RANK];
+        for (int k = 0, j = 0; k < r; k++) {
+            dims[j++] = t->dims[k];
+            if (k == a) dims[j++] = 1;
+        }
+        MilValue *u = reshape_dims(g, dy, r + 1, dims);
+        int np = r + 1 - (a + 1);   /* pads cover the axes from a + 1 on */
+        pad[1] = st[i] - 1;
+        MilOp *op = nop(g, MIL_OP_PAD);
+        mil_op_add_arg(op, "constant_val", cst_scalar(g, t->dtype, 0));
+        mil_op_add_arg(op, "mode", cst_str(g, "constant"));
+        mil_op_add_arg(op, "pad", cst_ints(g, 2 * np, pad, "pad"));
+        mil_op_add_arg(op, "x", u);
+        u = u ? fin(g, op, "g") : NULL;
+        for (int k = 0; k < r; k++) dims[k] = t->dims[k];
+        dims[a] = t->dims[a] * st[i];
+        u = reshape_dims(g, u, r, dims);
+        for (int k = 0; k < r; k++) size[k] = -1;
+        size[a] = (t->dims[a] - 1) * st[i] + 1;
+        dy = slice_size(g, u, r, begin, size);
+    }
+    return dy;
+}
+
+/* conv with any strides, dilations, padding and groups.  With the explicit
+ * pads (pb, pa) of each spatial axis, Hp = H + pb + pa:
+ *   dx = slice [pb, pb + H) of conv(dilate(dy, s), W', dilations = d,
+ *        pad = ((k-1) d, (k-1) d + unused tail)), W' = W flipped with its
+ *        channel axes swapped per group;
+ *   dW = conv(x as [C/G, G*N, *], weight = dy as [O, N, *out], groups G,
+ *        strides = d, dilations = s, pad = (pb, pa)), first k of each axis,
+ *        [C/G, O, k] -> [O, C/G, k].
+ * 1x1 kernels with stride 1, no padding and groups 1 (the ANE's hot case)
+ * are matmuls instead. */
 static void r_conv(Grad *g, MilOp *op, MilValue *dy) {
     MilValue *x = xv(op), *w = arg_value(op, "weight"), *b = arg_value(op, "bias");
-    int64_t v[2 * MIL_MAX_RANK], grp = 1;
-    bool ok = ty_known(tt(x)) && rank_of(x) >= 3 && (!arg_int(op, "groups", &grp) || grp == 1);
-    const MilType *wt = arg_type(op, "weight");
-    for (int a = 2; ok && wt && a < wt->rank; a++) ok = wt->dims[a] == 1;
-    const char *pt = arg_str(op, "pad_type");
-    int n = arg_ints(op, "strides", v, 2 * MIL_MAX_RANK);
-    for (int i = 0; ok && i < n; i++) ok = v[i] == 1;
-    n = arg_ints(op, "pad", v, 2 * MIL_MAX_RANK);
-    for (int i = 0; ok && i < n; i++) ok = v[i] == 0 || (pt && strcmp(pt, "custom"));
-    if (!ok || !wt) {
-        gerr(g, "grad: conv has a gradient rule only for 1x1 kernels with stride 1, no padding and groups 1%s%s", "",
-             "");
+    const MilType *wt = arg_type(op, "weight"), *yt = op->results[0]->type;
+    if (!ty_known(tt(x)) || rank_of(x) < 3 || !ty_known(wt) || !ty_known(yt) || wt->rank != x->type->rank) {
+        gerr(g, "grad: conv needs known shapes of x, weight and result%s%s", "", "");
         return;
     }
     const MilType *xt = x->type;
-    int64_t N = xt->dims[0], C = xt->dims[1], O = wt->dims[0], S = mil_type_numel(xt) / (N * C);
-    int64_t w2[2] = {O, C};
-    if (varies(g, x) || varies(g, w)) {
+    int r = xt->rank, ns = r - 2;
+    int64_t st[MIL_MAX_RANK], dil[MIL_MAX_RANK], pv[2 * MIL_MAX_RANK], pb[MIL_MAX_RANK], pa[MIL_MAX_RANK], G = 1;
+    for (int i = 0; i < ns; i++) st[i] = dil[i] = 1;
+    for (int i = 0; i < 2 * ns; i++) pv[i] = 0;
+    arg_ints(op, "strides", st, MIL_MAX_RANK);
+    arg_ints(op, "dilations", dil, MIL_MAX_RANK);
+    arg_int(op, "groups", &G);
+    const char *pt = arg_str(op, "pad_type");
+    if (!pt) pt = "valid";
+    if (!strcmp(pt, "custom")) arg_ints(op, "pad", pv, 2 * MIL_MAX_RANK);
+    bool simple = G == 1;
+    for (int i = 0; i < ns; i++) {
+        int64_t in = xt->dims[2 + i], k = wt->dims[2 + i], dk = (k - 1) * dil[i] + 1;
+        if (!strcmp(pt, "same") || !strcmp(pt, "same_lower")) {
+            int64_t tot = ((in + st[i] - 1) / st[i] - 1) * st[i] + dk - in;
+            if (tot < 0) tot = 0;
+            pb[i] = !strcmp(pt, "same") ? tot / 2 : tot - tot / 2;
+            pa[i] = tot - pb[i];
+        } else {
+            pb[i] = pv[2 * i];
+            pa[i] = pv[2 * i + 1];
+        }
+        simple &= k == 1 && st[i] == 1 && pb[i] == 0 && pa[i] == 0;
+    }
+    int64_t N = xt->dims[0], C = xt->dims[1], O = wt->dims[0];
+    if (simple) {
+        int64_t S = mil_type_numel(xt) / (N * C), w2[2] = {O, C};
         MilValue *pw = parg(g, op, "weight");
         int64_t d3[3] = {N, O, S};
         MilValue *g3 = reshape_dims(g, dy, 3, d3);
@@ -816,6 +894,77 @@ static void r_conv(Grad *g, MilOp *op, MilValue *dy) {
                 dw = reduce(g, MIL_OP_REDUCE_SUM, dw, 1, &a0, false);
             }
             acc(g, w, reshape_to(g, dw, wt));
+            g->dw = saved;
+        }
+    } else {
+        int64_t Cg = C / G, Og = O / G, dims[MIL_MAX_RANK], perm[MIL_MAX_RANK];
+        if (varies(g, x)) {
+            /* W [O, Cg, k] -> [G, Og, Cg, k] -> [G, Cg, Og, k] -> [C, Og, k], flipped */
+            MilValue *pw = parg(g, op, "weight");
+            dims[0] = G, dims[1] = Og, dims[2] = Cg;
+            for (int i = 0; i < ns; i++) dims[3 + i] = wt->dims[2 + i];
+            MilValue *t = reshape_dims(g, pw, r + 1, dims);
+            for (int a = 0; a <= r; a++) perm[a] = a;
+            perm[1] = 2, perm[2] = 1;
+            t = transpose(g, t, r + 1, perm);
+            dims[0] = C, dims[1] = Og;
+            for (int i = 0; i < ns; i++) dims[2 + i] = wt->dims[2 + i];
+            t = reshape_dims(g, t, r, dims);
+            int64_t axes[MIL_MAX_RANK], one[MIL_MAX_RANK], pad[2 * MIL_MAX_RANK], begin[MIL_MAX_RANK] = {0},
+                size[MIL_MAX_RANK];
+            for (int i = 0; i < ns; i++) axes[i] = 2 + i;
+            MilOp *rv = nop(g, MIL_OP_REVERSE);
+            mil_op_add_arg(rv, "axes", cst_ints(g, ns, axes, "axes"));
+            mil_op_add_arg(rv, "x", t);
+            MilValue *wf = t ? fin(g, rv, "g") : NULL;
+            for (int i = 0; i < ns; i++) {
+                int64_t k = wt->dims[2 + i], Ho = yt->dims[2 + i];
+                int64_t e = (Ho - 1) * st[i] + (k - 1) * dil[i] + 1;
+                int64_t tail = xt->dims[2 + i] + pb[i] + pa[i] - e;
+                one[i] = 1;
+                pad[2 * i] = (k - 1) * dil[i];
+                pad[2 * i + 1] = (k - 1) * dil[i] + tail;
+                begin[2 + i] = pb[i];
+                size[2 + i] = xt->dims[2 + i];
+            }
+            size[0] = size[1] = -1;
+            MilValue *dxp = conv_op(g, dilate(g, dy, ns, st), wf, ns, one, dil, pad, G);
+            acc(g, x, slice_size(g, dxp, r, begin, size));
+        }
+        if (varies(g, w)) {
+            bool saved = g->dw;
+            g->dw = !w->def && g->o->split_weight_grads;
+            /* x [N, C, *] -> [N, G, Cg, *] -> [Cg, G, N, *] -> [Cg, G*N, *] */
+            dims[0] = N, dims[1] = G, dims[2] = Cg;
+            for (int i = 0; i < ns; i++) dims[3 + i] = xt->dims[2 + i];
+            MilValue *t = reshape_dims(g, parg(g, op, "x"), r + 1, dims);
+            for (int a = 0; a <= r; a++) perm[a] = a;
+            perm[0] = 2, perm[2] = 0;
+            t = transpose(g, t, r + 1, perm);
+            dims[0] = Cg, dims[1] = G * N;
+            for (int i = 0; i < ns; i++) dims[2 + i] = xt->dims[2 + i];
+            t = reshape_dims(g, t, r, dims);
+            /* dy [N, O, *out] -> [N, G, Og, *] -> [G, Og, N, *] -> [O, N, *] */
+            dims[0] = N, dims[1] = G, dims[2] = Og;
+            for (int i = 0; i < ns; i++) dims[3 + i] = yt->dims[2 + i];
+            MilValue *u = reshape_dims(g, dy, r + 1, dims);
+            perm[0] = 1, perm[1] = 2, perm[2] = 0;
+            for (int a = 3; a <= r; a++) perm[a] = a;
+            u = transpose(g, u, r + 1, perm);
+            dims[0] = O, dims[1] = N;
+            for (int i = 0; i < ns; i++) dims[2 + i] = yt->dims[2 + i];
+            u = reshape_dims(g, u, r, dims);
+            int64_t pad[2 * MIL_MAX_RANK], begin[MIL_MAX_RANK] = {0}, size[MIL_MAX_RANK];
+            for (int i = 0; i < ns; i++) {
+                pad[2 * i] = pb[i];
+                pad[2 * i + 1] = pa[i];
+                size[2 + i] = wt->dims[2 + i];
+            }
+            size[0] = size[1] = -1;
+            MilValue *dw = slice_size(g, conv_op(g, t, u, ns, dil, st, pad, G), r, begin, size);
+            for (int a = 0; a < r; a++) perm[a] = a;
+            perm[0] = 1, perm[1] = 0;
+            acc(g, w, transpose(g, dw, r, perm));
             g->dw = saved;
         }
     }
