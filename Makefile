@@ -66,14 +66,18 @@ uninstall:
 	@for d in $$(sed -n 's,\(.*/milc\)/.*,\1,p' "$(INSTALL_MANIFEST)" | sort -u); do rmdir "$$d" 2>/dev/null || true; done
 	@echo "removed $$(grep -c "" "$(INSTALL_MANIFEST)") files"; rm -f "$(INSTALL_MANIFEST)"
 
-# Coverage-guided fuzzing of the parser, the .milb loader and the .npy reader
+# Coverage-guided fuzzing of the parser (fuzz_parse: parse + verify + print
+# fixed point, small inputs; fuzz_passes: the -O2 pipeline), the .milb loader,
+# the .npy reader and the Core ML reader
 # (clang + libFuzzer; FUZZ_SECONDS each).  Crashes are written to build-fuzz/.
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	cmake -S . -B build-fuzz -DMILC_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_parse fuzz_milb fuzz_npy milc
-	mkdir -p build-fuzz/corpus-parse && cp examples/mil/*.mil test/frontend/data/*.mil build-fuzz/corpus-parse/
-	cd build-fuzz && ./test/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 corpus-parse
+	cmake -S . -B build-fuzz -DMILC_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g"
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_parse fuzz_passes fuzz_milb fuzz_npy milc
+	mkdir -p build-fuzz/corpus-parse build-fuzz/seed-mil && find test examples -name '*.mil' -size -4k -exec cp {} build-fuzz/seed-mil/ \;
+	cd build-fuzz && ./test/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=256 corpus-parse seed-mil
+	mkdir -p build-fuzz/corpus-passes
+	cd build-fuzz && ./test/fuzz/fuzz_passes -max_total_time=$(FUZZ_SECONDS) -max_len=2048 corpus-passes seed-mil
 	mkdir -p build-fuzz/corpus-milb && for f in test/passes/data/*.mil test/backend/data/*.mil examples/mil/*.mil test/frontend/data/*.mil; do \
 	  ./build-fuzz/tools/milc -O0 --emit=milb -o build-fuzz/corpus-milb/$$(basename $$f .mil).milb $$f 2>/dev/null || true; done
 	cd build-fuzz && ./test/fuzz/fuzz_milb -max_total_time=$(FUZZ_SECONDS) corpus-milb
