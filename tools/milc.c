@@ -382,16 +382,16 @@ static int check_grad_names(const MilProgram *p, const MilGradOptions *g) {
             if (strlen(f->params[i]->name) == l && !strncmp(f->params[i]->name, q, l)) x = f->params[i];
         char nm[512];
         snprintf(nm, sizeof nm, "%.*s", (int)(l < 500 ? l : 500), q);
+        char msg[800];
         if (l && !x) {
-            fprintf(stderr, "milc: error: --wrt: function '%s' has no input '%s'\nTry 'milc --help'.\n", fn, nm);
-            return 2;
+            snprintf(msg, sizeof msg, "--wrt: function '%s' has no input '%s'", fn, nm);
+            return usage_error("%s", msg);
         }
         if (x && (!x->type || x->type->kind != MIL_TY_TENSOR || !mil_dtype_is_float(x->type->dtype))) {
             char t[128];
             mil_type_format(x->type, MIL_SPELLING_1_3, t, sizeof t);
-            fprintf(stderr, "milc: error: --wrt: input '%s' is %s, not a floating-point tensor\nTry 'milc --help'.\n",
-                    nm, t);
-            return 2;
+            snprintf(msg, sizeof msg, "--wrt: input '%s' is %s, not a floating-point tensor", nm, t);
+            return usage_error("%s", msg);
         }
         q += l;
         if (*q == ',') q++;

@@ -239,89 +239,55 @@ static void build_embed(Bld *b, const ModelConfig *c) {
     mil_func_add_output(b->f, b->cf ? to_cf(b, x, c, "x") : x);
 }
 
-/* The layer in the ANE layout: every activation [1, C, 1, N] (N = B*S
- * tokens, channel-first, fp16 on the ANE), weights [1, OUT, 1, IN], norms
- * [1, 1, 1, D]; attention splits heads per sequence with reshape +
- * transpose (ane-notes §13.3).  The same math as build_layer. */
-static void build_layer_cf(Bld *b, const ModelConfig *c) {
-    int64_t B = c->batch, S = c->seq, D = c->dim, NH = c->heads, HD = D / NH, F = c->ffn, N = B * S;
-    int64_t xs[4] = {1, D, 1, N}, dd[4] = {1, D, 1, D}, fd[4] = {1, F, 1, D}, df[4] = {1, D, 1, F},
-            nd[4] = {1, 1, 1, D}, nc[4] = {1, D, 1, 1};
-    begin(b, "layer");
-    MilValue *x = input(b, b->dt, 4, xs, "x");
-    MilValue *w[LP_COUNT];
-    for (int k = 0; k < LP_COUNT; k++) {
-        const int64_t *dims = k == LP_W1 || k == LP_W3 ? fd : k == LP_W2 ? df : dd;
-        bool norm = k == LP_ATTN_NORM || k == LP_FFN_NORM;
-        w[k] = input(b, b->dt, 4, norm ? nd : dims, layer_param_names[k]);
-        /* a norm weight arrives as [1, 1, 1, D] (its last axis 64-byte aligned
-         * like every surface's) and broadcasts over the tokens as [1, D, 1, 1] */
-        if (norm) w[k] = reshape(b, w[k], 4, nc, k == LP_ATTN_NORM ? "attn_gamma" : "ffn_gamma");
-    }
-    MilValue *h = rmsnorm_cf(b, x, w[LP_ATTN_NORM], D, "xn1");
-    /* [1, D, 1, B*S] -> [NH, HD, B, S] -> [B, NH, S, HD] */
-    int64_t split[4] = {NH, HD, B, S}, perm[4] = {2, 0, 3, 1}, back[4] = {1, 3, 0, 2};
-    MilValue *qkv[3];
-    static const char *qn[3] = {"q", "k", "v"};
-    for (int i = 0; i < 3; i++) {
-        char nm[16];
-        snprintf(nm, sizeof nm, "%s_lin", qn[i]);
-        MilValue *t = linear_cf(b, h, w[LP_WQ + i], nm);
-        snprintf(nm, sizeof nm, "%s_split", qn[i]);
-        qkv[i] = transpose(b, reshape(b, t, 4, split, nm), 4, perm, qn[i]);
-    }
-    float *m = malloc(sizeof(float) * (size_t)(S * S));
-    uint16_t *mh = malloc(sizeof(uint16_t) * (size_t)(S * S));
-    for (int64_t i = 0; i < S; i++)
-        for (int64_t j = 0; j < S; j++) {
-            m[i * S + j] = j > i ? -65504.0f : 0.0f;
-            mh[i * S + j] = mil_f32_to_fp16(m[i * S + j]);
-        }
-    int64_t ss[2] = {S, S};
-    MilValue *mask = cst(b, mil_const_tensor(b->p, mil_type_tensor(b->p, b->dt, 2, ss),
-                                             b->dt == MIL_DT_FP16 ? (void *)mh : (void *)m, S * S), "mask");
-    free(m);
-    free(mh);
-    MilValue *sc = matmul(b, qkv[0], qkv[1], true, "scores");
-    sc = binary(b, MIL_OP_MUL, sc, scalar(b, 1.0 / sqrt((double)HD), "scale"), "scores_scaled");
-    sc = binary(b, MIL_OP_ADD, sc, mask, "scores_masked");
-    MilOp *sm = mil_op_new(b->f, MIL_OP_SOFTMAX, NULL);
-    mil_op_add_arg(sm, "axis", cst(b, mil_const_scalar_int(b->p, MIL_DT_INT32, -1), "axis"));
-    mil_op_add_arg(sm, "x", sc);
-    MilValue *probs = finish(b, sm, "probs", NULL);
-    MilValue *att = matmul(b, probs, qkv[2], false, "att");
-    att = reshape(b, transpose(b, att, 4, back, "att_t"), 4, xs, "att_merged");
-    MilValue *x2 = binary(b, MIL_OP_ADD, x, linear_cf(b, att, w[LP_WO], "att_out"), "x2");
-
-    MilValue *h2 = rmsnorm_cf(b, x2, w[LP_FFN_NORM], D, "xn2");
-    MilValue *h1 = linear_cf(b, h2, w[LP_W1], "h1");
-    MilValue *h3 = linear_cf(b, h2, w[LP_W3], "h3");
-    MilValue *gate = binary(b, MIL_OP_MUL, unary(b, MIL_OP_SILU, h1, "h1_silu"), h3, "gate");
-    MilValue *y = binary(b, MIL_OP_ADD, x2, linear_cf(b, gate, w[LP_W2], "ffn_out"), "y");
-    mil_func_add_output(b->f, y);
+/* the layer's linear maps and norms in its layout */
+static MilValue *layer_linear(Bld *b, MilValue *x, MilValue *w, const char *base) {
+    return b->cf ? linear_cf(b, x, w, base) : linear(b, x, w, base);
 }
 
+static MilValue *layer_rmsnorm(Bld *b, MilValue *x, MilValue *gamma, int64_t D, const char *base) {
+    return b->cf ? rmsnorm_cf(b, x, gamma, D, base) : rmsnorm(b, x, gamma, base);
+}
+
+/* One pre-norm layer: RMSNorm, causal multi-head attention, SwiGLU FFN,
+ * residuals.  The model's layout: x [B, S, D], weights [OUT, IN] (nn.Linear),
+ * norms [D].  The ANE layout (b->cf): every activation [1, C, 1, N] (N = B*S
+ * tokens, channel-first, fp16 on the ANE), weights [1, OUT, 1, IN] (the same
+ * bytes), norms [1, 1, 1, D]; attention splits heads per sequence with
+ * reshape + transpose (ane-notes §13.3).  The same math either way. */
 static void build_layer(Bld *b, const ModelConfig *c) {
     int64_t B = c->batch, S = c->seq, D = c->dim, NH = c->heads, HD = D / NH, F = c->ffn;
-    int64_t xs[3] = {B, S, D}, dd[2] = {D, D}, fd[2] = {F, D}, df[2] = {D, F};
+    bool cf = b->cf;
+    int64_t xs[4] = {B, S, D}, nc[4] = {1, D, 1, 1};
+    int xr = 3;
+    if (cf) xs[0] = 1, xs[1] = D, xs[2] = 1, xs[3] = B * S, xr = 4;
     begin(b, "layer");
-    MilValue *x = input(b, b->dt, 3, xs, "x");
+    MilValue *x = input(b, b->dt, xr, xs, "x");
     MilValue *w[LP_COUNT];
     for (int k = 0; k < LP_COUNT; k++) {
-        const int64_t *dims = k == LP_W1 || k == LP_W3 ? fd : k == LP_W2 ? df : dd;
         bool norm = k == LP_ATTN_NORM || k == LP_FFN_NORM;
-        w[k] = input(b, b->dt, norm ? 1 : 2, norm ? &D : dims, layer_param_names[k]);
+        int64_t out = k == LP_W1 || k == LP_W3 ? F : D, in = k == LP_W2 ? F : D;
+        int64_t dims[4] = {out, in}, nd[4] = {1, 1, 1, D};
+        if (cf) dims[0] = 1, dims[1] = out, dims[2] = 1, dims[3] = in;
+        w[k] = norm ? input(b, b->dt, cf ? 4 : 1, cf ? nd : &D, layer_param_names[k])
+                    : input(b, b->dt, cf ? 4 : 2, dims, layer_param_names[k]);
+        /* a norm weight arrives as [1, 1, 1, D] (its last axis 64-byte aligned
+         * like every surface's) and broadcasts over the tokens as [1, D, 1, 1] */
+        if (cf && norm) w[k] = reshape(b, w[k], 4, nc, k == LP_ATTN_NORM ? "attn_gamma" : "ffn_gamma");
     }
 
-    /* attention: [B,S,D] -> heads [B,NH,S,HD] */
-    MilValue *h = rmsnorm(b, x, w[LP_ATTN_NORM], "xn1");
-    int64_t split[4] = {B, S, NH, HD}, perm[4] = {0, 2, 1, 3};
+    /* attention: heads [B, NH, S, HD], from [B, S, D] or [1, D, 1, B*S] */
+    MilValue *h = layer_rmsnorm(b, x, w[LP_ATTN_NORM], D, "xn1");
+    int64_t split[4] = {B, S, NH, HD}, perm[4] = {0, 2, 1, 3}, back[4] = {0, 2, 1, 3};
+    if (cf) {
+        int64_t s2[4] = {NH, HD, B, S}, p2[4] = {2, 0, 3, 1}, b2[4] = {1, 3, 0, 2};
+        memcpy(split, s2, sizeof split), memcpy(perm, p2, sizeof perm), memcpy(back, b2, sizeof back);
+    }
     MilValue *qkv[3];
     static const char *qn[3] = {"q", "k", "v"};
     for (int i = 0; i < 3; i++) {
         char nm[16];
         snprintf(nm, sizeof nm, "%s_lin", qn[i]);
-        MilValue *t = linear(b, h, w[LP_WQ + i], nm);
+        MilValue *t = layer_linear(b, h, w[LP_WQ + i], nm);
         snprintf(nm, sizeof nm, "%s_split", qn[i]);
         qkv[i] = transpose(b, reshape(b, t, 4, split, nm), 4, perm, qn[i]);
     }
@@ -346,15 +312,15 @@ static void build_layer(Bld *b, const ModelConfig *c) {
     mil_op_add_arg(sm, "x", sc);
     MilValue *probs = finish(b, sm, "probs", NULL);
     MilValue *att = matmul(b, probs, qkv[2], false, "att");
-    att = reshape(b, transpose(b, att, 4, perm, "att_t"), 3, xs, "att_merged");
-    MilValue *x2 = binary(b, MIL_OP_ADD, x, linear(b, att, w[LP_WO], "att_out"), "x2");
+    att = reshape(b, transpose(b, att, 4, back, "att_t"), xr, xs, "att_merged");
+    MilValue *x2 = binary(b, MIL_OP_ADD, x, layer_linear(b, att, w[LP_WO], "att_out"), "x2");
 
     /* SwiGLU FFN */
-    MilValue *h2 = rmsnorm(b, x2, w[LP_FFN_NORM], "xn2");
-    MilValue *h1 = linear(b, h2, w[LP_W1], "h1");
-    MilValue *h3 = linear(b, h2, w[LP_W3], "h3");
+    MilValue *h2 = layer_rmsnorm(b, x2, w[LP_FFN_NORM], D, "xn2");
+    MilValue *h1 = layer_linear(b, h2, w[LP_W1], "h1");
+    MilValue *h3 = layer_linear(b, h2, w[LP_W3], "h3");
     MilValue *gate = binary(b, MIL_OP_MUL, unary(b, MIL_OP_SILU, h1, "h1_silu"), h3, "gate");
-    MilValue *y = binary(b, MIL_OP_ADD, x2, linear(b, gate, w[LP_W2], "ffn_out"), "y");
+    MilValue *y = binary(b, MIL_OP_ADD, x2, layer_linear(b, gate, w[LP_W2], "ffn_out"), "y");
     mil_func_add_output(b->f, y);
 }
 
@@ -407,8 +373,7 @@ MilProgram *model_build(const ModelConfig *c, ModelMode mode, ModelLayout layout
     Bld b = {.p = p, .dt = c->dtype, .cf = layout == MODEL_LAYOUT_ANE, .d = d};
     if (parts & MODEL_PART_OUTER) build_embed(&b, c);
     if (parts & MODEL_PART_LAYER) {
-        if (b.cf) build_layer_cf(&b, c);
-        else build_layer(&b, c);
+        build_layer(&b, c);
     }
     if (parts & MODEL_PART_OUTER) {
         if (mode == MODEL_TRAIN) build_head(&b, c);
