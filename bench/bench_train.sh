@@ -36,14 +36,15 @@ else
 fi
 
 head -c 400000 /dev/urandom > "$TMP/data.bin"
-run() { # name layers seq
-  name=$1 L=$2 S=$3
-  "$BUILD/tools/mil-train" --data "$TMP/data.bin" --run-dir "$TMP/$name" --bench --quiet \
+run() { # name layers seq [precision]
+  name=$1 L=$2 S=$3 P=${4:-fp32}
+  "$BUILD/tools/mil-train" --data "$TMP/data.bin" --run-dir "$TMP/$name" --bench --quiet --precision "$P" \
       --dim 768 --ffn 2048 --heads 12 --layers "$L" --seq "$S" --batch 1 --steps "$STEPS" > "$TMP/$name.out"
   # median ms/step over the steps after the first
   ms=$(awk -F, 'NR > 2 { print $5 }' "$TMP/$name/log.csv" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
   flops=$(awk -v L="$L" -v S="$S" 'BEGIN { D = 768; H = 2048; print L * (6 * S * (4 * D * D + 3 * D * H) + 12 * S * S * D) }')
-  line="($name) L=$L S=$S: mil-train $ms ms/step, $(awk -v s="$S" -v m="$ms" 'BEGIN { printf "%.0f", s / m * 1000 }') tokens/s, $(awk -v f="$flops" -v m="$ms" 'BEGIN { printf "%.1f", f / m / 1e6 }') GFLOP/s"
+  eval "ms_$name=$ms"
+  line="($name) L=$L S=$S $P: mil-train $ms ms/step, $(awk -v s="$S" -v m="$ms" 'BEGIN { printf "%.0f", s / m * 1000 }') tokens/s, $(awk -v f="$flops" -v m="$ms" 'BEGIN { printf "%.1f", f / m / 1e6 }') GFLOP/s"
   [ -n "$PEAK" ] && line="$line ($(awk -v f="$flops" -v m="$ms" -v p="$PEAK" 'BEGIN { printf "%.1f", 100 * f / m / 1e6 / p }')% of peak)"
   if [ -n "$PY" ]; then
     tms=$(THREADS=2 "$PY" "$PEERS/torch_layer_step.py" 768 2048 12 "$S" "$L" 0 "$STEPS" | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
@@ -52,6 +53,8 @@ run() { # name layers seq
   echo "$line"
 }
 run a 1 512
+run a16 1 512 fp16
 run b 12 256
+echo "fp16 storage / fp32 (seed config, same run): $(awk -v a="$ms_a16" -v b="$ms_a" 'BEGIN { printf "%.2f", a / b }')x time"
 echo "(model GFLOP/s count the layers' GEMMs and full attention as the peer does; mil-train's step also runs"
 echo " the byte embedding, head and AdamW, which the peer's MSE step does not)"
