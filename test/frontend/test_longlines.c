@@ -170,3 +170,31 @@ Test(longline, fits_or_not) {
         free(fill);
     }
 }
+
+/* Warnings quote the source the same way: a flat rank-2 literal (read, with
+ * a warning at its `[`) on a 102 KB line shows the window, not the line. */
+Test(longline, warning_is_windowed_too) {
+    char *zeros = rep("0, ", 2 * N - 1);
+    char *line = fmt("            tensor<int32, [2, %d]> c = const()[name = string(\"c\"), val = tensor<int32, [2, %d]>([%s0])];",
+                     N, N, zeros);
+    char *text = fmt(HEAD "%s" TAIL, line);
+    MilDiag d;
+    mil_diag_init(&d);
+    MilProgram *p = mil_parse("w.mil", text, strlen(text), NULL, &d);
+    cr_assert_not_null(p, "the flat literal is read");
+    cr_assert_eq(d.nerrors, 0);
+    char *out = fe_diag_printed(&d);
+    size_t col = (size_t)(strstr(line, ">([") - line) + 3; /* the `[` */
+    char *pad = rep(" ", 61); /* the `…` and 60 characters */
+    char *want = fmt("w.mil:4:%zu: warning: flat literal for a rank-2 tensor read in row-major order\n%s\n%s^\n", col,
+                     window(line, col - 1 - 60), pad);
+    cr_assert_str_eq(out, want);
+    free(want);
+    free(pad);
+    free(out);
+    mil_program_free(p);
+    mil_diag_free(&d);
+    free(text);
+    free(line);
+    free(zeros);
+}
