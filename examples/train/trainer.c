@@ -174,6 +174,21 @@ typedef struct Part {
     char first_warning[512];
 } Part;
 
+/* A cached .milb is valid only for the compiler that wrote it.  mil-train
+ * links the compiler libraries statically, so the bytes of its own executable
+ * stand for the compiler's code: a rebuild with a changed pass (same version
+ * string) compiles afresh instead of loading kernels an older build made.
+ * Where the executable cannot be read (no /proc), the version string in the
+ * salt alone keys the cache. */
+static void hash_own_executable(XXH3_state_t *hs) {
+    FILE *f = fopen("/proc/self/exe", "rb");
+    if (!f) return;
+    char buf[1 << 15];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) XXH3_64bits_update(hs, buf, k);
+    fclose(f);
+}
+
 /* Builds the program, differentiates and optimises it, and returns it
  * lowered -- from the .milb cache when a previous run compiled the same
  * MIL for the same target. */
@@ -188,7 +203,8 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, Part *pt
     MilProgram *p = model_build(&c, o->sample_only ? MODEL_SAMPLE : MODEL_TRAIN, pt->layout, pt->parts, &d);
     if (!p) { diag_err(&d, "building the model", err, n); goto done; }
 
-    /* the cache key: the forward MIL, the target and the pipeline */
+    /* the cache key: the forward MIL, the target, the pipeline and the
+     * compiler that ran it (hash_own_executable) */
     size_t len;
     char *text = mil_print(p, MIL_SPELLING_SAME, &len);
     if (!text) { errf(err, n, "out of memory"); goto done; }
@@ -199,6 +215,7 @@ static MilRtProgram *compile(const TrainerOptions *o, MilRtDevice *dev, Part *pt
     XXH3_64bits_reset(hs);
     XXH3_64bits_update(hs, text, len);
     XXH3_64bits_update(hs, salt, strlen(salt));
+    hash_own_executable(hs);
     uint64_t hash = XXH3_64bits_digest(hs);
     XXH3_freeState(hs);
     free(text);

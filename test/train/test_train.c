@@ -252,6 +252,30 @@ Test(train_cli, restart_every_is_bit_identical, .init = setup, .fini = teardown)
     tu_assert_same_file(tu_path(tmp, "straight/ckpt.bin"), tu_path(tmp, "restarted/ckpt.bin"));
 }
 
+Test(train_cli, a_rebuilt_compiler_does_not_reuse_cached_kernels, .init = setup, .fini = teardown) {
+    cr_assert_eq(train("r", "--steps 2"), 0, "%s", err);
+    cr_assert(strstr(out, "kernels compiled to"), "%s", out);
+    cr_assert_eq(train("r", "--steps 2"), 0, "%s", err);
+    cr_assert(strstr(out, "kernels loaded from"), "the same build reuses its kernels:\n%s", out);
+    /* a different build of mil-train (here: the same program with one more
+     * byte at the end of the file, which the loader ignores) may hold other
+     * passes, so it compiles again instead of loading the first build's .milb */
+    size_t n;
+    char *exe = tu_read_file(tu_tool("mil-train"), &n);
+    cr_assert(exe);
+    char *other = malloc(n + 1);
+    memcpy(other, exe, n);
+    other[n] = 0;
+    const char *copy = tu_path(tmp, "mil-train-rebuilt");
+    tu_write_file(copy, other, n + 1);
+    free(exe);
+    free(other);
+    cr_assert_eq(chmod(copy, 0755), 0);
+    cr_assert_eq(tu_runf(&out, &err, copy, "--data %s --run-dir %s " SMALL " --steps 2", corpus(), tu_path(tmp, "r")), 0,
+                 "%s", err);
+    cr_assert(strstr(out, "kernels compiled to"), "another build compiles afresh:\n%s", out);
+}
+
 Test(train_cli, fp16_trains_and_reports_skips, .init = setup, .fini = teardown) {
     cr_assert_eq(train("h", "--steps 8 --precision fp16"), 0, "%s", err);
     /* the loss scale settles: most steps update the weights */
