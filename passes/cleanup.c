@@ -140,6 +140,78 @@ static bool is_layout_op(MilOpKind k) {
            k == MIL_OP_SQUEEZE || k == MIL_OP_IDENTITY;
 }
 
+/* dst[i] = src[perm-mapped index] for element size es: an odometer over
+ * the result's outer axes; the last two axes in 32 x 32 tiles (a weight
+ * transpose reads with a large stride: the tiles keep its source lines in
+ * cache). */
+#define COPY_EL(T, dp, sp) (*(T *)(void *)(dp) = *(const T *)(const void *)(sp))
+static void permute_raw(void *dst, const void *src, size_t es, int r, const int64_t *odims, const int64_t *sstride) {
+    int64_t n = 1, idx[MIL_MAX_RANK] = {0};
+    for (int k = 0; k < r; k++) n *= odims[k];
+    if (!n) return;
+    int64_t rows = r >= 2 ? odims[r - 2] : 1, cols = r ? odims[r - 1] : 1;
+    int64_t rs = r >= 2 ? sstride[r - 2] : 0, cs = r ? sstride[r - 1] : 0, base = 0;
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    for (int64_t done = 0; done < n; done += rows * cols) {
+        for (int64_t i0 = 0; i0 < rows; i0 += 32)
+            for (int64_t j0 = 0; j0 < cols; j0 += 32) {
+                int64_t i1 = i0 + 32 < rows ? i0 + 32 : rows, j1 = j0 + 32 < cols ? j0 + 32 : cols;
+                for (int64_t i = i0; i < i1; i++) {
+                    unsigned char *dr = d + (size_t)(i * cols) * es;
+                    int64_t sr = base + i * rs;
+                    for (int64_t j = j0; j < j1; j++) {
+                        const unsigned char *sp = s + (size_t)(sr + j * cs) * es;
+                        unsigned char *dp = dr + (size_t)j * es;
+                        if (es == 2) COPY_EL(uint16_t, dp, sp);
+                        else if (es == 4) COPY_EL(uint32_t, dp, sp);
+                        else memcpy(dp, sp, es);
+                    }
+                }
+            }
+        d += (size_t)(rows * cols) * es;
+        for (int k = r - 3; k >= 0; k--) {   /* next outer index */
+            base += sstride[k];
+            if (++idx[k] < odims[k]) break;
+            base -= sstride[k] * odims[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+/* reshape / expand_dims / squeeze / identity / transpose of a constant of
+ * the result's dtype, on the stored elements; NULL when not applicable. */
+static MilValue *fold_layout_raw(MilFunc *f, MilOp *op) {
+    const MilType *rt = op->results[0]->type;
+    const MilConst *c = mil_op_const_arg(op, "x");
+    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR || c->type->dtype != rt->dtype || !ty_known(c->type)) return NULL;
+    if (mil_dtype_bits(rt->dtype) < 8) return NULL;   /* sub-byte storage: the generic path */
+    int64_t n = 0, perm[MIL_MAX_RANK];
+    int r = c->type->rank;
+    if (op->kind == MIL_OP_TRANSPOSE && (arg_ints(op, "perm", perm, MIL_MAX_RANK) != r || rt->rank != r)) return NULL;
+    ConstHold *hold = NULL;
+    const void *src = const_storage(c, &n, &hold);
+    MilConst *k = NULL;
+    if (src && n == mil_type_numel(rt)) {
+        if (op->kind != MIL_OP_TRANSPOSE && c->kind == MIL_CONST_TENSOR) {
+            /* the same (immutable, arena-owned) elements under the new type */
+            if ((k = mil_const_tensor(f->prog, rt, NULL, 0))) {
+                k->data = c->data;
+                k->count = n;
+            }
+        } else if ((k = mil_const_tensor(f->prog, rt, NULL, n)) && op->kind == MIL_OP_TRANSPOSE) {
+            int64_t istride[MIL_MAX_RANK], sstride[MIL_MAX_RANK], s = 1;
+            for (int a = r - 1; a >= 0; a--) { istride[a] = s; s *= c->type->dims[a]; }
+            for (int a = 0; a < r; a++) sstride[a] = istride[perm[a] < 0 ? perm[a] + r : perm[a]];
+            permute_raw(k->data, src, mil_dtype_storage_size(rt->dtype), r, rt->dims, sstride);
+        } else if (k) {
+            memcpy(k->data, src, mil_dtype_storage_size(rt->dtype) * (size_t)n);
+        }
+    }
+    const_storage_release(hold);
+    return k ? pb_const(f, op, k, op->results[0]->name) : NULL;
+}
+
 /* Folds op into a new constant; returns the value or NULL. */
 static MilValue *fold_op(MilFunc *f, MilOp *op) {
     if (op->nresults != 1 || op->kind == MIL_OP_CONST) return NULL;
@@ -171,6 +243,15 @@ static MilValue *fold_op(MilFunc *f, MilOp *op) {
         const MilConst *c = mil_op_const_arg(op, "x");
         if (c && c->kind == MIL_CONST_BLOB && c->type->dtype == rt->dtype)
             return pb_const(f, op, mil_const_blob(f->prog, rt, c->blob_path, c->blob_offset), op->results[0]->name);
+    }
+
+    /* Layout ops that keep the dtype move storage elements as they are (no
+       round trip through double: the weight transposes of a backward are
+       tens of millions of elements). */
+    if (op->kind == MIL_OP_RESHAPE || op->kind == MIL_OP_EXPAND_DIMS || op->kind == MIL_OP_SQUEEZE ||
+        op->kind == MIL_OP_IDENTITY || op->kind == MIL_OP_TRANSPOSE) {
+        MilValue *r = fold_layout_raw(f, op);
+        if (r) return r;
     }
 
     double *out = NULL;

@@ -122,6 +122,14 @@ bool value_is_output(const MilFunc *f, const MilValue *v);
  * fp32 when *f32 requested).  Returns NULL when not available. */
 float *const_to_f32(const MilConst *c, int64_t *count);
 void pass_set_weights_dir(const char *dir);
+/* The count elements of a tensor constant (inline with every element
+ * present, or fp16/fp32 BLOBFILE data read in place) in their storage form
+ * (mil_dtype_storage_size bytes each), without conversion; valid until
+ * const_storage_release(*hold) (*hold may be NULL).  NULL when not
+ * available. */
+typedef struct ConstHold ConstHold;
+const void *const_storage(const MilConst *c, int64_t *count, ConstHold **hold);
+void const_storage_release(ConstHold *hold);
 /* A tensor constant of type t from fp32 data, converted to t's dtype. */
 MilConst *const_from_f32(MilProgram *p, const MilType *t, const float *data);
 

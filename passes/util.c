@@ -255,6 +255,44 @@ static float *read_blob_f32(const MilConst *c, int64_t n) {
     return out;
 }
 
+struct ConstHold {
+    MilRtBlobCache *cache;
+    void *owned;
+};
+
+const void *const_storage(const MilConst *c, int64_t *count, ConstHold **hold) {
+    *hold = NULL;
+    if (!c || !c->type || c->type->kind != MIL_TY_TENSOR || c->type->dtype == MIL_DT_STRING) return NULL;
+    int64_t n = mil_type_numel(c->type);
+    if (n < 0) return NULL;
+    *count = n;
+    if (c->kind == MIL_CONST_TENSOR) return c->count == n ? c->data : NULL;
+    MilDType dt = c->type->dtype;
+    if (c->kind != MIL_CONST_BLOB || !weights_dir || !c->blob_path || (dt != MIL_DT_FP16 && dt != MIL_DT_FP32))
+        return NULL;
+    /* the weight file stays mapped (the payload is read in place) until
+       const_storage_release */
+    ConstHold *h = calloc(1, sizeof *h);
+    MilRtErr e;
+    const void *data = NULL;
+    h->cache = mil_rt_blob_cache_new(weights_dir, NULL);
+    MilRtBlobFile *bf = h->cache ? mil_rt_blob_cache_get(h->cache, c->blob_path, &e) : NULL;
+    if (!bf || mil_rt_blob_read(bf, c->blob_offset, dt, n, &data, &h->owned, &e) != 0) data = NULL;
+    if (!data) {
+        const_storage_release(h);
+        return NULL;
+    }
+    *hold = h;
+    return data;
+}
+
+void const_storage_release(ConstHold *h) {
+    if (!h) return;
+    free(h->owned);
+    mil_rt_blob_cache_free(h->cache);
+    free(h);
+}
+
 float *const_to_f32(const MilConst *c, int64_t *count) {
     if (!c || !c->type || c->type->kind != MIL_TY_TENSOR) return NULL;
     int64_t n = mil_type_numel(c->type);
