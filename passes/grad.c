@@ -1303,6 +1303,119 @@ static void order_params(Grad *g) {
 
 void mil_grad_options_init(MilGradOptions *o) { memset(o, 0, sizeof *o); }
 
+/* pack_taps: which taps (by index in g->taps) are packed -- the [1, C, 1, S]
+ * ones of the first such tap's dtype and S (calloc'd; all 0 without
+ * pack_taps). */
+static unsigned char *pack_group(Grad *g) {
+    unsigned char *in = calloc((size_t)g->ntaps + 1, 1);
+    const MilType *first = NULL;
+    for (int i = 0; g->o->pack_taps && i < g->ntaps; i++) {
+        const MilType *t = g->taps[i]->type;
+        if (!ane_shaped(t)) continue;
+        if (!first) first = t;
+        in[i] = t->dtype == first->dtype && t->dims[3] == first->dims[3];
+    }
+    return in;
+}
+
+/* The packed taps travel as one tensor (the --pack-taps form of
+ * passes/taps.c): FUNC_fwd gets concat(axis = 1) of them as an output, and
+ * FUNC_bwd that tensor as an input (both of one free name, "taps" unless
+ * taken) whose slices replace the individual tap inputs.  grad_taps then
+ * names the tensors exchanged; grad_packed / grad_packed_taps
+ * ("name:offset:channels,...") record the channel map. */
+static void pack_taps(Grad *g, MilFunc *fw, MilValue **fmap, const unsigned char *packed) {
+    MilFunc *b = g->b;
+    int np = 0;
+    for (int i = 0; i < g->ntaps; i++) np += packed[i];
+    if (!np) return;
+    char name[64];
+    for (int k = 0;; k++) {
+        if (k) snprintf(name, sizeof name, "taps_%d", k);
+        else snprintf(name, sizeof name, "taps");
+        MilValue *a = mil_func_find_value(fw, name), *c = mil_func_find_value(b, name);
+        if (!a && (!c || c->def)) break;
+    }
+    free_name(g, name);
+    /* FUNC_fwd: the concat, as the last output */
+    MilBinding *items = calloc((size_t)np, sizeof *items);
+    int64_t C = 0, S = 0;
+    MilDType dt = MIL_DT_NONE;
+    size_t cap = 64, len = 0;
+    char *map = malloc(cap);
+    map[0] = 0;
+    for (int i = 0, j = 0; i < g->ntaps; i++) {
+        if (!packed[i]) continue;
+        const MilType *t = g->taps[i]->type;
+        items[j++].value = fmap[g->taps[i]->id];
+        size_t need = len + strlen(g->taps[i]->name) + 48;
+        if (need > cap) {
+            cap = 2 * need;
+            char *nm = realloc(map, cap);
+            if (!nm) abort();
+            map = nm;
+        }
+        len += (size_t)snprintf(map + len, cap - len, "%s%s:%lld:%lld", len ? "," : "", g->taps[i]->name, (long long)C,
+                                (long long)t->dims[1]);
+        C += t->dims[1];
+        S = t->dims[3];
+        dt = t->dtype;
+    }
+    MilOp *cat = pb_op(fw, MIL_OP_CONCAT, fw->body.last ? fw->body.last->loc : fw->loc);
+    mil_op_add_arg(cat, "axis", pb_const_scalar(fw, NULL, MIL_DT_INT32, 1, "taps_axis"));
+    mil_op_add_arg(cat, "interleave", pb_const_bool(fw, NULL, false, "taps_interleave"));
+    mil_op_add_arg_tuple(cat, "values", np, items);
+    free(items);
+    MilValue *out = pb_finish(fw, cat, NULL, name);
+    mil_func_add_output(fw, out);
+    /* FUNC_bwd: the packed input, sliced */
+    int64_t dims[4] = {1, C, 1, S};
+    MilValue *in = mil_func_add_param(b, mil_type_tensor(g->p, dt, 4, dims), name);
+    MilOp *first = b->body.first;
+    int64_t off = 0;
+    for (int i = 0; i < g->ntaps; i++) {
+        if (!packed[i]) continue;
+        MilValue *old = NULL;   /* the tap input (g->prim may hold a view recomputed from it) */
+        for (int j = 0; j < b->nparams && !old; j++)
+            if (!strcmp(b->params[j]->name, g->taps[i]->name)) old = b->params[j];
+        if (!old) continue;
+        const MilType *t = g->taps[i]->type;
+        int64_t begin[4] = {0, off, 0, 0}, size[4] = {1, t->dims[1], 1, S};
+        off += t->dims[1];
+        MilOp *sl = pb_op(b, MIL_OP_SLICE_BY_SIZE, g->taps[i]->def ? g->taps[i]->def->loc : b->loc);
+        mil_op_add_arg(sl, "begin", pb_const_i32s(b, first, 4, begin, "begin"));
+        mil_op_add_arg(sl, "size", pb_const_i32s(b, first, 4, size, "size"));
+        mil_op_add_arg(sl, "x", in);
+        MilValue *v = pb_finish(b, sl, first, "tap");
+        mil_func_rename_value(b, old, pass_unique_name(b, "unpacked"));
+        mil_func_rename_value(b, v, g->taps[i]->name);
+        mil_op_set_attr(sl, "name", mil_const_string(g->p, v->name));
+        mil_func_replace_uses(b, old, v);
+        /* the individual input goes */
+        int k = 0;
+        for (int j = 0; j < b->nparams; j++)
+            if (b->params[j] != old) b->params[k++] = b->params[j];
+        b->nparams = k;
+    }
+    for (int j = 0; j < b->nparams; j++) b->params[j]->index = j;
+    /* the map: the exchanged tensors, then the channel offsets */
+    MilValue **ex = calloc((size_t)g->ntaps + 1, sizeof *ex);
+    int nex = 0;
+    for (int i = 0; i < g->ntaps; i++)
+        if (!packed[i]) ex[nex++] = g->taps[i];
+    ex[nex++] = out;
+    char *s = join_names(ex, nex, "");
+    set_str_attr(fw, "grad_taps", s);
+    set_str_attr(b, "grad_taps", s);
+    free(s);
+    free(ex);
+    set_str_attr(fw, "grad_packed", name);
+    set_str_attr(b, "grad_packed", name);
+    set_str_attr(fw, "grad_packed_taps", map);
+    set_str_attr(b, "grad_packed_taps", map);
+    free(map);
+}
+
 /* Wraps v in an identity op (so it can be renamed / output twice). */
 static MilValue *ident(Grad *g, MilValue *v) {
     MilOp *op = nop(g, MIL_OP_IDENTITY);
@@ -1610,10 +1723,11 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
     /* taps and forward inputs in FUNC's order */
     if (g->ntaps) qsort(g->taps, (size_t)g->ntaps, sizeof *g->taps, by_id);
     if (g->nfins) qsort(g->fins, (size_t)g->nfins, sizeof *g->fins, by_id);
-    /* taps: extra outputs of FUNC_fwd (never twice) */
+    /* taps: extra outputs of FUNC_fwd (never twice); packed ones later */
+    unsigned char *packed = pack_group(g);
     for (int i = 0; i < g->ntaps; i++) {
         MilValue *v = fmap[g->taps[i]->id];
-        if (!value_is_output(fw, v)) mil_func_add_output(fw, v);
+        if (!packed[i] && !value_is_output(fw, v)) mil_func_add_output(fw, v);
     }
     /* the grad map */
     {
@@ -1643,6 +1757,8 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
         if (dwf) set_str_attr(dwf, "grad_of", fname);
     }
     order_params(g);
+    pack_taps(g, fw, fmap, packed);
+    free(packed);
     mil_dce_func(g->b);
     if (dwf) mil_dce_func(dwf);
 done2:
@@ -1794,10 +1910,42 @@ char *mil_grad_map_json(const MilProgram *p, const char *func) {
     put_list(&b, NULL, fattr(bw, "grad_wrt"));
     put(&b, ",\n  \"taps\": ");
     put_list(&b, bw, fattr(bw, "grad_taps"));
-    const char *packed = fattr(fw, "grad_packed");
+    const char *packed = fattr(bw, "grad_packed");
     if (packed) {
-        put(&b, ",\n  \"packed_taps\": ");
-        put(&b, packed);
+        /* {"name": .., "axis": 1, "taps": [{"name": .., "offset": .., "channels": .., "shape": ..}]} */
+        const MilValue *pv = param_named(bw, packed, strlen(packed));
+        put(&b, ",\n  \"packed_taps\": {\"name\": ");
+        put_str(&b, packed);
+        put(&b, ", \"axis\": 1, \"taps\": [");
+        bool first = true;
+        for (const char *q = fattr(bw, "grad_packed_taps"); q && *q;) {
+            size_t l = strcspn(q, ",");
+            char item[512], tmp[192];
+            snprintf(item, sizeof item, "%.*s", (int)(l < 511 ? l : 511), q);
+            char *c2 = strrchr(item, ':'), *c1 = NULL;
+            if (c2) {
+                *c2 = 0;
+                c1 = strrchr(item, ':');
+            }
+            if (c1) {
+                *c1 = 0;
+                long long off = atoll(c1 + 1), ch = atoll(c2 + 1);
+                put(&b, first ? "{\"name\": " : ", {\"name\": ");
+                first = false;
+                put_str(&b, item);
+                snprintf(tmp, sizeof tmp, ", \"offset\": %lld, \"channels\": %lld", off, ch);
+                put(&b, tmp);
+                if (pv && ane_shaped(pv->type)) {
+                    snprintf(tmp, sizeof tmp, ", \"dtype\": \"%s\", \"shape\": [1, %lld, 1, %lld]",
+                             mil_dtype_name(pv->type->dtype), ch, (long long)pv->type->dims[3]);
+                    put(&b, tmp);
+                }
+                put(&b, "}");
+            }
+            q += l;
+            if (*q == ',') q++;
+        }
+        put(&b, "]}");
     }
     put(&b, ",\n  \"cotangents\": ");
     put_list(&b, bw, fattr(bw, "grad_cotangents"));

@@ -111,7 +111,9 @@ const MilType *mil_shape_infer_result(MilProgram *p, const MilOp *op, int i, cha
  * taps, forward inputs, intermediate cotangents such as d_q, listed in the
  * grad map).  The wiring is kept as string attributes of the functions
  * (grad_of, grad_taps, grad_cotangents, grad_inputs, grad_wrt, grad_loss,
- * grad_recompute), which survive the MIL text and .milb round trips. */
+ * grad_recompute; with pack_taps grad_packed = the packed tensor's name and
+ * grad_packed_taps = "name:offset:channels,..."), which survive the MIL text
+ * and .milb round trips. */
 typedef enum { MIL_RECOMPUTE_NONE = 0, MIL_RECOMPUTE_CHEAP = 1 } MilRecompute;
 typedef struct MilGradOptions {
     const char *func;          /* function to differentiate; NULL = "main" */
@@ -120,6 +122,9 @@ typedef struct MilGradOptions {
                                   gets a cotangent input d_y of its type */
     MilRecompute recompute;    /* default NONE */
     bool split_weight_grads;   /* gradients of matmul/linear/conv weight inputs go to FUNC_dw */
+    bool pack_taps;            /* the [1, C, 1, S] taps (one dtype and S) travel as one tensor: FUNC_fwd
+                                  concatenates them along channels into an output `taps`, FUNC_bwd takes
+                                  that input and slices them out; offsets in grad_packed_taps */
 } MilGradOptions;
 void mil_grad_options_init(MilGradOptions *o);
 /* Adds FUNC_fwd (FUNC + taps as extra outputs), FUNC_bwd (inputs: taps (same names as the fwd tap

@@ -72,7 +72,8 @@ static void usage(FILE *f) {
             "  --target=cpu|ane|ane-m1|ane-m4\n"
             "  --strict                ANE legality warnings become errors\n"
             "  --taps=v1,v2            export named intermediates as outputs\n"
-            "  --pack-taps             pack taps into one [1, sum C, 1, S] output\n"
+            "  --pack-taps             pack taps into one [1, sum C, 1, S] output (with --grad: the\n"
+            "                          [1, C, 1, S] grad taps, sliced out again in FUNC_bwd)\n"
             "  --grad[=FUNC]           add FUNC_fwd (FUNC + taps) and FUNC_bwd (gradients) for FUNC\n"
             "                          (default main); the passes then run on all functions\n"
             "    --wrt=a,b             inputs to differentiate (default: every floating-point input)\n"
@@ -483,6 +484,7 @@ int main(int argc, char **argv) {
             mil_diag_free(&d);
             return rc;
         }
+        o.gopt.pack_taps = o.pass.pack_taps;
         mil_grad(p, &o.gopt, &d);
     }
     if (p && d.nerrors == 0 && mil_verify(p, &d) == 0)

@@ -364,16 +364,51 @@ Test(grad_cli, cheap_taps_no_more_than_the_seeds) {
     free(err);
 }
 
+/* --grad --pack-taps: the map (golden) records the packed tensor and each
+ * tap's channel offset, and survives the MIL text and .milb round trips;
+ * with --recompute=none the taps that are not [1, C, 1, S] (the attention
+ * probabilities) stay separate tensors */
+Test(grad_cli, pack_taps_map_is_golden_and_round_trips, .timeout = 60) {
+    char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
+    const char *in = tu_src("test/passes/data/grad/layer_cf.mil"), *golden = tu_src("test/passes/data/grad/layer_cf_packed.json");
+    const char *flags = "--grad --recompute=cheap --pack-taps -O2";
+    cr_assert_eq(milc(&out, &err, tu_fmt("%s --emit=grad-map -o %s %s", flags, tu_path(tmp, "a.json"), in)), 0, "%s", err);
+    tu_assert_same_file(golden, tu_path(tmp, "a.json"));
+    cr_assert_eq(milc(&out, &err, tu_fmt("%s -o %s %s", flags, tu_path(tmp, "g.mil"), in)), 0, "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--emit=grad-map -o %s %s", tu_path(tmp, "b.json"), tu_path(tmp, "g.mil"))), 0,
+                 "%s", err);
+    tu_assert_same_file(golden, tu_path(tmp, "b.json"));
+    cr_assert_eq(milc(&out, &err, tu_fmt("%s --emit=milb -o %s %s", flags, tu_path(tmp, "g.milb"), in)), 0, "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--emit=grad-map -o %s %s", tu_path(tmp, "c.json"), tu_path(tmp, "g.milb"))), 0,
+                 "%s", err);
+    tu_assert_same_file(golden, tu_path(tmp, "c.json"));
+    char *text = tu_read_file(tu_path(tmp, "g.mil"), NULL);
+    cr_assert(strstr(text, "tensor<fp32, [1, 128, 1, 8]> taps = concat("), "%s", text);
+    cr_assert(strstr(text, "tensor<fp32, [1, 16, 1, 8]> q = slice_by_size(begin = "), "%s", text);
+    free(text);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=none --pack-taps -O2 --emit=grad-map %s", in)), 0, "%s", err);
+    cr_assert(strstr(out, "\"taps\": [{\"name\": \"pr\", \"dtype\": \"fp32\", \"shape\": [1, 2, 8, 8], \"bytes\": 512}, "
+                          "{\"name\": \"att\", \"dtype\": \"fp32\", \"shape\": [1, 2, 8, 8], \"bytes\": 512}, "
+                          "{\"name\": \"taps\", \"dtype\": \"fp32\", \"shape\": [1, 274, 1, 8]"),
+              "%s", out);
+    cr_assert(strstr(out, "{\"name\": \"gate\", \"offset\": 242, \"channels\": 32, "), "%s", out);
+    free(out);
+    free(err);
+    tu_rmrf(tmp);
+    free(tmp);
+}
+
 /* mil-run chains FUNC_fwd and FUNC_bwd by name, through files (the README's
  * commands): `-o fwd` writes fwd/NAME.npy per output, every FUNC_bwd input
  * is a tap of that name, a forward input or a cotangent; the gradients match
- * the PyTorch fixtures of the layer. */
-Test(grad_cli, mil_run_chains_fwd_and_bwd_by_name, .timeout = 60) {
+ * the PyTorch fixtures of the layer ([1, S, D], and [1, D, 1, S] with its
+ * taps packed into one tensor). */
+static void chain_by_name(const char *model, const char *flags) {
     char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
-    const char *fix = tu_src("test/passes/data/grad/layer_sd");
+    const char *fix = tu_src(tu_fmt("test/passes/data/grad/%s", model));
     const char *g = tu_path(tmp, "g.mil");
-    cr_assert_eq(milc(&out, &err, tu_fmt("--grad -O2 -o %s %s", g, tu_src("test/passes/data/grad/layer_sd.mil"))), 0,
-                 "%s", err);
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad %s -O2 -o %s %s", flags, g, tu_src(tu_fmt("test/passes/data/grad/%s.mil", model)))),
+                 0, "%s", err);
     static const char *const ins[] = {"x", "g1", "wq", "wk", "wv", "wo", "g2", "w1", "w3", "w2"};
     char args[8192] = "";
     for (int i = 0; i < 10; i++)
@@ -397,7 +432,16 @@ Test(grad_cli, mil_run_chains_fwd_and_bwd_by_name, .timeout = 60) {
         snprintf(args + strlen(args), sizeof args - strlen(args), " -i %s=%s", nm,
                  is_tap ? f : tu_path(fix, tu_fmt("%s.npy", nm)));
     }
-    cr_assert_geq(ntaps, 4);
+    if (strstr(flags, "pack")) {
+        /* q reaches the backward only inside the packed tensor `taps` */
+        bool q = false, packed = false;
+        for (int i = 0; i < b->nparams; i++) {
+            q |= !strcmp(b->params[i]->name, "q");
+            packed |= !strcmp(b->params[i]->name, "taps");
+        }
+        cr_assert(packed && !q);
+    }
+    cr_assert_geq(ntaps, strstr(flags, "pack") ? 1 : 4);
     cr_assert_eq(tu_runf(&out, &err, tu_tool("mil-run"), " %s --function main_bwd%s -o %s", g, args, bwd), 0, "%s", err);
     for (int i = 0; i < 10; i++) {
         MilRtTensor got, want;
@@ -422,3 +466,6 @@ Test(grad_cli, mil_run_chains_fwd_and_bwd_by_name, .timeout = 60) {
     tu_rmrf(tmp);
     free(tmp);
 }
+
+Test(grad_cli, mil_run_chains_fwd_and_bwd_by_name, .timeout = 60) { chain_by_name("layer_sd", ""); }
+Test(grad_cli, mil_run_chains_packed_taps_by_name, .timeout = 60) { chain_by_name("layer_cf", "--recompute=cheap --pack-taps"); }

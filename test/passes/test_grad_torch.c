@@ -41,13 +41,15 @@ static bool load_npy(const char *dir, const char *name, MilDType dt, MilRtTensor
     return true;
 }
 
-/* opt: 0 = -O0, 1 = -O2 cpu, 2 = -O2 ane */
-static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bool split) {
+/* opt: 0 = -O0, 1 = -O2 cpu, 2 = -O2 ane; pack: --pack-taps; the
+ * gradients are added to *keep when keep != NULL */
+static void torch_case_ex(const char *name, bool fp16, int opt, MilRecompute rc, bool split, bool pack, GuPool *keep) {
     char path[4096], dir[4096], label[256];
     snprintf(path, sizeof path, "%s%s.mil", tu_src("test/passes/data/grad/"), fp16 ? tu_fmt("%s_fp16", name) : name);
     snprintf(dir, sizeof dir, "%s%s", tu_src("test/passes/data/grad/"), name);
-    snprintf(label, sizeof label, "%s %s %s recompute=%s%s", name, fp16 ? "fp16" : "fp32",
-             opt == 0 ? "-O0" : opt == 1 ? "-O2 cpu" : "-O2 ane", rc ? "cheap" : "none", split ? " split" : "");
+    snprintf(label, sizeof label, "%s %s %s recompute=%s%s%s", name, fp16 ? "fp16" : "fp32",
+             opt == 0 ? "-O0" : opt == 1 ? "-O2 cpu" : "-O2 ane", rc ? "cheap" : "none", split ? " split" : "",
+             pack ? " pack-taps" : "");
     bool head = !strcmp(name, "head");
     MilDiag d;
     mil_diag_init(&d);
@@ -58,6 +60,7 @@ static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bo
     mil_grad_options_init(&go);
     go.recompute = rc;
     go.split_weight_grads = split;
+    go.pack_taps = pack;
     if (head) go.loss = "loss";
     if (mil_grad(p, &go, &d)) {
         dump(&d);
@@ -130,6 +133,7 @@ static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bo
         mil_rt_tensor_free(&want);
     }
     cr_assert_geq(checked, head ? 3 : 10, "%s: only %d gradients compared", label, checked);
+    for (int i = 0; keep && i < bwd.n; i++) gu_pool_add(keep, bwd.names[i], &bwd.t[i]);
     gu_pool_free(&in);
     gu_pool_free(&ref);
     gu_pool_free(&fwd);
@@ -139,6 +143,10 @@ static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bo
     mil_rt_device_free(dev);
     mil_program_free(p);
     mil_diag_free(&d);
+}
+
+static void torch_case(const char *name, bool fp16, int opt, MilRecompute rc, bool split) {
+    torch_case_ex(name, fp16, opt, rc, split, false, NULL);
 }
 
 static void all_cases(const char *name) {
@@ -152,6 +160,29 @@ static void all_cases(const char *name) {
 Test(grad_torch, layer_sd, .timeout = 120) { all_cases("layer_sd"); }
 Test(grad_torch, layer_cf, .timeout = 120) { all_cases("layer_cf"); }
 Test(grad_torch, loss_head, .timeout = 120) { all_cases("head"); }
+
+/* --pack-taps: the [1, C, 1, S] layer's taps travel as one tensor; every
+ * gradient equals the unpacked program's bit for bit (both also against
+ * the PyTorch fixtures), fp32 and fp16, -O0 / -O2 cpu / -O2 ane, both
+ * recompute modes */
+Test(grad_torch, pack_taps_gives_the_unpacked_gradients, .timeout = 120) {
+    for (int fp16 = 0; fp16 < 2; fp16++)
+        for (int opt = 0; opt < 3; opt++)
+            for (int rc = 0; rc < 2; rc++) {
+                GuPool a = {0}, b = {0};
+                torch_case_ex("layer_cf", fp16, opt, (MilRecompute)rc, false, false, &a);
+                torch_case_ex("layer_cf", fp16, opt, (MilRecompute)rc, false, true, &b);
+                cr_assert_eq(a.n, b.n);
+                for (int i = 0; i < a.n; i++) {
+                    const MilRtTensor *t = gu_pool_get(&b, a.names[i]);
+                    cr_assert(t && mil_rt_nbytes(t) == mil_rt_nbytes(&a.t[i]) &&
+                                  !memcmp(t->data, a.t[i].data, mil_rt_nbytes(t)),
+                              "fp16=%d opt=%d recompute=%d: %s differs packed / unpacked", fp16, opt, rc, a.names[i]);
+                }
+                gu_pool_free(&a);
+                gu_pool_free(&b);
+            }
+}
 
 /* --grad of path (fp32, -O2 cpu), then main_fwd / main_bwd on `in`; the
  * forward outputs go to *fwd, the gradients to *bwd */
