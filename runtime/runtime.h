@@ -112,6 +112,12 @@ const char *mil_rt_get_str(const MilRtTensor *t);
  * range check ("value 300 at index 2 does not fit in int8"); bool to bool.
  * Anything else is an error. */
 int mil_rt_tensor_convert(MilRtTensor *dst, MilDType to, const MilRtTensor *src, MilRtErr *e);
+/* n fp16 <-> fp32 conversions (fp16 as uint16_t bit patterns), vectorised
+ * with the instruction set chosen from CPUID (F16C, AVX-512F) and
+ * bit-identical to the portable scalar code on every path: round to nearest
+ * even, subnormals kept, overflow to inf, NaN kept (quiet, sign and payload). */
+void mil_rt_fp16_to_fp32(const uint16_t *src, float *dst, size_t n);
+void mil_rt_fp32_to_fp16(const float *src, uint16_t *dst, size_t n);
 /* "fp32 [1, 4]" (or "fp32 []"); -1 dims print as "?".  Returns buf. */
 char *mil_rt_format_type(MilDType dt, int rank, const int64_t *dims, char *buf, size_t size);
 

@@ -165,6 +165,9 @@ const char *mil_rt_get_str(const MilRtTensor *t) {
     return *(const char *const *)t->data;
 }
 
+void mil_rt_fp16_to_fp32(const uint16_t *src, float *dst, size_t n) { k_h2f_n(src, dst, (int64_t)n); }
+void mil_rt_fp32_to_fp16(const float *src, uint16_t *dst, size_t n) { k_f2h_n(src, dst, (int64_t)n); }
+
 int mil_rt_tensor_convert(MilRtTensor *dst, MilDType to, const MilRtTensor *src, MilRtErr *e) {
     MilDType from = src->dtype;
     bool ff = mil_rt_dtype_is_float(from) && mil_rt_dtype_is_float(to);
@@ -179,6 +182,10 @@ int mil_rt_tensor_convert(MilRtTensor *dst, MilDType to, const MilRtTensor *src,
     int64_t n = mil_rt_numel(src);
     if (same) {
         memcpy(t.data, src->data, mil_rt_nbytes(src));
+    } else if (from == MIL_DT_FP16 && to == MIL_DT_FP32) {
+        k_h2f_n(src->data, t.data, n);
+    } else if (from == MIL_DT_FP32 && to == MIL_DT_FP16) {
+        k_f2h_n(src->data, t.data, n);
     } else if (ff) {
         for (int64_t i = 0; i < n; i++) mil_rt_set_f64(&t, i, mil_rt_get_f64(src, i));
     } else {

@@ -532,8 +532,7 @@ static void write_scalar(const Trainer *t, void *p, float v) {
 
 /* The kernels read fp16 copies of the master weights in fp16 runs. */
 static void sync_weights(Trainer *t) {
-    if (t->w16)
-        for (size_t i = 0; i < t->np; i++) t->w16[i] = mil_f32_to_fp16(t->w[i]);
+    if (t->w16) mil_rt_fp32_to_fp16(t->w, t->w16, t->np);
 }
 
 /* forward through embed + layers (plain or _fwd kernels with taps) */
@@ -611,12 +610,22 @@ int trainer_grad(Trainer *t, const int32_t *tokens, const int32_t *targets, floa
     /* unscale (fp16 gradients to fp32) and look for inf/NaN */
     bool ok = true;
     if (t->g16) {
+        /* |g16| < 2^16 and the scale is a power of two >= 1, so g16 * inv is
+         * finite iff g16 is: iff its exponent bits are not all ones.  Chunks
+         * of 4096 are converted and scaled while they are in cache. */
         float inv = 1.0f / t->st.loss_scale;
-        for (size_t i = 0; i < t->np; i++) {
-            float gi = mil_fp16_to_f32(t->g16[i]) * inv;
-            ok &= isfinite(gi) != 0;
-            t->g[i] = gi;
+        unsigned bad = 0;
+        for (size_t i0 = 0; i0 < t->np; i0 += 4096) {
+            size_t c = t->np - i0 < 4096 ? t->np - i0 : 4096;
+            const uint16_t *h = t->g16 + i0;
+            float *g = t->g + i0;
+            mil_rt_fp16_to_fp32(h, g, c);
+            for (size_t i = 0; i < c; i++) {
+                bad |= (h[i] & 0x7c00u) == 0x7c00u;
+                g[i] *= inv;
+            }
         }
+        ok = !bad;
     } else {
         for (size_t i = 0; i < t->np; i++) ok &= isfinite(t->g[i]) != 0;
     }
