@@ -60,6 +60,7 @@ typedef struct Grad {
     bool failed;
     /* split_weight_grads: ops built while `dw` is set go to FUNC_dw */
     bool dw;
+    bool force_cheap;         /* recomputing a statistic / the attention core: its arguments as with cheap */
     unsigned char *dwop;      /* by FUNC_bwd value id of the result */
     int capdw;
 } Grad;
@@ -340,6 +341,75 @@ static MilValue *ane_view_of(Grad *g, const MilValue *v) {
     return NULL;
 }
 
+/* Element-wise ops (and casts) through which a value keeps its role. */
+static bool is_elementwise(const MilOp *op) {
+    const MilOpInfo *info = mil_op_info(op->kind);
+    return info && ((info->flags & (OPF_UNARY | OPF_BINARY)) || op->kind == MIL_OP_CAST);
+}
+
+/* A per-row statistic: a reduction, or element-wise results of reductions
+ * and constants (a norm's mean square and 1/rms). */
+static bool is_stat(Grad *g, const MilValue *v, int depth) {
+    const MilOp *op = v ? v->def : NULL;
+    if (!op || depth > 8) return false;
+    const MilOpInfo *info = mil_op_info(op->kind);
+    if (info && (info->flags & OPF_REDUCE)) return true;
+    if (!is_elementwise(op)) return false;
+    bool any = false;
+    for (int i = 0; i < op->nargs; i++)
+        for (int j = 0; j < op->args[i].n; j++) {
+            const MilValue *a = op->args[i].items[j].value;
+            if (!a || !g->vary[a->id]) continue;
+            if (!is_stat(g, a, depth + 1)) return false;
+            any = true;
+        }
+    return any;
+}
+
+static bool is_softmax_probs(Grad *g, const MilValue *v, int depth);
+
+/* A matmul of two activations one of which is (a view of) attention
+ * probabilities, or whose result feeds them: the scores or the context. */
+static bool is_act_matmul(const MilOp *op) {
+    if (!op || op->kind != MIL_OP_MATMUL) return false;
+    MilValue *x = arg_value(op, "x"), *y = arg_value(op, "y");
+    return x && y && x->def && y->def && x->def->kind != MIL_OP_CONST && y->def->kind != MIL_OP_CONST;
+}
+
+/* softmax of (element-wise functions of) scores = a matmul of two
+ * activations: attention probabilities */
+static bool is_softmax_probs(Grad *g, const MilValue *v, int depth) {
+    const MilOp *op = v ? v->def : NULL;
+    if (!op || op->kind != MIL_OP_SOFTMAX || depth > 4) return false;
+    const MilValue *s = arg_value(op, "x");
+    for (int k = 0; s && s->def && k < 6; k++) {
+        if (is_act_matmul(s->def)) return true;
+        if (!is_elementwise(s->def)) return false;
+        const MilValue *next = NULL;   /* the varying argument (the mask and the scale are not) */
+        for (int i = 0; i < s->def->nargs; i++)
+            for (int j = 0; j < s->def->args[i].n; j++) {
+                const MilValue *a = s->def->args[i].items[j].value;
+                if (a && g->vary[a->id]) next = next ? NULL : a;
+            }
+        s = next;
+    }
+    return false;
+}
+
+/* The attention core: its probabilities and its context matmul(P, V).
+ * Tapping P ([B, H, S, S]) would cost S values per token and head and is
+ * no ANE I/O shape; sdpa_backward needs only Q, K, V and dO. */
+static bool is_attention_core(Grad *g, const MilValue *v) {
+    if (is_softmax_probs(g, v, 0)) return true;
+    if (!v->def || !is_act_matmul(v->def)) return false;
+    for (int i = 0; i < 2; i++) {
+        const MilValue *a = arg_value(v->def, i ? "y" : "x");
+        while (a && a->def && is_view(a->def)) a = arg_value(a->def, "x");
+        if (is_softmax_probs(g, a, 0)) return true;
+    }
+    return false;
+}
+
 static MilValue *tap(Grad *g, MilValue *v) {
     if (g->prim[v->id]) return g->prim[v->id];
     MilValue *r = add_bwd_param(g, v->type, v->name);
@@ -361,13 +431,22 @@ static MilValue *prim(Grad *g, MilValue *v) {
         mark_dw(g, r->def);
     } else if (is_view(v->def) ||
                (is_cheap_kind(v->def) &&
-                (g->o->recompute == MIL_RECOMPUTE_CHEAP || (mil_op_info(v->def->kind)->flags & OPF_CONSTEXPR) ||
-                 !g->vary[v->id]))) {
+                (g->o->recompute == MIL_RECOMPUTE_CHEAP || g->force_cheap ||
+                 (mil_op_info(v->def->kind)->flags & OPF_CONSTEXPR) || !g->vary[v->id]))) {
         /* values that do not depend on --wrt inputs (masks, positions) are
            recomputed from constants and inputs rather than tapped; so are
            views (reshape, transpose, ...): the tap is their source, so one
            tensor is never tapped twice under two shapes */
         recompute(g, v->def);
+        return g->prim[v->id];
+    } else if (is_cheap_kind(v->def) && (is_stat(g, v, 0) || is_attention_core(g, v))) {
+        /* --recompute=none still recomputes per-row statistics (a [1, 1, 1, S]
+           tap is below the ANE's minimum surface) and the attention core
+           (see is_attention_core), with their arguments as under cheap */
+        bool saved = g->force_cheap;
+        g->force_cheap = true;
+        recompute(g, v->def);
+        g->force_cheap = saved;
         return g->prim[v->id];
     } else {
         MilValue *w = ane_view_of(g, v);

@@ -311,31 +311,41 @@ static int count_in_func(const char *text, const char *fn, const char *what) {
 
 /* The transformer layer in the ANE's [1, C, 1, S] form (a .mlmodelc made by
  * bench/gen_transformer.py --form ane --dtype fp16 --zeros; attention written
- * out as matmul / softmax): --grad --recompute=cheap -O2 --target=ane passes
- * ANE legality with --strict (every tap is an fp16 [1, C, 1, S] tensor), the
+ * out as matmul / softmax): --grad -O2 --target=ane passes ANE legality with
+ * --strict for both recompute modes (every tap is an fp16 [1, C, 1, S]
+ * tensor of >= the minimum surface: with none the attention probabilities
+ * and the norms' per-token statistics are recomputed, not tapped), the
  * attention backward fuses into one sdpa_backward and the seven weight
  * transposes (Wo^T included) become convs. */
 Test(grad_cli, ane_layer_is_strictly_legal_and_fuses, .timeout = 60) {
     char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
     const char *in = tu_src("test/passes/data/grad/ane_layer.mlmodelc"), *o = tu_path(tmp, "g.mlmodelc");
-    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=cheap -O2 --target=ane --strict %s -o %s", in, o)), 0, "%s",
-                 err);
-    char *text = tu_read_file(tu_path(o, "model.mil"), NULL);
-    cr_assert_eq(count_in_func(text, "main_bwd", "= sdpa_backward("), 1, "%s", text);
-    cr_assert_eq(count_in_func(text, "main_bwd", "= conv("), 7, "%s", text);
-    cr_assert_eq(count_in_func(text, "main_fwd", "= sdpa_backward("), 0);
-    free(text);
-    /* the map: every tap [1, C, 1, S] fp16 */
-    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=cheap -O2 --target=ane --emit=grad-map %s", in)), 0, "%s",
-                 err);
-    const char *t = strstr(out, "\"taps\": [");
-    cr_assert_not_null(t, "%s", out);
-    int ntaps = 0;
-    for (const char *q = strstr(t, "\"dtype\""); q && q < strstr(t, "\"cotangents\""); q = strstr(q + 1, "\"dtype\"")) {
-        cr_assert(!strncmp(q, "\"dtype\": \"fp16\", \"shape\": [1, ", 30), "%.80s", q);
-        ntaps++;
+    for (int rc = 0; rc < 2; rc++) {
+        const char *mode = rc ? "cheap" : "none";
+        cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=%s -O2 --target=ane --strict %s -o %s", mode, in, o)), 0,
+                     "%s: %s", mode, err);
+        char *text = tu_read_file(tu_path(o, "model.mil"), NULL);
+        cr_assert_eq(count_in_func(text, "main_bwd", "= sdpa_backward("), 1, "%s: %s", mode, text);
+        cr_assert_eq(count_in_func(text, "main_bwd", "= conv("), 7, "%s: %s", mode, text);
+        cr_assert_eq(count_in_func(text, "main_fwd", "= sdpa_backward("), 0);
+        cr_assert_eq(count_in_func(text, "main_bwd", "l0_probs = softmax("), 1, "%s: the probabilities are not recomputed",
+                     mode);
+        free(text);
+        /* the map: every tap [1, C, 1, S] fp16, C > 1 */
+        cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=%s -O2 --target=ane --emit=grad-map %s", mode, in)), 0,
+                     "%s", err);
+        const char *t = strstr(out, "\"taps\": [");
+        cr_assert_not_null(t, "%s", out);
+        int ntaps = 0;
+        for (const char *q = strstr(t, "\"dtype\""); q && q < strstr(t, "\"cotangents\""); q = strstr(q + 1, "\"dtype\"")) {
+            cr_assert(!strncmp(q, "\"dtype\": \"fp16\", \"shape\": [1, ", 30), "%s: %.80s", mode, q);
+            char *end = NULL;
+            long c = strtol(q + 30, &end, 10);
+            cr_assert(c > 1 && !strncmp(end, ", 1, ", 5), "%s: not a [1, C > 1, 1, S] tap: %.80s", mode, q);
+            ntaps++;
+        }
+        cr_assert_geq(ntaps, 4, "%s", out);
     }
-    cr_assert_geq(ntaps, 4, "%s", out);
     free(out);
     free(err);
     tu_rmrf(tmp);
@@ -366,8 +376,7 @@ Test(grad_cli, cheap_taps_no_more_than_the_seeds) {
 
 /* --grad --pack-taps: the map (golden) records the packed tensor and each
  * tap's channel offset, and survives the MIL text and .milb round trips;
- * with --recompute=none the taps that are not [1, C, 1, S] (the attention
- * probabilities) stay separate tensors */
+ * taps that are not [1, C, 1, S] stay separate tensors */
 Test(grad_cli, pack_taps_map_is_golden_and_round_trips, .timeout = 60) {
     char *out = NULL, *err = NULL, *tmp = tu_tmpdir();
     const char *in = tu_src("test/passes/data/grad/layer_cf.mil"), *golden = tu_src("test/passes/data/grad/layer_cf_packed.json");
@@ -386,12 +395,19 @@ Test(grad_cli, pack_taps_map_is_golden_and_round_trips, .timeout = 60) {
     cr_assert(strstr(text, "tensor<fp32, [1, 128, 1, 8]> taps = concat("), "%s", text);
     cr_assert(strstr(text, "tensor<fp32, [1, 16, 1, 8]> q = slice_by_size(begin = "), "%s", text);
     free(text);
-    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --recompute=none --pack-taps -O2 --emit=grad-map %s", in)), 0, "%s", err);
-    cr_assert(strstr(out, "\"taps\": [{\"name\": \"pr\", \"dtype\": \"fp32\", \"shape\": [1, 2, 8, 8], \"bytes\": 512}, "
-                          "{\"name\": \"att\", \"dtype\": \"fp32\", \"shape\": [1, 2, 8, 8], \"bytes\": 512}, "
-                          "{\"name\": \"taps\", \"dtype\": \"fp32\", \"shape\": [1, 274, 1, 8]"),
+    /* a tap that is not [1, C, 1, S] (e) stays a tensor of its own */
+    const char *mixed = tu_path(tmp, "m.mil");
+    tu_write_text(mixed, "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [1, 4, 1, 3]> x, tensor<fp32, [4, 3]> w) {\n"
+                         "            tensor<fp32, [1, 4, 1, 3]> a = exp(x = x);\n"
+                         "            tensor<fp32, [4, 3]> b = reshape(shape = tensor<int32, [2]>([4, 3]), x = a);\n"
+                         "            tensor<fp32, [4, 3]> c = mul(x = b, y = w);\n"
+                         "            tensor<fp32, [4, 3]> e = tanh(x = c);\n        } -> (e);\n}\n");
+    cr_assert_eq(milc(&out, &err, tu_fmt("--grad --pack-taps --emit=grad-map %s", mixed)), 0, "%s", err);
+    cr_assert(strstr(out, "\"taps\": [{\"name\": \"e\", \"dtype\": \"fp32\", \"shape\": [4, 3], \"bytes\": 48}, "
+                          "{\"name\": \"taps\", \"dtype\": \"fp32\", \"shape\": [1, 4, 1, 3], \"bytes\": 48}],\n"
+                          "  \"packed_taps\": {\"name\": \"taps\", \"axis\": 1, \"taps\": [{\"name\": \"a\", \"offset\": 0, "
+                          "\"channels\": 4, \"dtype\": \"fp32\", \"shape\": [1, 4, 1, 3]}]}"),
               "%s", out);
-    cr_assert(strstr(out, "{\"name\": \"gate\", \"offset\": 242, \"channels\": 32, "), "%s", out);
     free(out);
     free(err);
     tu_rmrf(tmp);
