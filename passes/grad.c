@@ -825,27 +825,71 @@ static void r_norm(Grad *g, MilOp *op, MilValue *dy) {
     if (varies(g, bt)) acc(g, bt, reshape_to(g, unbroadcast(g, dy, nt), bt->type));
 }
 
+/* the forward operand `name` of a matmul in FUNC_bwd; rank 1 (is1): x as
+ * [1, K], y as [K, 1] */
+static MilValue *mm_operand(Grad *g, const MilOp *op, const char *name, bool is1) {
+    MilValue *v = parg(g, op, name);
+    if (!is1 || !v) return v;
+    bool isx = !strcmp(name, "x");
+    int64_t k = v->type->dims[0], d[2] = {isx ? 1 : k, isx ? k : 1};
+    return reshape_dims(g, v, 2, d);
+}
+
+/* x without its size-1 axis `back` places from the end */
+static MilValue *drop_unit_axis(Grad *g, MilValue *x, int back) {
+    if (!x || !ty_known(x->type)) return x;
+    int r = x->type->rank;
+    int64_t d[MIL_MAX_RANK];
+    for (int a = 0, k = 0; a < r; a++)
+        if (a != r - back) d[k++] = x->type->dims[a];
+    return reshape_dims(g, x, r - 1, d);
+}
+
+/* matmul; a rank-1 operand is x as [1, K] / y as [K, 1] (its transpose flag
+ * ignored), with dy reshaped to the promoted result (the dropped axis back
+ * as 1); the promoted gradient loses that axis again, and unbroadcast sums
+ * its batch axes. */
 static void r_matmul(Grad *g, MilOp *op, MilValue *dy) {
     MilValue *x = xv(op), *y = yv(op);
     bool tx = arg_bool(op, "transpose_x", false), ty = arg_bool(op, "transpose_y", false);
-    if (rank_of(x) < 2 || rank_of(y) < 2) {
-        gerr(g, "grad: matmul with a rank-1 operand has no gradient rule yet%s%s", "", "");
+    bool x1 = rank_of(x) == 1, y1 = rank_of(y) == 1;
+    if (rank_of(x) < 1 || rank_of(y) < 1) {
+        gerr(g, "grad: matmul needs tensor operands%s%s", "", "");
         return;
     }
+    MilValue *d2 = dy;
+    if (x1 || y1) {
+        if (!ty_known(x->type) || !ty_known(y->type) || !ty_known(tt(dy))) {
+            gerr(g, "grad: matmul with a rank-1 operand needs known shapes%s%s", "", "");
+            return;
+        }
+        int64_t dims[MIL_MAX_RANK + 2];
+        int r = dy->type->rank;
+        for (int a = 0; a < r; a++) dims[a] = dy->type->dims[a];
+        if (y1) dims[r++] = 1;
+        if (x1) {
+            for (int a = r; a > r - 1; a--) dims[a] = dims[a - 1];
+            dims[r - 1] = 1;
+            r++;
+        }
+        d2 = reshape_dims(g, dy, r, dims);
+        if (x1) tx = false;
+        if (y1) ty = false;
+    }
     if (varies(g, x)) {
-        MilValue *py = parg(g, op, "y"), *d;
-        if (!tx) d = ty ? matmul(g, dy, py, false, false) : matmul(g, dy, py, false, true);
-        else d = ty ? matmul(g, py, dy, true, true) : matmul(g, py, dy, false, true);
-        acc(g, x, d);
+        MilValue *py = mm_operand(g, op, "y", y1), *d;
+        if (!tx) d = ty ? matmul(g, d2, py, false, false) : matmul(g, d2, py, false, true);
+        else d = ty ? matmul(g, py, d2, true, true) : matmul(g, py, d2, false, true);
+        acc(g, x, x1 ? drop_unit_axis(g, d, 2) : d);
     }
     if (varies(g, y)) {
         bool w = !y->def;   /* a weight input: dW */
         bool saved = g->dw;
         g->dw = w && g->o->split_weight_grads;
-        MilValue *px = parg(g, op, "x"), *d;
-        if (!ty) d = tx ? matmul(g, px, dy, false, false) : matmul(g, px, dy, true, false);
-        else d = tx ? matmul(g, dy, px, true, true) : matmul(g, dy, px, true, false);
-        acc(g, y, d);
+        MilValue *px = mm_operand(g, op, "x", x1), *d;
+        if (!ty) d = tx ? matmul(g, px, d2, false, false) : matmul(g, px, d2, true, false);
+        else d = tx ? matmul(g, d2, px, true, true) : matmul(g, d2, px, true, false);
+        acc(g, y, y1 ? drop_unit_axis(g, d, 1) : d);
         g->dw = saved;
     }
 }
@@ -1081,12 +1125,35 @@ static void r_band_part(Grad *g, MilOp *op, MilValue *dy) {
 static void r_concat(Grad *g, MilOp *op, MilValue *dy) {
     const MilArg *vals = mil_op_arg(op, "values");
     int64_t axis = 0;
-    if (!vals || !arg_int(op, "axis", &axis) || arg_bool(op, "interleave", false)) {
-        gerr(g, "grad: concat with interleave = true has no gradient rule yet%s%s", "", "");
+    if (!vals || !arg_int(op, "axis", &axis) || !ty_known(tt(dy))) {
+        gerr(g, "grad: concat needs a constant axis and a known result shape%s%s", "", "");
         return;
     }
     int r = rank_of(dy);
     if (axis < 0) axis += r;
+    if (arg_bool(op, "interleave", false)) {
+        /* inputs of one shape, d along the axis: result element j * n + i
+           is input i's element j -- dy as [.., d, n, ..], input i at i */
+        int n = vals->n;
+        int64_t dims[MIL_MAX_RANK + 1], begin[MIL_MAX_RANK + 1] = {0}, size[MIL_MAX_RANK + 1];
+        for (int a = 0, k = 0; a < r; a++) {
+            if (a == axis) {
+                dims[k++] = dy->type->dims[a] / n;
+                dims[k++] = n;
+            } else {
+                dims[k++] = dy->type->dims[a];
+            }
+        }
+        for (int a = 0; a <= r; a++) size[a] = -1;
+        size[axis + 1] = 1;
+        MilValue *u = reshape_dims(g, dy, r + 1, dims);
+        for (int i = 0; i < n; i++, begin[axis + 1]++) {
+            MilValue *v = vals->items[i].value;
+            if (!varies(g, v)) continue;
+            acc(g, v, reshape_to(g, slice_size(g, u, r + 1, begin, size), v->type));
+        }
+        return;
+    }
     int64_t begin[MIL_MAX_RANK] = {0}, size[MIL_MAX_RANK];
     for (int a = 0; a < r; a++) size[a] = -1;
     for (int i = 0; i < vals->n; i++) {
@@ -1197,24 +1264,146 @@ static void r_tile(Grad *g, MilOp *op, MilValue *dy) {
     acc(g, x, reshape_to(g, reduce(g, MIL_OP_REDUCE_SUM, t, r, ax, false), x->type));
 }
 
+/* zero padding of x along axis a: before / after elements */
+static MilValue *zpad(Grad *g, MilValue *x, int a, int64_t before, int64_t after) {
+    if (!x || (!before && !after)) return x;
+    int r = x->type->rank;
+    int64_t pad[2 * MIL_MAX_RANK] = {0};
+    pad[2 * a] = before;
+    pad[2 * a + 1] = after;
+    MilOp *op = nop(g, MIL_OP_PAD);
+    mil_op_add_arg(op, "constant_val", cst_scalar(g, x->type->dtype, 0));
+    mil_op_add_arg(op, "mode", cst_str(g, "constant"));
+    mil_op_add_arg(op, "pad", cst_ints(g, 2 * r, pad, "pad"));
+    mil_op_add_arg(op, "x", x);
+    return fin(g, op, "g");
+}
+
+static MilValue *slice_axis(Grad *g, MilValue *x, int a, int64_t begin, int64_t len) {
+    int r = x->type->rank;
+    int64_t b[MIL_MAX_RANK] = {0}, sz[MIL_MAX_RANK];
+    for (int k = 0; k < r; k++) sz[k] = -1;
+    b[a] = begin;
+    sz[a] = len;
+    return slice_size(g, x, r, b, sz);
+}
+
+/* pad: constant -- the window of x; reflect / replicate -- per padded axis
+ * (the modes are separable), the window plus the border parts folded back:
+ * reflect sends out[pb - 1 - k] to x[1 + k] and out[pb + D + k] to
+ * x[D - 2 - k] (reversed slices, zero-padded into place), replicate sums
+ * each border into x[0] / x[D - 1]. */
 static void r_pad(Grad *g, MilOp *op, MilValue *dy) {
     MilValue *x = xv(op);
     const char *mode = arg_str(op, "mode");
     int64_t v[2 * MIL_MAX_RANK];
     int n = arg_ints(op, "pad", v, 2 * MIL_MAX_RANK), r = rank_of(x);
     if (!varies(g, x)) return;
-    if ((mode && strcmp(mode, "constant")) || n < 0 || n % 2 || n / 2 > r || !ty_known(x->type)) {
-        gerr(g, "grad: pad has a gradient rule only for mode \"constant\" with constant pads%s%s", "", "");
+    if (!mode) mode = "constant";
+    bool refl = !strcmp(mode, "reflect"), repl = !strcmp(mode, "replicate");
+    if ((!refl && !repl && strcmp(mode, "constant")) || n < 0 || n % 2 || n / 2 > r || !ty_known(x->type)) {
+        gerr(g, "grad: pad has a gradient rule for modes constant, reflect and replicate with constant pads (not '%s')%s",
+             mode, "");
         return;
     }
-    int64_t b[MIL_MAX_RANK] = {0}, s[MIL_MAX_RANK];
-    for (int a = 0; a < r; a++) s[a] = x->type->dims[a];
-    for (int i = 0; i < n / 2; i++) b[r - n / 2 + i] = v[2 * i];
-    MilOp *sl = nop(g, MIL_OP_SLICE_BY_SIZE);
-    mil_op_add_arg(sl, "begin", cst_ints(g, r, b, "begin"));
-    mil_op_add_arg(sl, "size", cst_ints(g, r, s, "size"));
-    mil_op_add_arg(sl, "x", dy);
-    acc(g, x, fin(g, sl, "g"));
+    if (!refl && !repl) {
+        int64_t b[MIL_MAX_RANK] = {0}, s[MIL_MAX_RANK];
+        for (int a = 0; a < r; a++) s[a] = x->type->dims[a];
+        for (int i = 0; i < n / 2; i++) b[r - n / 2 + i] = v[2 * i];
+        acc(g, x, slice_size(g, dy, r, b, s));
+        return;
+    }
+    MilValue *cur = dy;
+    for (int i = 0; i < n / 2 && cur; i++) {
+        int a = r - n / 2 + i;
+        int64_t pb = v[2 * i], pa = v[2 * i + 1], D = x->type->dims[a];
+        if (!pb && !pa) continue;
+        MilValue *sum = slice_axis(g, cur, a, pb, D);
+        int64_t ax = a;
+        if (pb) {
+            MilValue *part = slice_axis(g, cur, a, 0, pb), *t;
+            if (refl) {
+                MilOp *rv = nop(g, MIL_OP_REVERSE);
+                mil_op_add_arg(rv, "axes", cst_ints(g, 1, &ax, "axes"));
+                mil_op_add_arg(rv, "x", part);
+                t = zpad(g, part ? fin(g, rv, "g") : NULL, a, 1, D - 1 - pb);
+            } else {
+                t = zpad(g, reduce(g, MIL_OP_REDUCE_SUM, part, 1, &ax, true), a, 0, D - 1);
+            }
+            sum = bin(g, MIL_OP_ADD, sum, t);
+        }
+        if (pa) {
+            MilValue *part = slice_axis(g, cur, a, pb + D, pa), *t;
+            if (refl) {
+                MilOp *rv = nop(g, MIL_OP_REVERSE);
+                mil_op_add_arg(rv, "axes", cst_ints(g, 1, &ax, "axes"));
+                mil_op_add_arg(rv, "x", part);
+                t = zpad(g, part ? fin(g, rv, "g") : NULL, a, D - 1 - pa, 1);
+            } else {
+                t = zpad(g, reduce(g, MIL_OP_REDUCE_SUM, part, 1, &ax, true), a, D - 1, 0);
+            }
+            sum = bin(g, MIL_OP_ADD, sum, t);
+        }
+        cur = sum;
+    }
+    acc(g, x, cur);
+}
+
+/* gather with batch_dims = b: x [B.., P.., D, Q..], indices [B.., I..],
+ * y [B.., P.., I.., Q..].  With x as [B*D, P*Q] (D moved before P) and the
+ * indices offset by b * D, it is a plain gather along axis 0, so
+ *   dx = scatter-add of dy as [B*I, P*Q] into zeros [B*D, P*Q]
+ * at (indices mod D) + b * D, back to [B, P, D, Q] and x's shape. */
+static void gather_batched(Grad *g, MilOp *op, MilValue *dy, int64_t axis, int64_t bd) {
+    MilValue *x = xv(op), *ind = arg_value(op, "indices");
+    const MilType *it = arg_type(op, "indices");
+    if (!ty_known(x->type) || !ty_known(it) || !ty_known(tt(dy)) || bd > axis) {
+        gerr(g, "grad: gather with batch_dims needs known shapes%s%s", "", "");
+        return;
+    }
+    int64_t B = 1, P = 1, D = x->type->dims[axis], Q = 1, I = 1;
+    for (int a = 0; a < bd; a++) B *= x->type->dims[a];
+    for (int a = (int)bd; a < axis; a++) P *= x->type->dims[a];
+    for (int a = (int)axis + 1; a < x->type->rank; a++) Q *= x->type->dims[a];
+    for (int a = (int)bd; a < it->rank; a++) I *= it->dims[a];
+    MilDType idt = it->dtype;
+    /* indices: [B*I], normalised to [0, D), + b * D */
+    MilValue *pi = ind ? prim(g, ind) : parg(g, op, "indices");
+    int64_t n1 = B * I, d4[4];
+    MilValue *flat = reshape_dims(g, pi, 1, &n1);
+    MilValue *neg = bin(g, MIL_OP_LESS, flat, cst_scalar(g, idt, 0));
+    flat = select3(g, neg, bin(g, MIL_OP_ADD, flat, cst_scalar(g, idt, (double)D)), flat);
+    int32_t *off = malloc(sizeof *off * (size_t)(n1 ? n1 : 1));
+    for (int64_t k = 0; k < n1; k++) off[k] = (int32_t)((k / I) * D);
+    const MilType *ot = mil_type_tensor(g->p, MIL_DT_INT32, 1, &n1);
+    MilValue *offs = pb_const(g->b, NULL, mil_const_tensor(g->p, ot, off, n1), "batch_offsets");
+    mark_dw(g, offs->def);
+    free(off);
+    if (idt != MIL_DT_INT32) {
+        MilOp *c = nop(g, MIL_OP_CAST);
+        mil_op_add_arg(c, "dtype", cst_str(g, mil_dtype_name(idt)));
+        mil_op_add_arg(c, "x", offs);
+        offs = fin(g, c, "g");
+    }
+    flat = bin(g, MIL_OP_ADD, flat, offs);
+    /* dy [B, P, I, Q] -> [B, I, P, Q] -> [B*I, P*Q] */
+    d4[0] = B, d4[1] = P, d4[2] = I, d4[3] = Q;
+    static const int64_t swap[4] = {0, 2, 1, 3};
+    MilValue *u = transpose(g, reshape_dims(g, dy, 4, d4), 4, swap);
+    int64_t d2[2] = {B * I, P * Q};
+    u = reshape_dims(g, u, 2, d2);
+    int64_t z2[2] = {B * D, P * Q};
+    MilOp *s = nop(g, MIL_OP_SCATTER);
+    mil_op_add_arg(s, "axis", cst_scalar(g, MIL_DT_INT32, 0));
+    mil_op_add_arg(s, "data", zeros(g, mil_type_tensor(g->p, dt_of(dy), 2, z2)));
+    mil_op_add_arg(s, "indices", flat);
+    mil_op_add_arg(s, "mode", cst_str(g, "add"));
+    mil_op_add_arg(s, "updates", u);
+    MilValue *dx = fin(g, s, "g");
+    /* [B*D, P*Q] -> [B, D, P, Q] -> [B, P, D, Q] -> x */
+    d4[0] = B, d4[1] = D, d4[2] = P, d4[3] = Q;
+    dx = transpose(g, reshape_dims(g, dx, 4, d4), 4, swap);
+    acc(g, x, reshape_to(g, dx, x->type));
 }
 
 /* gather / gather_along_axis: dx = scatter-add of dy into zeros */
@@ -1223,8 +1412,11 @@ static void r_gather(Grad *g, MilOp *op, MilValue *dy) {
     if (!varies(g, x)) return;
     int64_t axis = 0, bd = 0;
     arg_int(op, "axis", &axis);
-    if (arg_int(op, "batch_dims", &bd) && bd != 0) {
-        gerr(g, "grad: gather with batch_dims != 0 has no gradient rule yet%s%s", "", "");
+    arg_int(op, "batch_dims", &bd);
+    if (bd < 0 && rank_of(arg_value(op, "indices")) > 0) bd += rank_of(arg_value(op, "indices"));
+    if (axis < 0) axis += rank_of(x);
+    if (op->kind == MIL_OP_GATHER && bd != 0) {
+        gather_batched(g, op, dy, axis, bd);
         return;
     }
     MilOp *s = nop(g, op->kind == MIL_OP_GATHER ? MIL_OP_SCATTER : MIL_OP_SCATTER_ALONG_AXIS);
