@@ -17,7 +17,7 @@ DEB_PACKAGES = build-essential cmake pkg-config flex bison libxxhash-dev libcrit
                libprotobuf-c-dev protobuf-c-compiler fortunes gnuplot-nox
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build check demo bench fuzz interop clean install uninstall
+.PHONY: all deps configure build check demo bench fuzz interop clean install uninstall tsan
 
 all: build
 
@@ -46,6 +46,14 @@ demo: build
 
 bench: build
 	./bench/run.sh $(BUILD)
+
+# ThreadSanitizer run of the threaded kernels, the pool and the device in
+# build-tsan/ (test/runtime/tsan_run.sh: mil-run and mil-train on sizes the
+# pool splits; OpenBLAS is not instrumented, see test/CMakeLists.txt).
+tsan: deps
+	cmake -S . -B build-tsan -DMILC_TSAN=ON
+	cmake --build build-tsan -j $(JOBS) --target milc mil-run mil-train
+	cd build-tsan && ctest --output-on-failure -R '^tsan$$'
 
 # The install is relocatable (the .pc and CMake files name paths relative to
 # themselves), so PREFIX needs no reconfiguration.  The list of installed files

@@ -178,13 +178,26 @@ void k_loadf(const MilRtTensor *t, int64_t off, int64_t st, int64_t n, float *ds
     case MIL_DT_FP32: {
         const float *p = (const float *)t->data + off;
         if (st == 1) memcpy(dst, p, (size_t)n * sizeof(float));
+        else if (st == 0) for (int64_t i = 0; i < n; i++) dst[i] = p[0];
         else for (int64_t i = 0; i < n; i++) dst[i] = p[i * st];
         return;
     }
     case MIL_DT_FP16: {
+        /* a broadcast operand (stride 0) is converted once; a strided one is
+         * gathered into chunks for the vector conversion */
         const uint16_t *p = (const uint16_t *)t->data + off;
         if (st == 1) k_h2f_n(p, dst, n);
-        else for (int64_t i = 0; i < n; i++) dst[i] = mil_h2f(p[i * st]);
+        else if (st == 0) {
+            float v = mil_h2f(p[0]);
+            for (int64_t i = 0; i < n; i++) dst[i] = v;
+        } else {
+            uint16_t h[KCHUNK];
+            for (int64_t s = 0; s < n; s += KCHUNK) {
+                int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+                for (int64_t i = 0; i < c; i++) h[i] = p[(s + i) * st];
+                k_h2f_n(h, dst + s, c);
+            }
+        }
         return;
     }
     case MIL_DT_BF16: {

@@ -29,9 +29,9 @@
  * bit-identical to the scalar one are marked: IEEE +,-,*,/ per element, no
  * reassociated reductions, and no contraction into FMA (-std=c11 implies
  * -ffp-contract=off).  Plain functions elsewhere (other compilers, the
- * sanitizer build). */
+ * sanitizer builds). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define K_VEC __attribute__((target_clones("avx512f", "default")))
 #else
 #define K_VEC
