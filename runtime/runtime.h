@@ -384,6 +384,15 @@ MilRtDevice *mil_rt_device_cpu_new(void);                /* runtime/cpu/device.c
  * Results of milc's own kernels do not depend on the thread count. */
 MilRtDevice *mil_rt_device_cpu_new_threads(int nthreads);
 int mil_rt_device_cpu_threads(const MilRtDevice *dev);   /* 0 if dev is not the CPU device */
+/* Runs fn(arg, i0, i1) on the CPU device's threads over contiguous ranges
+ * that cover [0, n) once, each starting at a multiple of align (the caller's
+ * thread takes the first), and returns when all are done -- for a caller's
+ * own loops beside the kernels (mil-train's optimiser).  The split depends
+ * only on n, align and the thread count.  Runs fn(arg, 0, n) on the calling
+ * thread when dev is not the CPU device, has one thread, or is busy running
+ * a plan on another thread. */
+void mil_rt_device_cpu_parallel(MilRtDevice *dev, int64_t n, int64_t align,
+                                void (*fn)(void *arg, int64_t i0, int64_t i1), void *arg);
 void mil_rt_device_free(MilRtDevice *dev);
 const char *mil_rt_device_name(const MilRtDevice *dev);
 bool mil_rt_device_supports_op(MilRtDevice *dev, const MilRtFunc *f, const MilRtOp *op);

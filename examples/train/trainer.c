@@ -36,6 +36,10 @@
 #endif
 
 #define MAX_ENV 64
+/* The optimiser's passes over the parameters (trainer_grad's unscale and
+ * sum of squares, clipping + AdamW) run on the CPU device's threads in
+ * blocks of OPT_BLOCK parameters (see "optimiser" below). */
+#define OPT_BLOCK 16384
 #define PI 3.14159265358979323846
 
 struct Trainer {
@@ -48,6 +52,8 @@ struct Trainer {
     int npi;
     size_t np;
     float *w, *g, *m, *v;          /* np floats each */
+    double *bss;                   /* per OPT_BLOCK parameters: the gradient's sum of squares */
+    double gss;                    /* their sum after the last trainer_grad */
     uint16_t *w16, *g16;           /* fp16 runs: kernel copies of w and g */
     size_t es;                     /* bytes per activation element */
     Kernel embed_fwd, embed_bwd, layer_fwd, layer_bwd, layer_dw, head_fwd, head_bwd;
@@ -411,7 +417,7 @@ Trainer *trainer_new(TrainerOptions *o, char *err, size_t n) {
     t->np = model_params(c, &t->pi, &t->npi);
     size_t nb = t->np * sizeof(float);
     if (!t->pi || !(t->w = calloc(1, nb)) || !(t->g = calloc(1, nb)) || !(t->m = calloc(1, nb)) ||
-        !(t->v = calloc(1, nb)))
+        !(t->v = calloc(1, nb)) || !(t->bss = calloc(t->np / OPT_BLOCK + 1, sizeof *t->bss)))
         goto oom;
     if (c->dtype == MIL_DT_FP16 && (!(t->w16 = calloc(t->np, 2)) || !(t->g16 = calloc(t->np, 2)))) goto oom;
     bool ane = strcmp(o->device, "cpu") != 0;
@@ -513,7 +519,7 @@ void trainer_free(Trainer *t) {
     mil_rt_program_free(t->rp_ane);
     mil_rt_device_free(t->ane);
     mil_rt_device_free(t->cpu);
-    free(t->w); free(t->g); free(t->m); free(t->v);
+    free(t->w); free(t->g); free(t->m); free(t->v); free(t->bss);
     free(t->w16); free(t->g16);
     free(t->pi);
     free(t);
@@ -531,8 +537,37 @@ static void write_scalar(const Trainer *t, void *p, float v) {
 }
 
 /* The kernels read fp16 copies of the master weights in fp16 runs. */
+static void sync_range(void *arg, int64_t i0, int64_t i1) {
+    Trainer *t = arg;
+    mil_rt_fp32_to_fp16(t->w + i0, t->w16 + i0, (size_t)(i1 - i0));
+}
+
 static void sync_weights(Trainer *t) {
-    if (t->w16) mil_rt_fp32_to_fp16(t->w, t->w16, t->np);
+    if (t->w16) mil_rt_device_cpu_parallel(t->cpu, (int64_t)t->np, OPT_BLOCK, sync_range, t);
+}
+
+/* Gradients of the blocks [i0, i1) (OPT_BLOCK parameters each): fp16 ones
+ * unscaled into fp32, and each block's sum of squares in double, element k
+ * of the block into partial k % 8, the partials added in order -- the same
+ * sums whichever thread runs the block.  An inf or NaN gradient makes its
+ * block's sum inf or NaN (a finite float squared is finite in double). */
+static void grad_range(void *arg, int64_t i0, int64_t i1) {
+    Trainer *t = arg;
+    float inv = 1.0f / t->st.loss_scale;
+    for (int64_t b0 = i0; b0 < i1; b0 += OPT_BLOCK) {
+        size_t n = (size_t)(i1 - b0 < OPT_BLOCK ? i1 - b0 : OPT_BLOCK), i = 0;
+        float *g = t->g + b0;
+        if (t->g16) {
+            mil_rt_fp16_to_fp32(t->g16 + b0, g, n);
+            for (size_t k = 0; k < n; k++) g[k] *= inv;
+        }
+        double part[8] = {0}, ss = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int q = 0; q < 8; q++) part[q] += (double)g[i + q] * g[i + q];
+        for (; i < n; i++) part[i % 8] += (double)g[i] * g[i];
+        for (int q = 0; q < 8; q++) ss += part[q];
+        t->bss[b0 / OPT_BLOCK] = ss;
+    }
 }
 
 /* forward through embed + layers (plain or _fwd kernels with taps) */
@@ -607,29 +642,11 @@ int trainer_grad(Trainer *t, const int32_t *tokens, const int32_t *targets, floa
     env_taps(&ev, &t->embed_fwd, t->etaps);
     if (run(&t->embed_bwd, &ev, err, n)) return -1;
 
-    /* unscale (fp16 gradients to fp32) and look for inf/NaN */
-    bool ok = true;
-    if (t->g16) {
-        /* |g16| < 2^16 and the scale is a power of two >= 1, so g16 * inv is
-         * finite iff g16 is: iff its exponent bits are not all ones.  Chunks
-         * of 4096 are converted and scaled while they are in cache. */
-        float inv = 1.0f / t->st.loss_scale;
-        unsigned bad = 0;
-        for (size_t i0 = 0; i0 < t->np; i0 += 4096) {
-            size_t c = t->np - i0 < 4096 ? t->np - i0 : 4096;
-            const uint16_t *h = t->g16 + i0;
-            float *g = t->g + i0;
-            mil_rt_fp16_to_fp32(h, g, c);
-            for (size_t i = 0; i < c; i++) {
-                bad |= (h[i] & 0x7c00u) == 0x7c00u;
-                g[i] *= inv;
-            }
-        }
-        ok = !bad;
-    } else {
-        for (size_t i = 0; i < t->np; i++) ok &= isfinite(t->g[i]) != 0;
-    }
-    *finite = ok && isfinite(*loss);
+    /* unscale (fp16 gradients to fp32), the sum of squares, inf/NaN */
+    mil_rt_device_cpu_parallel(t->cpu, (int64_t)t->np, OPT_BLOCK, grad_range, t);
+    t->gss = 0;
+    for (size_t b = 0; b * OPT_BLOCK < t->np; b++) t->gss += t->bss[b];
+    *finite = isfinite(t->gss) && isfinite(*loss);
     return 0;
 }
 
@@ -644,24 +661,50 @@ double trainer_lr(const OptConfig *o, int64_t step) {
     return lo + 0.5 * (o->lr - lo) * (1.0 + cos(PI * prog));
 }
 
-/* AdamW as torch.optim.AdamW: decoupled decay first, bias-corrected moments */
-static void adamw(Trainer *t, const OptConfig *o, double lr) {
-    int64_t k = t->st.step - t->st.skipped + 1;   /* updates done, this one included */
-    double bc1 = 1.0 - pow(o->beta1, (double)k), bc2 = 1.0 - pow(o->beta2, (double)k);
-    float b1 = (float)o->beta1, b2 = (float)o->beta2;
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
+/* AdamW as torch.optim.AdamW: decoupled decay first, bias-corrected moments;
+ * the gradient is scaled by the clipping coefficient on the fly (1 when not
+ * clipping: exact).  One pass per element over w, g, m, v, which GCC
+ * vectorises (trainer.c is built with -fno-math-errno: sqrtf is the IEEE
+ * instruction, per element the same value as the scalar code), split over
+ * the CPU device's threads; an element's update never depends on the split. */
+typedef struct AdamJob {
+    Trainer *t;
+    const OptConfig *o;
+    double lr;
+    float coef, b1, b2, step_size, bc2_sqrt, eps;
+} AdamJob;
+
+static void adam_span(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                      float decay, const AdamJob *a) {
+    float coef = a->coef, b1 = a->b1, b2 = a->b2, step_size = a->step_size, bc2_sqrt = a->bc2_sqrt, eps = a->eps;
+    for (size_t j = 0; j < n; j++) {
+        float gj = g[j] * coef;
+        w[j] *= decay;
+        m[j] += (gj - m[j]) * (1.0f - b1);
+        v[j] = v[j] * b2 + (1.0f - b2) * gj * gj;
+        float denom = sqrtf(v[j]) / bc2_sqrt + eps;
+        w[j] -= step_size * (m[j] / denom);
+    }
+}
+
+static void adam_range(void *arg, int64_t i0, int64_t i1) {
+    const AdamJob *a = arg;
+    Trainer *t = a->t;
     for (int i = 0; i < t->npi; i++) {
         const ParamInfo *p = &t->pi[i];
-        float *w = t->w + p->offset, *g = t->g + p->offset, *m = t->m + p->offset, *v = t->v + p->offset;
-        float decay = p->decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
-        for (size_t j = 0; j < p->numel; j++) {
-            w[j] *= decay;
-            m[j] += (g[j] - m[j]) * (1.0f - b1);
-            v[j] = v[j] * b2 + (1.0f - b2) * g[j] * g[j];
-            float denom = sqrtf(v[j]) / bc2_sqrt + eps;
-            w[j] -= step_size * (m[j] / denom);
-        }
+        int64_t j0 = (int64_t)p->offset > i0 ? (int64_t)p->offset : i0;
+        int64_t j1 = (int64_t)(p->offset + p->numel) < i1 ? (int64_t)(p->offset + p->numel) : i1;
+        if (j0 >= j1) continue;
+        float decay = p->decay ? (float)(1.0 - a->lr * a->o->weight_decay) : 1.0f;
+        adam_span(t->w + j0, t->g + j0, t->m + j0, t->v + j0, (size_t)(j1 - j0), decay, a);
     }
+}
+
+static void adamw(Trainer *t, const OptConfig *o, double lr, float coef) {
+    int64_t k = t->st.step - t->st.skipped + 1;   /* updates done, this one included */
+    double bc1 = 1.0 - pow(o->beta1, (double)k), bc2 = 1.0 - pow(o->beta2, (double)k);
+    AdamJob a = {t, o, lr, coef, (float)o->beta1, (float)o->beta2, (float)(lr / bc1), (float)sqrt(bc2), (float)o->eps};
+    mil_rt_device_cpu_parallel(t->cpu, (int64_t)t->np, OPT_BLOCK, adam_range, &a);
 }
 
 /* fp16 dynamic loss scaling */
@@ -682,14 +725,10 @@ int trainer_step(Trainer *t, const OptConfig *o, const int32_t *tokens, const in
         t->st.step++;
         return 0;
     }
-    double ss = 0;
-    for (size_t i = 0; i < t->np; i++) ss += (double)t->g[i] * t->g[i];
-    *gnorm = sqrt(ss);
-    if (o->clip > 0 && *gnorm > o->clip) {
-        float coef = (float)(o->clip / (*gnorm + 1e-6));
-        for (size_t i = 0; i < t->np; i++) t->g[i] *= coef;
-    }
-    adamw(t, o, *lr);
+    *gnorm = sqrt(t->gss);
+    float coef = 1.0f;
+    if (o->clip > 0 && *gnorm > o->clip) coef = (float)(o->clip / (*gnorm + 1e-6));
+    adamw(t, o, *lr, coef);
     if (t->c.dtype == MIL_DT_FP16 && ++t->st.good_steps >= SCALE_GROWTH_STEPS) {
         if (t->st.loss_scale < SCALE_MAX) t->st.loss_scale *= 2.0f;
         t->st.good_steps = 0;

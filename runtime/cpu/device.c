@@ -717,3 +717,34 @@ int mil_rt_device_cpu_threads(const MilRtDevice *dev) {
     if (!dev || dev->iface->prepare != cpu_prepare) return 0;
     return ((const CpuDev *)dev)->nthreads;
 }
+
+typedef struct {
+    void (*fn)(void *arg, int64_t i0, int64_t i1);
+    void *arg;
+    int64_t n, align;
+} UserJob;
+
+static void user_range(void *varg, int t, int nth) {
+    const UserJob *j = varg;
+    int64_t blocks = (j->n + j->align - 1) / j->align;
+    int64_t i0 = blocks * t / nth * j->align, i1 = blocks * (t + 1) / nth * j->align;
+    if (i1 > j->n) i1 = j->n;
+    if (i0 < i1) j->fn(j->arg, i0, i1);
+}
+
+void mil_rt_device_cpu_parallel(MilRtDevice *dev, int64_t n, int64_t align,
+                                void (*fn)(void *arg, int64_t i0, int64_t i1), void *arg) {
+    if (n <= 0) return;
+    if (align < 1) align = 1;
+    MilPool *pool = NULL;
+    if (dev && dev->iface->prepare == cpu_prepare) {
+        CpuDev *cd = (CpuDev *)dev;
+        pthread_mutex_lock(&cd->mu);
+        if (!cd->pool && cd->nthreads > 1) cd->pool = mil_pool_new(cd->nthreads);
+        pool = cd->pool;
+        pthread_mutex_unlock(&cd->mu);
+    }
+    UserJob j = {fn, arg, n, align};
+    if (!pool) { fn(arg, 0, n); return; }
+    mil_pool_run(pool, user_range, &j);
+}
