@@ -48,6 +48,8 @@ typedef struct Step {
     size_t slot0;                /* the op's first slot in the plan's flat slot arrays */
     int fuse_from;               /* a S_FUSED unary step computed inside this one, or -1 */
     int fuse_pos;                /* ... as this binary op's operand 0 or 1 */
+    KFused fz;                   /* fz.kind != KF_NONE: a multi-op pattern ending here */
+    int xr[3], nxr;              /* values this step reads besides its op's arguments */
 } Step;
 
 /* The device: its thread pool, created at the first prepare. */
@@ -355,6 +357,192 @@ static int prep_f32_consts(CpuPlan *p, Step *st, MilRtErr *e) {
     return 0;
 }
 
+/* ------------------------------------------------------ pattern fusion */
+
+static int arg1(const MilRtOp *op, int slot) {
+    const int *ids;
+    return mil_rt_op_slot(op, slot, &ids) == 1 ? ids[0] : -1;
+}
+
+/* the running (not yet fused) step of kind k that produces v, or -1 */
+static int producer(const CpuPlan *p, const int *prod, int v, MilOpKind k) {
+    int i = v >= 0 ? prod[v] : -1;
+    if (i < 0) return -1;
+    const Step *st = &p->steps[i];
+    return st->mode == S_RUN && st->fuse_from < 0 && st->fz.kind == KF_NONE && st->op->kind == k ? i : -1;
+}
+
+static bool is_fpt(const MilRtTensor *t) { return t->dtype == MIL_DT_FP16 || t->dtype == MIL_DT_FP32; }
+
+/* v is a one-element float constant: its value */
+static bool const_scalar(const CpuPlan *p, int v, float *out) {
+    if (v < 0 || (p->where[v] != W_CONST && p->where[v] != W_FOLDED)) return false;
+    const MilRtTensor *t = &p->t[v];
+    if (!t->data || !is_fpt(t) || mil_rt_numel(t) != 1) return false;
+    *out = (float)mil_rt_get_f64(t, 0);
+    return true;
+}
+
+/* the other operand of binary step i, given one of them; -1 if v is neither */
+static int other_arg(const Step *st, int v) {
+    int x = arg1(st->op, MIL_A_MUL_x), y = arg1(st->op, MIL_A_MUL_y);
+    return x == v ? y : y == v ? x : -1;
+}
+
+/* A reduction step over exactly the last axis with keep_dims. */
+static bool reduces_last_axis(Step *st, int rank) {
+    int64_t ax[2];
+    int n;
+    bool keep;
+    if (k_arg_ints(&st->ctx, MIL_A_REDUCE_SUM_axes, ax, 2, &n) || n != 1 ||
+        k_arg_bool(&st->ctx, MIL_A_REDUCE_SUM_keep_dims, false, &keep) || !keep)
+        return false;
+    return ax[0] == -1 || ax[0] == rank - 1;
+}
+
+static void fuse_away(CpuPlan *p, int i) {
+    p->steps[i].mode = S_FUSED;
+    p->where[p->steps[i].op->outs[0]] = W_NONE;
+    p->base.info.nfused++;
+}
+
+/* o = mul(p, sub(dp, reduce_sum(mul(dp, p), [-1], keep))) [* scale],
+ * anchored at the sub.  Every intermediate has one reader. */
+static void match_softmax_bwd(CpuPlan *p, const int *prod, const int *uses, const int *cons, int i) {
+    Step *sub = &p->steps[i];
+    int dp = arg1(sub->op, MIL_A_SUB_x), s = arg1(sub->op, MIL_A_SUB_y), u = sub->op->outs[0];
+    int ir = producer(p, prod, s, MIL_OP_REDUCE_SUM);
+    if (ir < 0 || uses[s] != 1 || uses[u] != 1) return;
+    int t = arg1(p->steps[ir].op, MIL_A_REDUCE_SUM_x), im = producer(p, prod, t, MIL_OP_MUL);
+    if (im < 0 || uses[t] != 1) return;
+    int pv = other_arg(&p->steps[im], dp);
+    int io = cons[u];
+    if (pv < 0 || io < 0 || p->steps[io].op->kind != MIL_OP_MUL || p->steps[io].mode != S_RUN ||
+        p->steps[io].fuse_from >= 0 || other_arg(&p->steps[io], u) != pv)
+        return;
+    const MilRtTensor *tdp = &p->t[dp], *tp = &p->t[pv];
+    int ov = p->steps[io].op->outs[0];
+    if (!is_fpt(tdp) || tdp->rank < 1 || !mil_rt_same_shape(tdp, tp) || tdp->dtype != tp->dtype) return;
+    int vals[] = {t, u, ov};
+    for (int k = 0; k < 3; k++)
+        if (p->t[vals[k]].dtype != tdp->dtype || !mil_rt_same_shape(&p->t[vals[k]], tdp)) return;
+    if (p->t[s].dtype != tdp->dtype || !reduces_last_axis(&p->steps[ir], tdp->rank)) return;
+    KFused fz = {KF_SOFTMAX_BWD, tdp, tp, NULL, false, 1.0f};
+    int last = io, is = cons[ov];
+    float sc;
+    if (uses[ov] == 1 && is >= 0 && p->steps[is].op->kind == MIL_OP_MUL && p->steps[is].mode == S_RUN &&
+        p->steps[is].fuse_from < 0 && const_scalar(p, other_arg(&p->steps[is], ov), &sc) &&
+        p->t[p->steps[is].op->outs[0]].dtype == tdp->dtype &&
+        mil_rt_same_shape(&p->t[p->steps[is].op->outs[0]], tdp)) {
+        fz.has_scale = true;
+        fz.scale = sc;
+        fuse_away(p, io);
+        last = is;
+    }
+    fuse_away(p, im);
+    fuse_away(p, ir);
+    fuse_away(p, i);
+    Step *a = &p->steps[last];
+    fz.o = &p->t[a->op->outs[0]];
+    a->fz = fz;
+    a->xr[0] = dp;
+    a->xr[1] = pv;
+    a->nxr = 2;
+}
+
+/* softmax(add(mul(x, scale), mask), axis = -1), anchored at the softmax;
+ * the mul is optional.  mask: [..., R, n] with only R and n above 1, R 1 or
+ * x's second-last dim. */
+static void match_softmax_sm(CpuPlan *p, const int *prod, const int *uses, int i) {
+    Step *sm = &p->steps[i];
+    int64_t axis;
+    const MilRtTensor *o = sm->ctx.out[0];
+    if (k_arg_int(&sm->ctx, MIL_A_SOFTMAX_axis, -1, &axis) || o->rank < 2 || (axis != -1 && axis != o->rank - 1))
+        return;
+    int xv = arg1(sm->op, MIL_A_SOFTMAX_x), ia = producer(p, prod, xv, MIL_OP_ADD);
+    if (ia < 0 || uses[xv] != 1 || !is_fpt(o)) return;
+    if (p->t[xv].dtype != o->dtype || !mil_rt_same_shape(&p->t[xv], o)) return;
+    int a = -1, m = -1;
+    for (int k = 0; k < 2 && a < 0; k++) {
+        int c = arg1(p->steps[ia].op, k ? MIL_A_ADD_y : MIL_A_ADD_x), d = other_arg(&p->steps[ia], c);
+        const MilRtTensor *tc = &p->t[c], *td = &p->t[d];
+        if (!mil_rt_same_shape(tc, o) || tc->dtype != o->dtype || td->dtype != o->dtype || td->rank > o->rank) continue;
+        int64_t n = o->dims[o->rank - 1], R = o->dims[o->rank - 2];
+        bool ok = td->rank >= 1 && td->dims[td->rank - 1] == n;
+        if (ok && td->rank >= 2) ok = td->dims[td->rank - 2] == R || td->dims[td->rank - 2] == 1;
+        for (int q = 0; ok && q + 2 < td->rank; q++) ok = td->dims[q] == 1;
+        if (ok) { a = c; m = d; }
+    }
+    if (a < 0) return;
+    KFused fz = {KF_SOFTMAX_SM, &p->t[a], &p->t[m], &p->t[sm->op->outs[0]], false, 1.0f};
+    int im = producer(p, prod, a, MIL_OP_MUL), xin = a;
+    float sc;
+    if (im >= 0 && uses[a] == 1) {
+        for (int k = 0; k < 2; k++) {
+            int c = arg1(p->steps[im].op, k ? MIL_A_MUL_y : MIL_A_MUL_x), d = other_arg(&p->steps[im], c);
+            if (mil_rt_same_shape(&p->t[c], o) && p->t[c].dtype == o->dtype && const_scalar(p, d, &sc)) {
+                fz.a = &p->t[c];
+                fz.has_scale = true;
+                fz.scale = sc;
+                xin = c;
+                fuse_away(p, im);
+                break;
+            }
+        }
+    }
+    fuse_away(p, ia);
+    sm->fz = fz;
+    sm->xr[0] = xin;
+    sm->xr[1] = m;
+    sm->nxr = 2;
+}
+
+/* tile(x) read only by a broadcasting binary op whose result has the same
+ * shape when it reads x itself: the op reads x (no copy). */
+static void match_tile(CpuPlan *p, const int *prod, const int *uses, int i) {
+    Step *b = &p->steps[i];
+    if (mil_cpu_kernels[b->op->kind].run != k_binary_run || b->op->nout != 1 || b->fz.kind != KF_NONE) return;
+    for (int sl = 0; sl < 2; sl++) {
+        int v = arg1(b->op, sl), it = producer(p, prod, v, MIL_OP_TILE);
+        if (it < 0 || uses[v] != 1 || other_arg(b, v) == v) continue;
+        int x = arg1(p->steps[it].op, MIL_A_TILE_x), w = other_arg(b, v);
+        const MilRtTensor *tx = &p->t[x], *tw = &p->t[w], *o = b->ctx.out[0];
+        if (tx->dtype != p->t[v].dtype || tx->rank != o->rank || tw->rank != o->rank) continue;
+        bool ok = true;  /* broadcast(x, w) == o, dim by dim */
+        for (int d = 0; ok && d < o->rank; d++) {
+            int64_t a = tx->dims[d], c = tw->dims[d];
+            ok = (a == c ? a : a == 1 ? c : c == 1 ? a : -1) == o->dims[d];
+        }
+        if (!ok) continue;
+        /* the op's argument pointer for slot sl now points at x */
+        p->argp[b->ctx.slot[sl] - (const MilRtTensor *const *)p->argp] = tx;
+        fuse_away(p, it);
+        b->xr[b->nxr++] = x;
+        return;
+    }
+}
+
+static void fuse_patterns(CpuPlan *p, int *uses, int *prod, int *cons) {
+    const MilRtFunc *f = p->base.func;
+    for (int i = 0; i < f->nvalues; i++) uses[i] = 0, prod[i] = -1, cons[i] = -1;
+    for (int i = 0; i < f->noutputs; i++) uses[f->outputs[i]] += 2;  /* outputs are stored */
+    for (int i = 0; i < f->nops; i++) {
+        if (p->steps[i].mode == S_FOLDED) continue;
+        for (int j = 0; j < f->ops[i].nout; j++) prod[f->ops[i].outs[j]] = i;
+        for (int j = 0; j < f->ops[i].slot_start[f->ops[i].nslots]; j++) {
+            uses[f->ops[i].args[j]]++;
+            cons[f->ops[i].args[j]] = i;
+        }
+    }
+    for (int i = 0; i < f->nops; i++) {
+        if (p->steps[i].mode != S_RUN) continue;
+        if (f->ops[i].kind == MIL_OP_SUB) match_softmax_bwd(p, prod, uses, cons, i);
+        else if (f->ops[i].kind == MIL_OP_SOFTMAX) match_softmax_sm(p, prod, uses, i);
+    }
+    for (int i = 0; i < f->nops; i++)
+        if (p->steps[i].mode == S_RUN) match_tile(p, prod, uses, i);
+}
+
 /* A unary op whose only reader is the next binary element-wise op of the
  * same shape runs inside it (k_fused_unary_binary_run: one pass over memory,
  * e.g. silu(a) * b of SwiGLU); its result is never stored.  uses[] is
@@ -364,13 +552,14 @@ static void fuse_steps(CpuPlan *p, int *uses) {
     for (int i = 0; i < f->nvalues; i++) uses[i] = 0;
     for (int i = 0; i < f->noutputs; i++) uses[f->outputs[i]] += 2;  /* outputs are stored */
     for (int i = 0; i < f->nops; i++) {
-        p->steps[i].fuse_from = -1;
         if (p->steps[i].mode == S_FOLDED) continue;
         for (int j = 0; j < f->ops[i].slot_start[f->ops[i].nslots]; j++) uses[f->ops[i].args[j]]++;
     }
     for (int i = 0; i + 1 < f->nops; i++) {
         Step *u = &p->steps[i], *b = &p->steps[i + 1];
-        if (u->mode != S_RUN || b->mode != S_RUN || u->op->nout != 1 || b->fuse_from >= 0) continue;
+        if (u->mode != S_RUN || b->mode != S_RUN || u->op->nout != 1 || b->fuse_from >= 0 ||
+            u->fz.kind != KF_NONE || b->fz.kind != KF_NONE || u->nxr || b->nxr)
+            continue;
         int v = u->op->outs[0], pos = -1;
         if (uses[v] != 1 || b->op->nslots < 2) continue;
         for (int sl = 0; sl < 2; sl++) {
@@ -442,6 +631,7 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
         const MilRtOp *op = &f->ops[i];
         Step *st = &p->steps[i];
         st->op = op;
+        st->fuse_from = -1;
         if (!cpu_supports_op(dev, f, op)) {
             op_err(e, f, op, "is not supported by the cpu device", NULL);
             goto fail;
@@ -513,7 +703,17 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
         }
     }
 
-    /* 3b: element-wise fusion */
+    /* 3b: multi-op patterns, then unary -> binary chains */
+    int *prod = calloc((size_t)nv + 1, sizeof *prod), *cons = calloc((size_t)nv + 1, sizeof *cons);
+    if (!prod || !cons) {
+        free(prod);
+        free(cons);
+        mil_rt_errf(e, "out of memory");
+        goto fail;
+    }
+    if (!getenv("MILC_NO_FUSE")) fuse_patterns(p, last, prod, cons);
+    free(prod);
+    free(cons);
     fuse_steps(p, last);
 
     /* 4: liveness and arena placement */
@@ -526,6 +726,7 @@ static MilRtPlan *cpu_prepare(MilRtDevice *dev, const MilRtFunc *f, const MilRtT
             const MilRtOp *u = p->steps[p->steps[i].fuse_from].op;
             for (int j = 0; j < u->slot_start[u->nslots]; j++) last[u->args[j]] = i;
         }
+        for (int j = 0; j < p->steps[i].nxr; j++) last[p->steps[i].xr[j]] = i;
     }
     for (int i = 0; i < f->noutputs; i++) last[f->outputs[i]] = f->nops; /* never freed */
     for (int i = 0; i < f->nops; i++) {
@@ -620,8 +821,9 @@ static int run_steps(CpuPlan *p, const MilRtTensor *inputs, MilRtErr *e) {
     for (int i = 0; i < f->nops; i++) {
         Step *st = &p->steps[i];
         if (st->mode == S_RUN) {
-            int rc = st->fuse_from < 0 ? st->k->run(&st->ctx)
-                                       : k_fused_unary_binary_run(&p->steps[st->fuse_from].ctx, &st->ctx, st->fuse_pos);
+            int rc = st->fz.kind ? k_fused_run(&st->ctx, &st->fz)
+                     : st->fuse_from < 0 ? st->k->run(&st->ctx)
+                                         : k_fused_unary_binary_run(&p->steps[st->fuse_from].ctx, &st->ctx, st->fuse_pos);
             if (rc) return kernel_err(e, f, st->op, rc, p->kerr);
         } else if (st->mode == S_DYNAMIC) {
             if (run_dynamic(p, st, e)) return -1;

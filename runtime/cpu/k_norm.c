@@ -26,12 +26,32 @@ typedef struct {
     const MilRtTensor *x;
     MilRtTensor *o;
     int64_t n, inner;
+    const KFused *f;             /* KF_SOFTMAX_SM: x [* scale] + mask, inner == 1 */
+    int64_t mrows;               /* the mask's rows (1 or x's rows dim) */
 } SoftmaxJob;
+
+/* c elements of line base from element s: x's, or for the fused pattern
+ * round(round(x * scale) + mask) as the mul and add ops would store them */
+static void softmax_load(const SoftmaxJob *j, int64_t l, int64_t base, int64_t s, int64_t c, float *buf) {
+    k_loadf(j->x, base + s * j->inner, j->inner, c, buf);
+    const KFused *f = j->f;
+    if (!f) return;
+    MilDType dt = j->o->dtype;
+    if (f->has_scale) {
+        for (int64_t i = 0; i < c; i++) buf[i] *= f->scale;
+        k_round_n(dt, buf, c);
+    }
+    if (f->b) {
+        float m[KCHUNK];
+        k_loadf(f->b, (j->mrows == 1 ? 0 : l % j->mrows) * j->n + s, 1, c, m);
+        for (int64_t i = 0; i < c; i++) buf[i] += m[i];
+        k_round_n(dt, buf, c);
+    }
+}
 
 /* softmax lines [l0, l1): line l is (a, b) = (l / inner, l % inner) */
 static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
     const SoftmaxJob *j = arg;
-    const MilRtTensor *x = j->x;
     MilRtTensor *o = j->o;
     int64_t n = j->n, inner = j->inner;
     float buf[KCHUNK];
@@ -41,14 +61,14 @@ static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
         float mx = -INFINITY;
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-            k_loadf(x, base + s * inner, inner, c, buf);
+            softmax_load(j, l, base, s, c, buf);
             for (int64_t i = 0; i < c; i++) if (buf[i] > mx) mx = buf[i];
         }
         if (mx == -INFINITY) mx = 0;
         double sum = 0;
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-            k_loadf(x, base + s * inner, inner, c, buf);
+            softmax_load(j, l, base, s, c, buf);
             for (int64_t i = 0; i < c; i++) buf[i] -= mx;
             k_exp_n(buf, c);
             for (int64_t i = 0; i < c; i++) sum += buf[i];
@@ -56,7 +76,7 @@ static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
         float inv = (float)(1.0 / sum);
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
-            k_loadf(x, base + s * inner, inner, c, buf);
+            softmax_load(j, l, base, s, c, buf);
             for (int64_t i = 0; i < c; i++) buf[i] -= mx;
             k_exp_n(buf, c);
             for (int64_t i = 0; i < c; i++) buf[i] *= inv;
@@ -73,9 +93,18 @@ int k_softmax_run(MilKernelCtx *k) {
     const MilRtTensor *x = mil_k_in(k, MIL_A_SOFTMAX_x);
     int axis;
     softmax_axis(k, x, &axis);
-    SoftmaxJob j = {x, k->out[0], x->dims[axis], k_prod(x->dims, axis + 1, x->rank)};
+    SoftmaxJob j = {x, k->out[0], x->dims[axis], k_prod(x->dims, axis + 1, x->rank), NULL, 1};
     int64_t lines = k_prod(x->dims, 0, axis) * j.inner;
     k_parallel(k, lines, 1, 12.0 * (double)k_numel(x), softmax_lines, &j);
+    return 0;
+}
+
+int k_softmax_fused_run(const MilKernelCtx *k, const KFused *f) {
+    const MilRtTensor *x = f->a, *m = f->b;
+    int64_t n = x->dims[x->rank - 1];
+    SoftmaxJob j = {x, f->o, n, 1, f, 1};
+    if (m && n) j.mrows = k_numel(m) / n;
+    k_parallel(k, n ? k_numel(x) / n : 0, 1, 14.0 * (double)k_numel(x), softmax_lines, &j);
     return 0;
 }
 

@@ -44,20 +44,37 @@ int k_reduce_shape(MilKernelCtx *k) {
     return 0;
 }
 
-int k_reduce_run(MilKernelCtx *k) {
-    const MilRtTensor *x = mil_k_in(k, MIL_A_REDUCE_SUM_x);
-    MilRtTensor *o = k->out[0];
-    RedSpec s;
-    int rc = red_spec(k, x, &s);
-    if (rc) return rc;
+K_VEC void k_sum8(double part[8], const float *v, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int q = 0; q < 8; q++) part[q] += v[i + q];
+    for (; i < n; i++) part[i % 8] += v[i];
+}
+
+typedef struct {
+    const MilRtTensor *x;
+    MilRtTensor *o;
+    MilOpKind op;
     KAxisSplit it;
-    k_axis_split(x, s.red, &it);
-    MilOpKind op = k->kind;
+} RedJob;
+
+/* outputs [o0, o1).  A sum (reduce_sum / reduce_mean) over a contiguous
+ * innermost axis adds element i of each run into partial i % 8 (k_sum8) and
+ * the partials in order at the end; every other reduction runs in element
+ * order.  Either way one output's order is fixed: thread-count independent. */
+static void reduce_outs(void *arg, int64_t o0, int64_t o1, int tid) {
+    const RedJob *j = arg;
+    const MilRtTensor *x = j->x;
+    MilRtTensor *o = j->o;
+    const KAxisSplit it = j->it;
+    MilOpKind op = j->op;
     bool isint = k_isint(x->dtype);
+    (void)tid;
     /* the innermost reduced axis, iterated contiguously */
     int64_t ilen = it.nr ? it.rd[it.nr - 1] : 1, ist = it.nr ? it.rs[it.nr - 1] : 0;
     int64_t nouter_red = ilen ? it.nred / ilen : 0;
-    for (int64_t oi = 0; oi < it.nout; oi++) {
+    bool sum8 = !isint && ist == 1 && (op == MIL_OP_REDUCE_SUM || op == MIL_OP_REDUCE_MEAN);
+    for (int64_t oi = o0; oi < o1; oi++) {
         int64_t base = k_odo(it.nk, it.kd, it.ks, oi);
         double acc;
         int64_t iacc;
@@ -79,6 +96,7 @@ int k_reduce_run(MilKernelCtx *k) {
             if (mx == -INFINITY || mx == INFINITY) mx = mx == INFINITY ? INFINITY : 0;
         }
         float fb[KCHUNK];
+        double part[8] = {0};
         for (int64_t r = 0; r < nouter_red; r++) {
             int64_t rb = base + k_odo(it.nr - 1, it.rd, it.rs, r);
             if (isint && (op == MIL_OP_REDUCE_SUM || op == MIL_OP_REDUCE_PROD || op == MIL_OP_REDUCE_MAX ||
@@ -97,6 +115,10 @@ int k_reduce_run(MilKernelCtx *k) {
             for (int64_t c0 = 0; c0 < ilen; c0 += KCHUNK) {
                 int64_t cn = ilen - c0 < KCHUNK ? ilen - c0 : KCHUNK;
                 k_loadf(x, rb + c0 * ist, ist, cn, fb);
+                if (sum8) {
+                    k_sum8(part, fb, cn);
+                    continue;
+                }
                 for (int64_t i = 0; i < cn; i++) {
                     double v = fb[i];
                     switch (op) {
@@ -117,6 +139,7 @@ int k_reduce_run(MilKernelCtx *k) {
             k_seti(o, oi, iacc);
             continue;
         }
+        if (sum8) acc = k_sum8_total(part);
         switch (op) {
         case MIL_OP_REDUCE_MEAN: acc /= (double)it.nred; break;
         case MIL_OP_REDUCE_L2_NORM: acc = sqrt(acc); break;
@@ -131,6 +154,16 @@ int k_reduce_run(MilKernelCtx *k) {
             k_setf(o, oi, acc);
         }
     }
+}
+
+int k_reduce_run(MilKernelCtx *k) {
+    const MilRtTensor *x = mil_k_in(k, MIL_A_REDUCE_SUM_x);
+    RedSpec s;
+    int rc = red_spec(k, x, &s);
+    if (rc) return rc;
+    RedJob j = {x, k->out[0], k->kind, {0}};
+    k_axis_split(x, s.red, &j.it);
+    k_parallel(k, j.it.nout, 1, 4.0 * (double)k_numel(x), reduce_outs, &j);
     return 0;
 }
 

@@ -240,6 +240,39 @@ int k_simd_set(int level);
 bool k_fusable_unary_binary(const MilKernelCtx *u, const MilKernelCtx *b, int pos);
 int k_fused_unary_binary_run(MilKernelCtx *u, MilKernelCtx *b, int pos);
 
+/* Multi-op patterns the device recognises at prepare (device.c
+ * fuse_patterns) and runs as one kernel at the position of the pattern's
+ * last op.  Every fused-away intermediate is rounded to its dtype exactly
+ * where the unfused op would have stored it, and sums run in the order of
+ * the unfused kernels, so results are bit-identical to running the ops.
+ *   KF_SOFTMAX_BWD   o = p * (dp - reduce_sum(dp * p, axes = [-1], keep))
+ *                    [* scale]: the softmax backward of autodiff
+ *   KF_SOFTMAX_SM    o = softmax((x [* scale]) + mask, axis = -1), mask
+ *                    [..., R, n] broadcast over the leading dims (R = x's
+ *                    rows dim or 1): the attention scores of a forward
+ * All tensors of a pattern are one float dtype (fp16 or fp32); x / dp / p /
+ * o one shape; scale a one-element constant. */
+enum { KF_NONE = 0, KF_SOFTMAX_BWD, KF_SOFTMAX_SM };
+typedef struct KFused {
+    int kind;
+    const MilRtTensor *a, *b;    /* BWD: dp, p; SM: x, mask (NULL: none) */
+    MilRtTensor *o;
+    bool has_scale;
+    float scale;
+} KFused;
+int k_fused_run(const MilKernelCtx *k, const KFused *f);
+int k_softmax_fused_run(const MilKernelCtx *k, const KFused *f);  /* k_norm.c */
+/* part[i % 8] += v[i] (n values from a multiple of 8 in their row): the
+ * fixed-order row sums of reduce_sum and the fused kernels */
+void k_sum8(double part[8], const float *v, int64_t n);
+static inline double k_sum8_total(const double part[8]) {
+    double s = 0;
+    for (int q = 0; q < 8; q++) s += part[q];
+    return s;
+}
+/* v rounded to dt as if stored and read back (fp16 with the vector code) */
+void k_round_n(MilDType dt, float *v, int64_t n);
+
 /* ------------------------------------------------------------- misc */
 static inline float k_h2f(uint16_t h) { return mil_h2f(h); }
 static inline uint16_t k_f2h(float f) { return mil_f2h(f); }

@@ -575,3 +575,156 @@ Test(rt_device, unary_fuses_into_its_binary_consumer) {
     mil_rt_tensor_free(&in[1]);
     free_all(NULL, a, dev, p1);
 }
+
+/* ------------------------------------------- multi-op patterns (KF_*) */
+
+/* A one-element constant of dtype dt with value v. */
+static int scalar_const(MilRtProgram *p, MilRtFunc *f, const char *name, MilDType dt, float v) {
+    void *d = mil_rt_alloc(p, 4);
+    if (dt == MIL_DT_FP16) *(uint16_t *)d = mil_f2h(v);
+    else *(float *)d = v;
+    return mil_rt_func_add_const(f, name, dt, 0, NULL, d);
+}
+
+/* Runs f and g (the same program, g returning an intermediate as well, so
+ * that nothing fuses) on the same random inputs; asserts f fused `nfused`
+ * ops and that output 0 is bit-identical. */
+static void same_as_unfused(MilRtFunc *f, MilRtFunc *g, int nin, int nfused, int threads) {
+    MilRtErr e;
+    MilRtDevice *dev = mil_rt_device_cpu_new_threads(threads);
+    MilRtTensor in[4];
+    uint64_t seed = 11;
+    for (int i = 0; i < nin; i++) {
+        mil_rt_value_tensor(&f->values[f->inputs[i]], &in[i]);
+        in[i].data = NULL;
+        cr_assert_eq(mil_rt_tensor_alloc(&in[i], &e), 0);
+        mil_rt_tensor_fill_random(&in[i], &seed);
+    }
+    MilRtPlan *a = prepare_ok(dev, f, in, &e), *b = prepare_ok(dev, g, in, &e);
+    cr_assert_eq(a->info.nfused, nfused, "fused %d ops", a->info.nfused);
+    cr_assert_eq(b->info.nfused, 0);
+    MilRtTensor oa, ob[2];
+    cr_assert_eq(mil_rt_plan_run(a, in, &oa, &e), 0, "%s", e.msg);
+    cr_assert_eq(mil_rt_plan_run(b, in, ob, &e), 0, "%s", e.msg);
+    cr_assert(mil_rt_same_shape(&oa, &ob[0]) && oa.dtype == ob[0].dtype);
+    cr_assert(memcmp(oa.data, ob[0].data, mil_rt_nbytes(&oa)) == 0, "fused and unfused differ");
+    mil_rt_plan_free(a);
+    mil_rt_plan_free(b);
+    mil_rt_device_free(dev);
+    for (int i = 0; i < nin; i++) mil_rt_tensor_free(&in[i]);
+}
+
+/* d = p * (dp - reduce_sum(dp * p, [-1], keep)) * 0.125, rows of n */
+static MilRtFunc *build_softmax_bwd(MilRtProgram **p, MilDType dt, int64_t n, bool sum_out) {
+    const int64_t d[3] = {2, 3, n}, dr[3] = {2, 3, 1}, one = 1;
+    MilRtFunc *f = new_main(p, "t.mil");
+    int dp = input(f, "dp", dt, 3, d), pr = input(f, "p", dt, 3, d);
+    int32_t *ax = mil_rt_alloc(*p, 4);
+    *ax = -1;
+    uint8_t *kp = mil_rt_alloc(*p, 1);
+    *kp = 1;
+    int axes = mil_rt_func_add_const(f, "axes", MIL_DT_INT32, 1, &one, ax);
+    int keep = mil_rt_func_add_const(f, "keep", MIL_DT_BOOL, 0, NULL, kp);
+    int sc = scalar_const(*p, f, "scale", dt, 0.125f);
+    int t = tmpv(f, "t", dt, 3, d), s = tmpv(f, "s", dt, 3, dr), u = tmpv(f, "u", dt, 3, d);
+    int o = tmpv(f, "o", dt, 3, d), y = tmpv(f, "y", dt, 3, d);
+    op(f, MIL_OP_MUL, "mul", 1, 1, t, 2, MIL_A_MUL_x, dp, MIL_A_MUL_y, pr);
+    op(f, MIL_OP_REDUCE_SUM, "reduce_sum", 2, 1, s, 3, MIL_A_REDUCE_SUM_axes, axes, MIL_A_REDUCE_SUM_keep_dims, keep,
+       MIL_A_REDUCE_SUM_x, t);
+    op(f, MIL_OP_SUB, "sub", 3, 1, u, 2, MIL_A_SUB_x, dp, MIL_A_SUB_y, s);
+    op(f, MIL_OP_MUL, "mul", 4, 1, o, 2, MIL_A_MUL_x, pr, MIL_A_MUL_y, u);
+    op(f, MIL_OP_MUL, "mul", 5, 1, y, 2, MIL_A_MUL_x, o, MIL_A_MUL_y, sc);
+    mil_rt_func_add_output(f, y);
+    if (sum_out) mil_rt_func_add_output(f, s);
+    return f;
+}
+
+Test(rt_device, softmax_backward_pattern_is_one_kernel) {
+    static const int64_t ns[] = {37, 300};  /* not a multiple of 8; more than one 256-element chunk */
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < 2; i++)
+            for (int th = 1; th <= 2; th++) {
+                MilDType dt = d ? MIL_DT_FP16 : MIL_DT_FP32;
+                MilRtProgram *p1, *p2;
+                MilRtFunc *f = build_softmax_bwd(&p1, dt, ns[i], false), *g = build_softmax_bwd(&p2, dt, ns[i], true);
+                same_as_unfused(f, g, 2, 4, th);
+                mil_rt_program_free(p1);
+                mil_rt_program_free(p2);
+            }
+}
+
+/* y = softmax(x * 0.125 + mask, -1), x [2, 3, 5, n], mask [5, n] */
+static MilRtFunc *build_masked_softmax(MilRtProgram **p, MilDType dt, int64_t n, bool mid_out) {
+    const int64_t d[4] = {2, 3, 5, n}, dm[2] = {5, n};
+    MilRtFunc *f = new_main(p, "t.mil");
+    int x = input(f, "x", dt, 4, d), m = input(f, "mask", dt, 2, dm);
+    int sc = scalar_const(*p, f, "scale", dt, 0.125f);
+    int32_t *ax = mil_rt_alloc(*p, 4);
+    *ax = -1;
+    int axis = mil_rt_func_add_const(f, "axis", MIL_DT_INT32, 0, NULL, ax);
+    int a = tmpv(f, "a", dt, 4, d), b = tmpv(f, "b", dt, 4, d), y = tmpv(f, "y", dt, 4, d);
+    op(f, MIL_OP_MUL, "mul", 1, 1, a, 2, MIL_A_MUL_x, x, MIL_A_MUL_y, sc);
+    op(f, MIL_OP_ADD, "add", 2, 1, b, 2, MIL_A_ADD_x, a, MIL_A_ADD_y, m);
+    op(f, MIL_OP_SOFTMAX, "softmax", 3, 1, y, 2, MIL_A_SOFTMAX_axis, axis, MIL_A_SOFTMAX_x, b);
+    mil_rt_func_add_output(f, y);
+    if (mid_out) mil_rt_func_add_output(f, b);
+    return f;
+}
+
+Test(rt_device, scaled_masked_softmax_is_one_kernel) {
+    static const int64_t ns[] = {37, 300};
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < 2; i++)
+            for (int th = 1; th <= 2; th++) {
+                MilDType dt = d ? MIL_DT_FP16 : MIL_DT_FP32;
+                MilRtProgram *p1, *p2;
+                MilRtFunc *f = build_masked_softmax(&p1, dt, ns[i], false), *g = build_masked_softmax(&p2, dt, ns[i], true);
+                same_as_unfused(f, g, 2, 2, th);
+                mil_rt_program_free(p1);
+                mil_rt_program_free(p2);
+            }
+}
+
+/* y = tile(a [3, 1, 37], [1, 5, 1]) * b [3, 5, 37]: the mul broadcasts a */
+static MilRtFunc *build_tile_mul(MilRtProgram **p, bool tile_out) {
+    const int64_t da[3] = {3, 1, 37}, d[3] = {3, 5, 37}, three = 3;
+    MilRtFunc *f = new_main(p, "t.mil");
+    int a = input(f, "a", MIL_DT_FP16, 3, da), b = input(f, "b", MIL_DT_FP16, 3, d);
+    int32_t *r = mil_rt_alloc(*p, 12);
+    r[0] = 1; r[1] = 5; r[2] = 1;
+    int reps = mil_rt_func_add_const(f, "reps", MIL_DT_INT32, 1, &three, r);
+    int t = tmpv(f, "t", MIL_DT_FP16, 3, d), y = tmpv(f, "y", MIL_DT_FP16, 3, d);
+    op(f, MIL_OP_TILE, "tile", 1, 1, t, 2, MIL_A_TILE_reps, reps, MIL_A_TILE_x, a);
+    op(f, MIL_OP_MUL, "mul", 2, 1, y, 2, MIL_A_MUL_x, t, MIL_A_MUL_y, b);
+    mil_rt_func_add_output(f, y);
+    if (tile_out) mil_rt_func_add_output(f, t);
+    return f;
+}
+
+Test(rt_device, tile_read_by_a_broadcasting_op_is_not_copied) {
+    MilRtProgram *p1, *p2;
+    MilRtFunc *f = build_tile_mul(&p1, false), *g = build_tile_mul(&p2, true);
+    same_as_unfused(f, g, 2, 1, 2);
+    mil_rt_program_free(p1);
+    mil_rt_program_free(p2);
+}
+
+/* mil_rt_device_cpu_parallel: every index once, ranges at multiples of align */
+typedef struct { int hits[1000]; int bad; } ParHits;
+static void par_mark(void *arg, int64_t i0, int64_t i1) {
+    ParHits *h = arg;
+    if (i0 % 64) __atomic_fetch_add(&h->bad, 1, __ATOMIC_RELAXED);
+    for (int64_t i = i0; i < i1; i++) __atomic_fetch_add(&h->hits[i], 1, __ATOMIC_RELAXED);
+}
+
+Test(rt_device, cpu_parallel_covers_each_index_once) {
+    for (int th = 1; th <= 3; th++) {
+        MilRtDevice *dev = mil_rt_device_cpu_new_threads(th);
+        static ParHits h;
+        memset(&h, 0, sizeof h);
+        mil_rt_device_cpu_parallel(dev, 1000, 64, par_mark, &h);
+        for (int i = 0; i < 1000; i++) cr_assert_eq(h.hits[i], 1, "threads %d index %d", th, i);
+        cr_assert_eq(h.bad, 0);
+        mil_rt_device_free(dev);
+    }
+}
