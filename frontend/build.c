@@ -161,7 +161,7 @@ static bool same(const char *a, const char *s, int n) { return strncmp(a, s, (si
 const char *fe_intern(FeState *ps, const char *s, int n) {
     if (!s) return NULL;
     if ((ps->nstrs + 1) * 2 > ps->strcap) {
-        size_t ncap = ps->strcap ? ps->strcap * 2 : 1024;
+        size_t ncap = ps->strcap ? ps->strcap * 2 : 64;
         const char **ns = calloc(ncap, sizeof *ns);
         if (!ns) return NULL;
         for (size_t i = 0; i < ps->strcap; i++) {
@@ -196,7 +196,7 @@ static FeSym *sym_find(FeState *ps, const char *s, int n) {
 static void sym_add(FeState *ps, const char *name, MilValue *v, MilLoc loc) {
     if (!name) return;
     if ((ps->nsyms + 1) * 2 > ps->symcap) {
-        size_t ncap = ps->symcap ? ps->symcap * 2 : 256;
+        size_t ncap = ps->symcap ? ps->symcap * 2 : 32;
         FeSym *ns = calloc(ncap, sizeof *ns);
         if (!ns) return;
         for (size_t i = 0; i < ps->symcap; i++) {
@@ -620,7 +620,8 @@ FeType fe_ty_buffer(FeState *ps, FeLoc l) {
 
 /* --------------------------------------------------------------- literals */
 
-static FeFrame *top(FeState *ps) { return ps->nfr ? &ps->fr[ps->nfr - 1] : NULL; }
+static FeFrame *frame(FeState *ps, int i) { return &ps->frblk[i / FE_FRAME_BLOCK][i % FE_FRAME_BLOCK]; }
+static FeFrame *top(FeState *ps) { return ps->nfr ? frame(ps, ps->nfr - 1) : NULL; }
 
 static FeFrame *push(FeState *ps, int kind, const MilType *t, FeLoc l) {
     if (ps->nfr >= FE_MAX_FRAMES) {
@@ -628,7 +629,13 @@ static FeFrame *push(FeState *ps, int kind, const MilType *t, FeLoc l) {
         ps->stop = true;
         return NULL;
     }
-    FeFrame *f = &ps->fr[ps->nfr++];
+    FeFrame **blk = &ps->frblk[ps->nfr / FE_FRAME_BLOCK];
+    if (!*blk && !(*blk = calloc(FE_FRAME_BLOCK, sizeof **blk))) {
+        fe_error(ps, l, "out of memory");
+        ps->stop = true;
+        return NULL;
+    }
+    FeFrame *f = frame(ps, ps->nfr++);
     f->kind = kind;
     f->type = t;
     f->loc = fe_loc(ps, l);
@@ -1152,7 +1159,7 @@ void fe_lit_close(FeState *ps, char what, FeLoc l) {
     if (!f) return;
     char tb[256];
     MilConst *c = NULL;
-    bool nested = ps->nfr >= 2 && ps->fr[ps->nfr - 2].kind != FR_VALUE;
+    bool nested = ps->nfr >= 2 && frame(ps, ps->nfr - 2)->kind != FR_VALUE;
     switch (f->kind) {
     case FR_TENSOR:
         tensor_close(ps, f);
@@ -1205,6 +1212,10 @@ void fe_lit_close(FeState *ps, char what, FeLoc l) {
 
 void fe_state_free(FeState *ps) {
     fe_lit_reset(ps);
+    for (size_t i = 0; i < sizeof ps->frblk / sizeof ps->frblk[0]; i++) {
+        free(ps->frblk[i]);
+        ps->frblk[i] = NULL;
+    }
     free(ps->syms);
     free(ps->strs);
     free(ps->res);

@@ -22,6 +22,7 @@
 
 #define FE_MAX_NEST 64     /* brackets of any kind open at once */
 #define FE_MAX_FRAMES (FE_MAX_NEST + 8)
+#define FE_FRAME_BLOCK 4  /* frames are allocated 4 at a time (zeroed), on first use */
 
 /* Source location of a token (bison's location type, see parser.y). */
 typedef struct FeLoc {
@@ -133,7 +134,9 @@ typedef struct FeState {
     int qline, qcol;
     const MilType **tys;       /* tuple<...> member stack */
     int ntys, captys;
-    FeFrame fr[FE_MAX_FRAMES];
+    /* the literal frame stack: frame i is frblk[i / FE_FRAME_BLOCK][i % FE_FRAME_BLOCK];
+     * blocks are calloc'd when the stack first gets that deep and never move */
+    FeFrame *frblk[(FE_MAX_FRAMES + FE_FRAME_BLOCK - 1) / FE_FRAME_BLOCK];
     int nfr;
 } FeState;
 

@@ -21,11 +21,7 @@ MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilP
     if (!d) return NULL;
     if (!text) len = 0;
     const char *fname = mil_diag_add_source(d, file ? file : "<input>", text ? text : "", len);
-    FeState *ps = calloc(1, sizeof *ps);   /* ~45 KB of literal frames: not on the stack */
-    if (!ps) {
-        mil_error(d, at(fname, 0, 0), "out of memory");
-        return NULL;
-    }
+    FeState st = { 0 }, *ps = &st;   /* small: the literal frames are allocated as needed */
     ps->d = d;
     ps->file = fname;
     ps->text = text ? text : "";
@@ -37,7 +33,6 @@ MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilP
         if (ps->p) mil_error(d, at(fname, 0, 0), "input too large (%zu bytes)", len);
         else mil_error(d, at(fname, 0, 0), "out of memory");
         mil_program_free(ps->p);
-        free(ps);
         return NULL;
     }
     void *sc = fe_scan_begin(ps, ps->text, len);
@@ -54,7 +49,6 @@ MilProgram *mil_parse(const char *file, const char *text, size_t len, const MilP
         p->trailing_newline =
             ps->have_rbrace && memchr(ps->text + ps->rbrace_off, '\n', len - ps->rbrace_off) != NULL;
     }
-    free(ps);
     return p;
 }
 

@@ -1,16 +1,19 @@
 /* ir/arena.c -- the bump allocator that owns every IR object of a program.
  *
- * Memory comes in blocks of at least MIL_ARENA_BLOCK bytes (bigger requests
- * get a block of their own), newest first.  Every allocation is zeroed and
- * 16-byte aligned; nothing is freed before mil_arena_free(), which releases
- * all blocks at once (chibicc / QBE style).
+ * Memory comes in blocks, newest first.  The first block is small
+ * (MIL_ARENA_FIRST) and each new one doubles up to MIL_ARENA_MAX, so a tiny
+ * program costs one small calloc and a big one mostly 64 KB blocks; a request
+ * bigger than half the next block gets a block of its own.  Every allocation
+ * is zeroed and 16-byte aligned; nothing is freed before mil_arena_free(),
+ * which releases all blocks at once (chibicc / QBE style).
  */
 #include "ir/ir_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MIL_ARENA_BLOCK (64 * 1024)
+#define MIL_ARENA_FIRST (2 * 1024)
+#define MIL_ARENA_MAX (64 * 1024)
 #define MIL_ARENA_ALIGN 16
 
 struct MilArenaBlock {
@@ -38,14 +41,17 @@ void *mil_arena_alloc(MilArena *a, size_t size) {
             return b->data + off;   /* calloc'd and never reused: already zero */
         }
     }
-    size_t cap = size + MIL_ARENA_ALIGN > MIL_ARENA_BLOCK ? size + MIL_ARENA_ALIGN : MIL_ARENA_BLOCK;
+    /* The head is always a regular block (or a first, oversized one). */
+    size_t next = !b ? MIL_ARENA_FIRST : b->cap >= MIL_ARENA_MAX / 2 ? MIL_ARENA_MAX : b->cap * 2;
+    bool own = size > next / 2;
+    size_t cap = own ? size + MIL_ARENA_ALIGN : next;
     if (cap < size) return NULL; /* overflow */
     MilArenaBlock *nb = calloc(1, sizeof(MilArenaBlock) + cap);
     if (!nb) return NULL;
     nb->cap = cap;
     /* A one-off big block goes behind the current one so the current block's
      * free tail stays usable for small allocations. */
-    if (b && size > MIL_ARENA_BLOCK / 2) {
+    if (b && own) {
         nb->next = b->next;
         b->next = nb;
     } else {

@@ -79,16 +79,21 @@ void mil_diag_report(MilDiag *d, MilSeverity sev, MilLoc loc, const char *fmt, .
     } else if (sev == MIL_SEV_WARNING) {
         d->nwarnings++;
     }
+    char small[256]; /* most messages fit: formatted once */
     va_list ap;
     va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
+    int need = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
     if (need < 0) return;
     char *msg = malloc((size_t)need + 1);
     if (!msg) return;
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)need + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)need < sizeof small) {
+        memcpy(msg, small, (size_t)need + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)need + 1, fmt, ap);
+        va_end(ap);
+    }
     if (d->n == d->cap) {
         int ncap = d->cap ? d->cap * 2 : 16;
         MilDiagEntry *nv = realloc(d->v, (size_t)ncap * sizeof *nv);
@@ -154,40 +159,49 @@ static size_t skip_chars(const char *p, size_t n, size_t i, size_t k) {
 static void print_caret(FILE *out, const MilDiagSource *s, int line, int col) {
     if (!s->text || line <= 0) return;
     const char *p = s->text, *end = s->text + s->len;
-    int l = 1;
-    for (; l < line && p < end; p++)
-        if (*p == '\n') l++;
-    if (l < line) return; /* past the end of the text */
-    const char *q = p;
-    while (q < end && *q != '\n') q++;
-    size_t n = (size_t)(q - p);
+    for (int l = 1; l < line; l++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) return; /* past the end of the text */
+        p = nl + 1;
+    }
+    const char *q = memchr(p, '\n', (size_t)(end - p));
+    size_t n = (size_t)((q ? q : end) - p);
     if (n && p[n - 1] == '\r') n--;
-    /* caret and line length in characters; a caret past the end of the line
-     * stands that many columns after it */
-    size_t cb = col > 0 ? (size_t)col - 1 : 0, nchars = 0, kc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!cont_byte(p[i])) {
-            if (i < cb) kc++;
-            nchars++;
-        }
-    if (cb > n) kc += cb - n;
-    size_t from = 0, to = n, width = 2 * DIAG_CONTEXT + 1;
+    size_t cb = col > 0 ? (size_t)col - 1 : 0, from = 0, to = n, width = 2 * DIAG_CONTEXT + 1;
     bool cut_left = false, cut_right = false;
-    if (nchars > width) {
-        size_t first = kc > DIAG_CONTEXT ? kc - DIAG_CONTEXT : 0; /* characters [first, first + width) */
-        if (first + width > nchars) first = nchars - width;
-        from = skip_chars(p, n, 0, first);
-        to = skip_chars(p, n, from, width);
-        cut_left = first > 0;
-        cut_right = to < n;
+    if (n > width) { /* maybe more characters than the window (never when n bytes fit) */
+        /* caret and line length in characters; a caret past the end of the
+         * line stands that many columns after it */
+        size_t nchars = 0, kc = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!cont_byte(p[i])) {
+                if (i < cb) kc++;
+                nchars++;
+            }
+        if (cb > n) kc += cb - n;
+        if (nchars > width) {
+            size_t first = kc > DIAG_CONTEXT ? kc - DIAG_CONTEXT : 0; /* characters [first, first + width) */
+            if (first + width > nchars) first = nchars - width;
+            from = skip_chars(p, n, 0, first);
+            to = skip_chars(p, n, from, width);
+            cut_left = first > 0;
+            cut_right = to < n;
+        }
     }
     fprintf(out, "%s%.*s%s\n", cut_left ? "\xe2\x80\xa6" : "", (int)(to - from), p + from, cut_right ? "\xe2\x80\xa6" : "");
     if (col <= 0) return;
-    if (cut_left) fputc(' ', out);
-    size_t i = from;
-    for (; i < cb && i < n; i++)
-        if (!cont_byte(p[i])) fputc(p[i] == '\t' ? '\t' : ' ', out);
-    for (; i < cb; i++) fputc(' ', out);
+    char pad[256]; /* the caret line, written in pieces */
+    size_t k = 0;
+    if (cut_left) pad[k++] = ' ';
+    for (size_t i = from; i < cb; i++) {
+        if (i < n && cont_byte(p[i])) continue;
+        pad[k++] = i < n && p[i] == '\t' ? '\t' : ' ';
+        if (k == sizeof pad) {
+            fwrite(pad, 1, k, out);
+            k = 0;
+        }
+    }
+    fwrite(pad, 1, k, out);
     fputs("^\n", out);
 }
 
