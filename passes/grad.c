@@ -1935,7 +1935,10 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
         r->vjp(g, op, dy);
         g->cur = NULL;
     }
-    if (g->failed || d->nerrors > errs0) goto done;
+    if (g->failed || d->nerrors > errs0) {
+        free(cots);
+        goto done;
+    }
 
     /* gradient outputs, in input order */
     MilValue **grads = calloc((size_t)f->nparams + 1, sizeof *grads);
