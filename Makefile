@@ -90,7 +90,8 @@ fuzz: deps
 	mkdir -p build-fuzz/corpus-parse build-fuzz/seed-mil && find test examples -name '*.mil' -size -4k -exec cp {} build-fuzz/seed-mil/ \;
 	cp test/fuzz/corpus/regressions/* build-fuzz/seed-mil/
 	cd build-fuzz && ./test/fuzz/fuzz_parse $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -max_len=256 corpus-parse seed-mil
-	mkdir -p build-fuzz/corpus-passes build-fuzz/seed-passes && cp build-fuzz/seed-mil/* test/passes/data/grad/*.mil build-fuzz/seed-passes/
+	mkdir -p build-fuzz/corpus-passes build-fuzz/seed-passes && cp build-fuzz/seed-mil/* build-fuzz/seed-passes/ && \
+	  for f in test/passes/data/grad/*.mil; do cp $$f build-fuzz/seed-passes/grad_$$(basename $$f); done
 	cd build-fuzz && ./test/fuzz/fuzz_passes $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -max_len=2048 corpus-passes seed-passes
 	mkdir -p build-fuzz/corpus-milb && for f in test/passes/data/*.mil test/backend/data/*.mil examples/mil/*.mil test/frontend/data/*.mil; do \
 	  ./build-fuzz/tools/milc -O0 --emit=milb -o build-fuzz/corpus-milb/$$(basename $$f .mil).milb $$f 2>/dev/null || true; done
