@@ -49,6 +49,37 @@ static void softmax_load(const SoftmaxJob *j, int64_t l, int64_t base, int64_t s
     }
 }
 
+/* Contiguous rows of up to SOFTMAX_ROW elements: loaded once into a row
+ * buffer, exp computed once.  The same values as the chunked loop below:
+ * the same max, exp of the same differences, the sum in k_sum8 order. */
+enum { SOFTMAX_ROW = 4096 };
+
+K_VEC static void row_sub_scale(float *v, int64_t n, float sub, float mul, bool scale) {
+    if (scale) for (int64_t i = 0; i < n; i++) v[i] *= mul;
+    else for (int64_t i = 0; i < n; i++) v[i] -= sub;
+}
+
+static void softmax_rows(const SoftmaxJob *j, int64_t l0, int64_t l1) {
+    float row[SOFTMAX_ROW];
+    int64_t n = j->n;
+    for (int64_t l = l0; l < l1; l++) {
+        int64_t base = l * n;
+        float mx = -INFINITY;
+        for (int64_t s = 0; s < n; s += KCHUNK) {
+            int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
+            softmax_load(j, l, base, s, c, row + s);
+        }
+        for (int64_t i = 0; i < n; i++) if (row[i] > mx) mx = row[i];
+        if (mx == -INFINITY) mx = 0;
+        row_sub_scale(row, n, mx, 0, false);
+        k_exp_n(row, n);
+        double part[8] = {0};
+        k_sum8(part, row, n);
+        row_sub_scale(row, n, 0, (float)(1.0 / k_sum8_total(part)), true);
+        k_storef(j->o, base, n, row);
+    }
+}
+
 /* softmax lines [l0, l1): line l is (a, b) = (l / inner, l % inner) */
 static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
     const SoftmaxJob *j = arg;
@@ -56,6 +87,10 @@ static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
     int64_t n = j->n, inner = j->inner;
     float buf[KCHUNK];
     (void)tid;
+    if (inner == 1 && n <= SOFTMAX_ROW) {
+        softmax_rows(j, l0, l1);
+        return;
+    }
     for (int64_t l = l0; l < l1; l++) {
         int64_t a = l / inner, b = l % inner, base = a * n * inner + b;
         float mx = -INFINITY;
@@ -65,15 +100,15 @@ static void softmax_lines(void *arg, int64_t l0, int64_t l1, int tid) {
             for (int64_t i = 0; i < c; i++) if (buf[i] > mx) mx = buf[i];
         }
         if (mx == -INFINITY) mx = 0;
-        double sum = 0;
+        double part[8] = {0};
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
             softmax_load(j, l, base, s, c, buf);
             for (int64_t i = 0; i < c; i++) buf[i] -= mx;
             k_exp_n(buf, c);
-            for (int64_t i = 0; i < c; i++) sum += buf[i];
+            k_sum8(part, buf, c);
         }
-        float inv = (float)(1.0 / sum);
+        float inv = (float)(1.0 / k_sum8_total(part));
         for (int64_t s = 0; s < n; s += KCHUNK) {
             int64_t c = n - s < KCHUNK ? n - s : KCHUNK;
             softmax_load(j, l, base, s, c, buf);
