@@ -1595,7 +1595,45 @@ static unsigned char *pack_group(Grad *g) {
  * taken) whose slices replace the individual tap inputs.  grad_taps then
  * names the tensors exchanged; grad_packed / grad_packed_taps
  * ("name:offset:channels,...") record the channel map. */
-static void pack_taps(Grad *g, MilFunc *fw, MilValue **fmap, const unsigned char *packed) {
+/* In f (FUNC_bwd / FUNC_dw): the inputs named like packed taps become
+ * slices of a new input `name` of type t.  Returns whether f had any. */
+static bool unpack_into(Grad *g, MilFunc *f, const MilType *t, const char *name, const unsigned char *packed) {
+    MilValue *in = NULL;
+    MilOp *first = f->body.first;
+    int64_t off = 0, S = t->dims[3];
+    for (int i = 0; i < g->ntaps; i++) {
+        if (!packed[i]) continue;
+        int64_t ch = g->taps[i]->type->dims[1], begin[4] = {0, off, 0, 0}, size[4] = {1, ch, 1, S};
+        off += ch;
+        MilValue *old = NULL;   /* the tap input (g->prim may hold a view recomputed from it) */
+        for (int j = 0; j < f->nparams && !old; j++)
+            if (!strcmp(f->params[j]->name, g->taps[i]->name)) old = f->params[j];
+        if (!old) continue;
+        if (!in) {
+            MilValue *clash = mil_func_find_value(f, name);
+            if (clash) mil_func_rename_value(f, clash, pass_unique_name(f, name));
+            in = mil_func_add_param(f, t, name);
+        }
+        MilOp *sl = pb_op(f, MIL_OP_SLICE_BY_SIZE, g->taps[i]->def ? g->taps[i]->def->loc : f->loc);
+        mil_op_add_arg(sl, "begin", pb_const_i32s(f, first, 4, begin, "begin"));
+        mil_op_add_arg(sl, "size", pb_const_i32s(f, first, 4, size, "size"));
+        mil_op_add_arg(sl, "x", in);
+        MilValue *v = pb_finish(f, sl, first, "tap");
+        mil_func_rename_value(f, old, pass_unique_name(f, "unpacked"));
+        mil_func_rename_value(f, v, g->taps[i]->name);
+        mil_op_set_attr(sl, "name", mil_const_string(g->p, v->name));
+        mil_func_replace_uses(f, old, v);
+        /* the individual input goes */
+        int k = 0;
+        for (int j = 0; j < f->nparams; j++)
+            if (f->params[j] != old) f->params[k++] = f->params[j];
+        f->nparams = k;
+    }
+    for (int j = 0; j < f->nparams; j++) f->params[j]->index = j;
+    return in != NULL;
+}
+
+static void pack_taps(Grad *g, MilFunc *fw, MilValue **fmap, const unsigned char *packed, MilFunc *dwf) {
     MilFunc *b = g->b;
     int np = 0;
     for (int i = 0; i < g->ntaps; i++) np += packed[i];
@@ -1605,7 +1643,8 @@ static void pack_taps(Grad *g, MilFunc *fw, MilValue **fmap, const unsigned char
         if (k) snprintf(name, sizeof name, "taps_%d", k);
         else snprintf(name, sizeof name, "taps");
         MilValue *a = mil_func_find_value(fw, name), *c = mil_func_find_value(b, name);
-        if (!a && (!c || c->def)) break;
+        MilValue *w = dwf ? mil_func_find_value(dwf, name) : NULL;
+        if (!a && (!c || c->def) && (!w || w->def)) break;
     }
     free_name(g, name);
     /* FUNC_fwd: the concat, as the last output */
@@ -1639,36 +1678,14 @@ static void pack_taps(Grad *g, MilFunc *fw, MilValue **fmap, const unsigned char
     free(items);
     MilValue *out = pb_finish(fw, cat, NULL, name);
     mil_func_add_output(fw, out);
-    /* FUNC_bwd: the packed input, sliced */
+    /* FUNC_bwd (and FUNC_dw when it reads taps): the packed input, sliced */
     int64_t dims[4] = {1, C, 1, S};
-    MilValue *in = mil_func_add_param(b, mil_type_tensor(g->p, dt, 4, dims), name);
-    MilOp *first = b->body.first;
-    int64_t off = 0;
-    for (int i = 0; i < g->ntaps; i++) {
-        if (!packed[i]) continue;
-        MilValue *old = NULL;   /* the tap input (g->prim may hold a view recomputed from it) */
-        for (int j = 0; j < b->nparams && !old; j++)
-            if (!strcmp(b->params[j]->name, g->taps[i]->name)) old = b->params[j];
-        if (!old) continue;
-        const MilType *t = g->taps[i]->type;
-        int64_t begin[4] = {0, off, 0, 0}, size[4] = {1, t->dims[1], 1, S};
-        off += t->dims[1];
-        MilOp *sl = pb_op(b, MIL_OP_SLICE_BY_SIZE, g->taps[i]->def ? g->taps[i]->def->loc : b->loc);
-        mil_op_add_arg(sl, "begin", pb_const_i32s(b, first, 4, begin, "begin"));
-        mil_op_add_arg(sl, "size", pb_const_i32s(b, first, 4, size, "size"));
-        mil_op_add_arg(sl, "x", in);
-        MilValue *v = pb_finish(b, sl, first, "tap");
-        mil_func_rename_value(b, old, pass_unique_name(b, "unpacked"));
-        mil_func_rename_value(b, v, g->taps[i]->name);
-        mil_op_set_attr(sl, "name", mil_const_string(g->p, v->name));
-        mil_func_replace_uses(b, old, v);
-        /* the individual input goes */
-        int k = 0;
-        for (int j = 0; j < b->nparams; j++)
-            if (b->params[j] != old) b->params[k++] = b->params[j];
-        b->nparams = k;
+    unpack_into(g, b, mil_type_tensor(g->p, dt, 4, dims), name, packed);
+    if (dwf && unpack_into(g, dwf, mil_type_tensor(g->p, dt, 4, dims), name, packed)) {
+        char *ins = join_names(dwf->params, dwf->nparams, "");
+        set_str_attr(dwf, "grad_inputs", ins);
+        free(ins);
     }
-    for (int j = 0; j < b->nparams; j++) b->params[j]->index = j;
     /* the map: the exchanged tensors, then the channel offsets */
     MilValue **ex = calloc((size_t)g->ntaps + 1, sizeof *ex);
     int nex = 0;
@@ -2031,7 +2048,7 @@ int mil_grad(MilProgram *p, const MilGradOptions *o, MilDiag *d) {
         if (dwf) set_str_attr(dwf, "grad_of", fname);
     }
     order_params(g);
-    pack_taps(g, fw, fmap, packed);
+    pack_taps(g, fw, fmap, packed, dwf);
     free(packed);
     mil_dce_func(g->b);
     if (dwf) mil_dce_func(dwf);

@@ -164,14 +164,14 @@ Test(grad_torch, loss_head, .timeout = 120) { all_cases("head"); }
 /* --pack-taps: the [1, C, 1, S] layer's taps travel as one tensor; every
  * gradient equals the unpacked program's bit for bit (both also against
  * the PyTorch fixtures), fp32 and fp16, -O0 / -O2 cpu / -O2 ane, both
- * recompute modes */
+ * recompute modes, and with --split-weight-grads */
 Test(grad_torch, pack_taps_gives_the_unpacked_gradients, .timeout = 120) {
-    for (int fp16 = 0; fp16 < 2; fp16++)
+    for (int fp16 = 0; fp16 < 3; fp16++)   /* 2: fp32 with --split-weight-grads (FUNC_dw reads the packed taps) */
         for (int opt = 0; opt < 3; opt++)
             for (int rc = 0; rc < 2; rc++) {
                 GuPool a = {0}, b = {0};
-                torch_case_ex("layer_cf", fp16, opt, (MilRecompute)rc, false, false, &a);
-                torch_case_ex("layer_cf", fp16, opt, (MilRecompute)rc, false, true, &b);
+                torch_case_ex("layer_cf", fp16 == 1, opt, (MilRecompute)rc, fp16 == 2, false, &a);
+                torch_case_ex("layer_cf", fp16 == 1, opt, (MilRecompute)rc, fp16 == 2, true, &b);
                 cr_assert_eq(a.n, b.n);
                 for (int i = 0; i < a.n; i++) {
                     const MilRtTensor *t = gu_pool_get(&b, a.names[i]);
