@@ -639,19 +639,25 @@ static MilRtFunc *build_softmax_bwd(MilRtProgram **p, MilDType dt, int64_t n, bo
     return f;
 }
 
-Test(rt_device, softmax_backward_pattern_is_one_kernel) {
-    static const int64_t ns[] = {37, 300};  /* not a multiple of 8; more than one 256-element chunk */
+/* A pattern built by BUILD (fused, and unfused because an intermediate is
+ * also an output) gives the same bytes in fp32 and fp16, with 1 and 2
+ * threads, on rows of 37 (not a multiple of 8) and 300 (more than one
+ * 256-element chunk). */
+static void pattern_same_as_unfused(MilRtFunc *(*build)(MilRtProgram **, MilDType, int64_t, bool), int nfused) {
+    static const int64_t ns[] = {37, 300};
     for (int d = 0; d < 2; d++)
         for (int i = 0; i < 2; i++)
             for (int th = 1; th <= 2; th++) {
                 MilDType dt = d ? MIL_DT_FP16 : MIL_DT_FP32;
                 MilRtProgram *p1, *p2;
-                MilRtFunc *f = build_softmax_bwd(&p1, dt, ns[i], false), *g = build_softmax_bwd(&p2, dt, ns[i], true);
-                same_as_unfused(f, g, 2, 4, th);
+                MilRtFunc *f = build(&p1, dt, ns[i], false), *g = build(&p2, dt, ns[i], true);
+                same_as_unfused(f, g, 2, nfused, th);
                 mil_rt_program_free(p1);
                 mil_rt_program_free(p2);
             }
 }
+
+Test(rt_device, softmax_backward_pattern_is_one_kernel) { pattern_same_as_unfused(build_softmax_bwd, 4); }
 
 /* y = softmax(x * 0.125 + mask, -1), x [2, 3, 5, n], mask [5, n] */
 static MilRtFunc *build_masked_softmax(MilRtProgram **p, MilDType dt, int64_t n, bool mid_out) {
@@ -671,19 +677,7 @@ static MilRtFunc *build_masked_softmax(MilRtProgram **p, MilDType dt, int64_t n,
     return f;
 }
 
-Test(rt_device, scaled_masked_softmax_is_one_kernel) {
-    static const int64_t ns[] = {37, 300};
-    for (int d = 0; d < 2; d++)
-        for (int i = 0; i < 2; i++)
-            for (int th = 1; th <= 2; th++) {
-                MilDType dt = d ? MIL_DT_FP16 : MIL_DT_FP32;
-                MilRtProgram *p1, *p2;
-                MilRtFunc *f = build_masked_softmax(&p1, dt, ns[i], false), *g = build_masked_softmax(&p2, dt, ns[i], true);
-                same_as_unfused(f, g, 2, 2, th);
-                mil_rt_program_free(p1);
-                mil_rt_program_free(p2);
-            }
-}
+Test(rt_device, scaled_masked_softmax_is_one_kernel) { pattern_same_as_unfused(build_masked_softmax, 2); }
 
 /* y = tile(a [3, 1, 37], [1, 5, 1]) * b [3, 5, 37]: the mul broadcasts a */
 static MilRtFunc *build_tile_mul(MilRtProgram **p, bool tile_out) {
